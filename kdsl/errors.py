@@ -1,0 +1,83 @@
+"""The exceptions kdsl raises for things a user wrote or passed.
+
+Every user-facing error is a `KdslError`. Errors that concern a place in a
+kernel's source carry a `Loc` and render the offending line with a caret under
+the expression, the way Python's own tracebacks do.
+"""
+from __future__ import annotations
+
+import linecache
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Loc:
+    """A place in user source: file, 1-based line, 0-based column span."""
+
+    file: str
+    line: int
+    col: int = 0
+    end_col: int | None = None
+
+    def __str__(self) -> str:
+        return f"{self.file}:{self.line}:{self.col}"
+
+    def source_line(self) -> str | None:
+        text = linecache.getline(self.file, self.line)
+        return text.rstrip("\n") if text else None
+
+    def excerpt(self) -> str:
+        """The source line with a caret (or a run of carets) under the span."""
+        text = self.source_line()
+        if text is None:
+            return ""
+        end = self.end_col if self.end_col and self.end_col > self.col else self.col + 1
+        end = min(end, max(len(text), self.col + 1))
+        return f"    {text}\n    {' ' * self.col}{'^' * (end - self.col)}"
+
+
+UNKNOWN_LOC = Loc("<unknown>", 0)
+
+
+class KdslError(Exception):
+    """Base of every error kdsl raises because of what a user wrote or passed."""
+
+
+class CompilationError(KdslError):
+    """A kernel that cannot be compiled, pointing at the line that is wrong."""
+
+    def __init__(self, reason: str, loc: Loc | None = None, kernel: str | None = None):
+        self.reason = reason
+        self.loc = loc
+        self.kernel = kernel
+        super().__init__(self._render())
+
+    def _render(self) -> str:
+        head = f"in kernel '{self.kernel}'" if self.kernel else "in a kernel"
+        if self.loc is None or self.loc.line <= 0:
+            return f"{head}: {self.reason}"
+        excerpt = self.loc.excerpt()
+        where = f"{head}, {self.loc.file}:{self.loc.line}:{self.loc.col}"
+        return f"{where}:\n{excerpt}\n{self.reason}" if excerpt else f"{where}: {self.reason}"
+
+    def with_context(self, kernel: str | None = None, loc: Loc | None = None) -> "CompilationError":
+        """The same error with a kernel name or location filled in where missing."""
+        return CompilationError(self.reason, self.loc or loc, self.kernel or kernel)
+
+
+class LaunchError(KdslError):
+    """A launch rejected before anything ran: bad arguments, grid or target."""
+
+
+class MemoryAccessError(KdslError):
+    """An out-of-bounds or misaligned memory access detected at run time.
+
+    `details` holds what the detector knows (kernel, source line, program or
+    thread ids, address or element offset); each is also an attribute.
+    """
+
+    def __init__(self, message: str, **details):
+        self.details = details
+        for key, value in details.items():
+            setattr(self, key, value)
+        super().__init__(message)
