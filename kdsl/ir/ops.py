@@ -1,0 +1,338 @@
+"""The op table: every kdsl IR operation, its signature, traits and checks.
+
+One table serves the verifier, the printer/parser, the folder and the
+backends. Semantics, for every target:
+
+- Elementwise ops take operands of one type (blocks of one shape; the frontend
+  inserts `splat`/`broadcast` first) and give a result of that shape.
+- `div` on integers truncates toward zero and `rem` takes the sign of the
+  dividend (C semantics); on floats `div` is IEEE division and `rem` is fmod.
+  `shr` is arithmetic on signed and logical on unsigned integers.
+- `min`/`max` on floats return the other operand when one is NaN (C's fmin/fmax).
+- `cmp {pred}` compares with `pred` in eq ne lt le gt ge (ordered for floats,
+  except `ne`, which is true on NaN), signedness from the type.
+- `cast` converts numerically (float→int truncates toward zero); `bitcast`
+  reinterprets bits of an equal-width type.
+- `constant {value}` gives a scalar, or a block with every element `value`.
+- `reduce {axis, kind}` combines along `axis` with `kind` in sum max min.
+- `load ptr [mask [other]]` / `store ptr value [mask]`: masked-off lanes read
+  `other` (or an undefined value when there is none) and write nothing.
+- `for lb, ub, step, inits...` runs its region with (iv, iter args...) while
+  iv < ub; `if cond` runs one of two regions; both yield their results.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable
+
+from kdsl.errors import KdslError
+from kdsl.ir.core import Operation
+from kdsl.ir.types import BlockType, PointerType, ScalarType, Type, i1, i32
+
+
+class VerificationError(KdslError):
+    """IR that breaks an operation's rules: a compiler bug, reported at the user's line."""
+
+    def __init__(self, message: str, op: Operation | None = None):
+        self.op = op
+        where = f" at {op.loc}" if op is not None else ""
+        excerpt = op.loc.excerpt() if op is not None else ""
+        super().__init__(f"invalid IR{where}: {message}" + (f"\n{excerpt}" if excerpt else ""))
+
+
+Verifier = Callable[[Operation], None]
+
+
+@dataclass(frozen=True)
+class OpDef:
+    """An operation's declared signature.
+
+    `operands` is (min, max) with max None for variadic; `results` is a count or
+    None for variadic; `attrs` maps each required attribute to its Python type.
+    """
+
+    name: str
+    operands: tuple[int, int | None]
+    results: int | None
+    attrs: dict[str, type | tuple[type, ...]] = field(default_factory=dict)
+    regions: int = 0
+    traits: frozenset[str] = frozenset()
+    check: Verifier | None = None
+
+
+PURE = "pure"
+ELEMENTWISE = "elementwise"
+COMMUTATIVE = "commutative"
+TERMINATOR = "terminator"
+
+CMP_PREDICATES = ("eq", "ne", "lt", "le", "gt", "ge")
+REDUCE_KINDS = ("sum", "max", "min")
+
+
+def _fail(op: Operation, message: str) -> None:
+    raise VerificationError(f"'{op.name}': {message}", op)
+
+
+def _same_type_operands_and_result(op: Operation) -> None:
+    t = op.results[0].type
+    for v in op.operands:
+        if v.type != t:
+            _fail(op, f"operand of type {v.type} does not match result type {t}")
+
+
+def _numeric(op: Operation, kinds: tuple[str, ...]) -> None:
+    _same_type_operands_and_result(op)
+    elem = op.results[0].type.scalar
+    if not isinstance(elem, ScalarType) or elem.kind not in kinds:
+        _fail(op, f"element type {elem} is not {' or '.join(kinds)}")
+
+
+def _arith(op: Operation) -> None:
+    _numeric(op, ("int", "uint", "float"))
+
+
+def _integer(op: Operation) -> None:
+    _numeric(op, ("int", "uint"))
+
+
+def _float(op: Operation) -> None:
+    _numeric(op, ("float",))
+
+
+def _cmp(op: Operation) -> None:
+    a, b = op.operands
+    if a.type != b.type:
+        _fail(op, f"operands have types {a.type} and {b.type}")
+    if op.attrs["pred"] not in CMP_PREDICATES:
+        _fail(op, f"unknown predicate {op.attrs['pred']!r}")
+    if op.results[0].type != a.type.with_scalar(i1):
+        _fail(op, f"result must be {a.type.with_scalar(i1)}")
+
+
+def _select(op: Operation) -> None:
+    c, a, b = op.operands
+    t = op.results[0].type
+    if a.type != t or b.type != t:
+        _fail(op, f"value operands {a.type}, {b.type} must match result {t}")
+    if c.type != t.with_scalar(i1):
+        _fail(op, f"condition must be {t.with_scalar(i1)}, not {c.type}")
+
+
+def _same_shape_other_elem(op: Operation) -> None:
+    (x,) = op.operands
+    if x.type.shape != op.results[0].type.shape:
+        _fail(op, f"shape changes from {x.type} to {op.results[0].type}")
+
+
+def _bitcast(op: Operation) -> None:
+    _same_shape_other_elem(op)
+    src, dst = op.operands[0].type.scalar, op.results[0].type.scalar
+    if not (isinstance(src, ScalarType) and isinstance(dst, ScalarType) and src.bits == dst.bits):
+        _fail(op, f"bitcast between types of different widths: {src} and {dst}")
+
+
+def _constant(op: Operation) -> None:
+    elem = op.results[0].type.scalar
+    value = op.attrs["value"]
+    if not isinstance(elem, ScalarType):
+        _fail(op, "constants must be numeric")
+    if elem.is_int and not isinstance(value, (bool, int)):
+        _fail(op, f"integer constant with value {value!r}")
+
+
+def _i32_result(op: Operation) -> None:
+    if op.results[0].type != i32:
+        _fail(op, "result must be i32")
+    if op.attrs["axis"] not in (0, 1, 2):
+        _fail(op, "axis must be 0, 1 or 2")
+
+
+def _arange(op: Operation) -> None:
+    start, end = op.attrs["start"], op.attrs["end"]
+    if op.results[0].type != BlockType((end - start,), i32):
+        _fail(op, f"result must be block<{end - start}xi32>")
+
+
+def _splat(op: Operation) -> None:
+    (x,) = op.operands
+    t = op.results[0].type
+    if x.type.is_block or not t.is_block or t.scalar != x.type:
+        _fail(op, f"cannot splat {x.type} to {t}")
+
+
+def _broadcast(op: Operation) -> None:
+    (x,) = op.operands
+    t = op.results[0].type
+    src = x.type
+    if not (src.is_block and t.is_block and src.scalar == t.scalar and len(src.shape) == len(t.shape)):
+        _fail(op, f"cannot broadcast {src} to {t}")
+    for s, d in zip(src.shape, t.shape):
+        if s != d and s != 1:
+            _fail(op, f"cannot broadcast {src} to {t}")
+
+
+def _expand_dims(op: Operation) -> None:
+    (x,) = op.operands
+    axis = op.attrs["axis"]
+    shape = list(x.type.shape)
+    if not 0 <= axis <= len(shape):
+        _fail(op, f"axis {axis} out of range for {x.type}")
+    shape.insert(axis, 1)
+    if op.results[0].type != BlockType(tuple(shape), x.type.scalar):
+        _fail(op, f"result must have shape {tuple(shape)}")
+
+
+def _addptr(op: Operation) -> None:
+    p, off = op.operands
+    if not isinstance(p.type.scalar, PointerType):
+        _fail(op, f"first operand must be a pointer, not {p.type}")
+    if not (isinstance(off.type.scalar, ScalarType) and off.type.scalar.is_int):
+        _fail(op, f"offset must be an integer, not {off.type}")
+    if p.type.shape != off.type.shape or op.results[0].type != p.type:
+        _fail(op, "pointer, offset and result must have one shape")
+
+
+def _load(op: Operation) -> None:
+    ptr = op.operands[0].type
+    if not isinstance(ptr.scalar, PointerType):
+        _fail(op, f"loads need pointers, not {ptr}")
+    value_type = ptr.with_scalar(ptr.scalar.elem)
+    if op.results[0].type != value_type:
+        _fail(op, f"result must be {value_type}")
+    if len(op.operands) > 1 and op.operands[1].type != ptr.with_scalar(i1):
+        _fail(op, f"mask must be {ptr.with_scalar(i1)}")
+    if len(op.operands) > 2 and op.operands[2].type != value_type:
+        _fail(op, f"other must be {value_type}")
+
+
+def _store(op: Operation) -> None:
+    ptr = op.operands[0].type
+    if not isinstance(ptr.scalar, PointerType):
+        _fail(op, f"stores need pointers, not {ptr}")
+    if op.operands[1].type != ptr.with_scalar(ptr.scalar.elem):
+        _fail(op, f"value must be {ptr.with_scalar(ptr.scalar.elem)}, not {op.operands[1].type}")
+    if len(op.operands) > 2 and op.operands[2].type != ptr.with_scalar(i1):
+        _fail(op, f"mask must be {ptr.with_scalar(i1)}")
+
+
+def _reduce(op: Operation) -> None:
+    (x,) = op.operands
+    axis, kind = op.attrs["axis"], op.attrs["kind"]
+    if kind not in REDUCE_KINDS:
+        _fail(op, f"unknown reduction {kind!r}")
+    if not x.type.is_block or not 0 <= axis < len(x.type.shape):
+        _fail(op, f"axis {axis} out of range for {x.type}")
+    shape = x.type.shape[:axis] + x.type.shape[axis + 1:]
+    expected: Type = BlockType(shape, x.type.scalar) if shape else x.type.scalar
+    if op.results[0].type != expected:
+        _fail(op, f"result must be {expected}")
+
+
+def _region_yields(op: Operation, region_index: int, types: list[Type]) -> None:
+    region = op.regions[region_index]
+    term = region.terminator
+    if term is None or term.name != "yield":
+        _fail(op, "region must end with yield")
+    got = [v.type for v in term.operands]
+    if got != types:
+        _fail(op, f"region yields {got}, expected {types}")
+
+
+def _for(op: Operation) -> None:
+    lb, ub, step, *inits = op.operands
+    iv_type = lb.type
+    if not (isinstance(iv_type, ScalarType) and iv_type.is_int) or ub.type != iv_type or step.type != iv_type:
+        _fail(op, "bounds and step must be integer scalars of one type")
+    types = [v.type for v in inits]
+    if [r.type for r in op.results] != types:
+        _fail(op, "results must match the initial values")
+    body = op.regions[0]
+    if [a.type for a in body.args] != [iv_type, *types]:
+        _fail(op, "region arguments must be the induction variable and the carried values")
+    _region_yields(op, 0, types)
+
+
+def _if(op: Operation) -> None:
+    (cond,) = op.operands
+    if cond.type != i1:
+        _fail(op, f"condition must be i1, not {cond.type}")
+    types = [r.type for r in op.results]
+    for i in range(2):
+        if op.regions[i].args:
+            _fail(op, "if regions take no arguments")
+        _region_yields(op, i, types)
+
+
+def _terminator(op: Operation) -> None:
+    region = op.parent
+    if region is not None and region.terminator is not op:
+        _fail(op, "must be the last operation of its region")
+
+
+def _defs() -> dict[str, OpDef]:
+    pure = frozenset({PURE})
+    elementwise = frozenset({PURE, ELEMENTWISE})
+    commutative = frozenset({PURE, ELEMENTWISE, COMMUTATIVE})
+    number = (bool, int, float)
+    defs = [
+        OpDef("constant", (0, 0), 1, {"value": number}, traits=pure, check=_constant),
+        OpDef("program_id", (0, 0), 1, {"axis": int}, traits=pure, check=_i32_result),
+        OpDef("num_programs", (0, 0), 1, {"axis": int}, traits=pure, check=_i32_result),
+        OpDef("arange", (0, 0), 1, {"start": int, "end": int}, traits=pure, check=_arange),
+        OpDef("splat", (1, 1), 1, traits=pure, check=_splat),
+        OpDef("broadcast", (1, 1), 1, traits=pure, check=_broadcast),
+        OpDef("expand_dims", (1, 1), 1, {"axis": int}, traits=pure, check=_expand_dims),
+        OpDef("cmp", (2, 2), 1, {"pred": str}, traits=elementwise, check=_cmp),
+        OpDef("select", (3, 3), 1, traits=elementwise, check=_select),
+        OpDef("cast", (1, 1), 1, traits=elementwise, check=_same_shape_other_elem),
+        OpDef("bitcast", (1, 1), 1, traits=elementwise, check=_bitcast),
+        OpDef("addptr", (2, 2), 1, traits=elementwise, check=_addptr),
+        OpDef("load", (1, 3), 1, check=_load),
+        OpDef("store", (2, 3), 0, check=_store),
+        OpDef("reduce", (1, 1), 1, {"axis": int, "kind": str}, traits=pure, check=_reduce),
+        OpDef("for", (3, None), None, regions=1, check=_for),
+        OpDef("if", (1, 1), None, regions=2, check=_if),
+        OpDef("yield", (0, None), 0, traits=frozenset({TERMINATOR}), check=_terminator),
+        OpDef("return", (0, None), 0, traits=frozenset({TERMINATOR}), check=_terminator),
+        OpDef("call", (0, None), None, {"callee": str}),
+    ]
+    for name in ("add", "mul", "min", "max"):
+        defs.append(OpDef(name, (2, 2), 1, traits=commutative, check=_arith))
+    for name in ("sub", "div", "rem"):
+        defs.append(OpDef(name, (2, 2), 1, traits=elementwise, check=_arith))
+    for name in ("and", "or", "xor"):
+        defs.append(OpDef(name, (2, 2), 1, traits=commutative, check=_integer))
+    for name in ("shl", "shr"):
+        defs.append(OpDef(name, (2, 2), 1, traits=elementwise, check=_integer))
+    defs.append(OpDef("neg", (1, 1), 1, traits=elementwise, check=_arith))
+    defs.append(OpDef("abs", (1, 1), 1, traits=elementwise, check=_arith))
+    defs.append(OpDef("not", (1, 1), 1, traits=elementwise, check=_integer))
+    for name in ("exp", "log", "sqrt"):
+        defs.append(OpDef(name, (1, 1), 1, traits=elementwise, check=_float))
+    return {d.name: d for d in defs}
+
+
+OPS: dict[str, OpDef] = _defs()
+
+
+def has_trait(op: Operation, trait: str) -> bool:
+    return trait in OPS[op.name].traits
+
+
+def verify_op(op: Operation) -> None:
+    """Check one operation against its declared signature and its own rules."""
+    d = OPS.get(op.name)
+    if d is None:
+        raise VerificationError(f"unknown operation '{op.name}'", op)
+    lo, hi = d.operands
+    if len(op.operands) < lo or (hi is not None and len(op.operands) > hi):
+        _fail(op, f"takes {lo}{'' if hi == lo else '+' if hi is None else f'-{hi}'} operands, got {len(op.operands)}")
+    if d.results is not None and len(op.results) != d.results:
+        _fail(op, f"has {d.results} results, got {len(op.results)}")
+    if len(op.regions) != d.regions:
+        _fail(op, f"has {d.regions} regions, got {len(op.regions)}")
+    for key, kind in d.attrs.items():
+        if key not in op.attrs or not isinstance(op.attrs[key], kind):
+            _fail(op, f"needs attribute '{key}'")
+    if d.check is not None:
+        d.check(op)
