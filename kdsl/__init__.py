@@ -1,10 +1,27 @@
 """kdsl: a block-level kernel language embedded in Python.
 
 Kernels are Python functions decorated with `@kdsl.kernel`, written with the
-operations of `kdsl.language`, and launched with `kernel[grid](*args)`.
+operations of `kdsl.language` (conventionally `kl`), and launched with
+`kernel[grid](*args)` on numpy arrays or torch tensors.
 """
 from kdsl.errors import CompilationError, KdslError, LaunchError, MemoryAccessError
+from kdsl.language import constexpr
+from kdsl.runtime.kernel import Kernel, kernel
 
 __version__ = "0.1.0"
 
-__all__ = ["CompilationError", "KdslError", "LaunchError", "MemoryAccessError", "__version__"]
+
+def cdiv(a: int, b: int) -> int:
+    """Ceiling division of integers: the number of blocks of size `b` that cover `a`."""
+    return -(-a // b)
+
+
+def next_power_of_2(n: int) -> int:
+    """The smallest power of two that is at least `n` (1 for n <= 1)."""
+    return 1 if n <= 1 else 1 << (int(n) - 1).bit_length()
+
+
+__all__ = [
+    "CompilationError", "KdslError", "Kernel", "LaunchError", "MemoryAccessError", "__version__",
+    "cdiv", "constexpr", "kernel", "next_power_of_2",
+]

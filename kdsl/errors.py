@@ -27,12 +27,12 @@ class Loc:
         return text.rstrip("\n") if text else None
 
     def excerpt(self) -> str:
-        """The source line with a caret (or a run of carets) under the span."""
+        """The source line with carets under the span (to the end of the line when it has no end)."""
         text = self.source_line()
         if text is None:
             return ""
-        end = self.end_col if self.end_col and self.end_col > self.col else self.col + 1
-        end = min(end, max(len(text), self.col + 1))
+        end = self.end_col if self.end_col is not None and self.end_col > self.col else len(text.rstrip())
+        end = min(max(end, self.col + 1), max(len(text), self.col + 1))
         return f"    {text}\n    {' ' * self.col}{'^' * (end - self.col)}"
 
 

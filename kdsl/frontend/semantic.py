@@ -1,0 +1,452 @@
+"""The typing rules of the language and the IR each operation builds.
+
+The AST visitor (`codegen`) only dispatches; everything about types lives
+here: Triton's promotion rules, numpy-style broadcasting, how Python numbers
+adopt the type of the block they meet, and the checks behind each builtin.
+Errors are raised as `CompilationError` without a location; the visitor adds
+the location of the expression being compiled.
+"""
+from __future__ import annotations
+
+from kdsl.errors import CompilationError
+from kdsl.ir import types as t
+from kdsl.ir.builder import Builder
+from kdsl.ir.core import Value
+from kdsl.ir.types import BlockType, PointerType, ScalarType, Type
+
+PyNumber = (bool, int, float)
+
+ARITHMETIC = ("add", "sub", "mul", "truediv", "floordiv", "mod", "min", "max")
+BITWISE = ("and", "or", "xor", "shl", "shr")
+
+
+class Tensor:
+    """A runtime value inside a kernel: a scalar or a block, wrapping an IR value."""
+
+    __slots__ = ("handle",)
+
+    def __init__(self, handle: Value):
+        self.handle = handle
+
+    @property
+    def type(self) -> Type:
+        return self.handle.type
+
+    @property
+    def dtype(self) -> ScalarType | PointerType:
+        return self.handle.type.scalar
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return self.handle.type.shape
+
+    def __repr__(self) -> str:
+        return f"Tensor({self.type})"
+
+
+def fail(reason: str) -> CompilationError:
+    return CompilationError(reason)
+
+
+def type_name(x: object) -> str:
+    if isinstance(x, Tensor):
+        return str(x.type)
+    return type(x).__name__
+
+
+# numbers ---------------------------------------------------------------------
+
+def int_range(dtype: ScalarType) -> tuple[int, int]:
+    if dtype.is_bool:
+        return 0, 1
+    if dtype.is_signed:
+        return -(1 << (dtype.bits - 1)), (1 << (dtype.bits - 1)) - 1
+    return 0, (1 << dtype.bits) - 1
+
+
+def python_type(value: bool | int | float) -> ScalarType:
+    """The type a Python number gets on its own: bool→i1, int→i32 (i64, u64 if larger), float→f32."""
+    if isinstance(value, bool):
+        return t.i1
+    if isinstance(value, int):
+        for dtype in (t.i32, t.i64, t.u64):
+            lo, hi = int_range(dtype)
+            if lo <= value <= hi:
+                return dtype
+        raise fail(f"the integer {value} does not fit in 64 bits")
+    return t.f32
+
+
+def constant(b: Builder, value: bool | int | float, dtype: ScalarType, shape: tuple[int, ...] = ()) -> Tensor:
+    """A constant of `dtype` (a block of `shape` with every element `value`)."""
+    if dtype.is_int:
+        if isinstance(value, float):
+            if value != value or value in (float("inf"), float("-inf")):
+                raise fail(f"cannot convert {value} to {dtype}")
+            value = int(value)
+        value = int(value)
+        lo, hi = int_range(dtype)
+        if not lo <= value <= hi:
+            raise fail(f"the constant {value} does not fit in {dtype}")
+        stored: bool | int | float = bool(value) if dtype.is_bool else value
+    else:
+        stored = float(value)
+    return Tensor(b.value("constant", [], t.block(shape, dtype), value=stored))
+
+
+def to_tensor(b: Builder, x: object, dtype: ScalarType | None = None) -> Tensor:
+    """`x` as a Tensor: Python numbers become constants of `dtype` or of their own type."""
+    if isinstance(x, Tensor):
+        return x
+    if isinstance(x, PyNumber):
+        return constant(b, x, dtype or python_type(x))
+    raise fail(f"expected a number or a block, got {type_name(x)}")
+
+
+def adopt(x: bool | int | float, other: ScalarType) -> ScalarType:
+    """The type a Python number takes when it meets a value of type `other` (weak typing)."""
+    if isinstance(other, PointerType):
+        return python_type(x)
+    if other.is_float:
+        return other
+    if isinstance(x, float):
+        return t.f32
+    if isinstance(x, bool):
+        return other
+    if other.is_bool:
+        return python_type(x)
+    lo, hi = int_range(other)
+    if not lo <= x <= hi:
+        raise fail(f"the constant {x} does not fit in {other}, the type of the value it is combined with")
+    return other
+
+
+# promotion -------------------------------------------------------------------
+
+def float_promote(a: ScalarType, b: ScalarType) -> ScalarType:
+    if a.is_fp8 or b.is_fp8:
+        raise fail(f"arithmetic on {a if a.is_fp8 else b} is not supported; convert with .to(kl.float16) or .to(kl.float32) first")
+    if t.f64 in (a, b):
+        return t.f64
+    if t.f32 in (a, b):
+        return t.f32
+    if a.is_float and b.is_float:
+        return a if a == b else t.f32
+    return a if a.is_float else b
+
+
+def int_promote(a: ScalarType, b: ScalarType) -> ScalarType:
+    """Triton's integer promotion: wider wins; on mixed signedness unsigned wins when at least as wide."""
+    if a.is_bool:
+        return b
+    if b.is_bool:
+        return a
+    if a.is_signed == b.is_signed:
+        return a if a.bits >= b.bits else b
+    unsigned, signed = (a, b) if not a.is_signed else (b, a)
+    return unsigned if unsigned.bits >= signed.bits else signed
+
+
+def compute_type(a: ScalarType, b: ScalarType, op: str) -> ScalarType:
+    if op in BITWISE:
+        if not (a.is_int and b.is_int):
+            raise fail(f"'{op}' needs integer operands, got {a} and {b}")
+        return int_promote(a, b)
+    if op == "truediv":
+        if a.is_int and b.is_int:
+            return t.f32
+        return float_promote(a, b)
+    if op == "floordiv" and (a.is_float or b.is_float):
+        raise fail(f"'//' needs integer operands, got {a} and {b}; use kl.floor(a / b) for floats")
+    if a.is_float or b.is_float:
+        return float_promote(a, b)
+    if op in ARITHMETIC and a.is_bool and b.is_bool:
+        return t.i32
+    return int_promote(a, b)
+
+
+# shapes ----------------------------------------------------------------------
+
+def broadcast_shapes(a: tuple[int, ...], b: tuple[int, ...]) -> tuple[int, ...]:
+    rank = max(len(a), len(b))
+    a = (1,) * (rank - len(a)) + a
+    b = (1,) * (rank - len(b)) + b
+    out = []
+    for x, y in zip(a, b):
+        if x != y and 1 not in (x, y):
+            raise fail(f"cannot broadcast shapes {a} and {b}: dimensions {x} and {y} differ")
+        out.append(max(x, y))
+    return tuple(out)
+
+
+def broadcast_to(b: Builder, x: Tensor, shape: tuple[int, ...]) -> Tensor:
+    if x.shape == shape:
+        return x
+    if not x.shape:
+        return Tensor(b.value("splat", [x.handle], BlockType(shape, x.dtype)))
+    if len(x.shape) > len(shape) or broadcast_shapes(x.shape, shape) != shape:
+        raise fail(f"cannot broadcast a block of shape {x.shape} to {shape}")
+    v = x.handle
+    for _ in range(len(shape) - len(x.shape)):
+        v = b.value("expand_dims", [v], BlockType((1, *v.type.shape), x.dtype), axis=0)
+    return Tensor(b.value("broadcast", [v], BlockType(shape, x.dtype)))
+
+
+def broadcast_all(b: Builder, *xs: Tensor) -> list[Tensor]:
+    shape: tuple[int, ...] = ()
+    for x in xs:
+        shape = broadcast_shapes(shape, x.shape)
+    return [broadcast_to(b, x, shape) for x in xs]
+
+
+def cast(b: Builder, x: Tensor, dtype: ScalarType, bitcast: bool = False) -> Tensor:
+    if not isinstance(dtype, ScalarType):
+        raise fail(f"cannot convert to {dtype!r}: expected a kl dtype such as kl.float32")
+    if x.dtype == dtype:
+        return x
+    if isinstance(x.dtype, PointerType):
+        raise fail(f"cannot convert a pointer ({x.type}) to {dtype}")
+    if bitcast:
+        if x.dtype.bits != dtype.bits:
+            raise fail(f"bitcast needs types of one width: {x.dtype} has {x.dtype.bits} bits, {dtype} has {dtype.bits}")
+        return Tensor(b.value("bitcast", [x.handle], x.type.with_scalar(dtype)))
+    return Tensor(b.value("cast", [x.handle], x.type.with_scalar(dtype)))
+
+
+def to_bool(b: Builder, x: Tensor) -> Tensor:
+    """A condition or mask: i1 as it is, other numbers compared with zero."""
+    if x.dtype == t.i1:
+        return x
+    if isinstance(x.dtype, PointerType):
+        raise fail(f"a pointer ({x.type}) cannot be used as a condition")
+    zero = constant(b, 0, x.dtype, x.shape)
+    return Tensor(b.value("cmp", [x.handle, zero.handle], x.type.with_scalar(t.i1), pred="ne"))
+
+
+# operators -------------------------------------------------------------------
+
+def _numeric_pair(b: Builder, x: object, y: object, op: str) -> tuple[Tensor, Tensor]:
+    """Both operands as tensors of one computation type and one shape."""
+    if not isinstance(x, Tensor) and not isinstance(y, Tensor):
+        x, y = to_tensor(b, x), to_tensor(b, y)
+    if not isinstance(x, Tensor):
+        x = _weak(b, x, y)  # type: ignore[arg-type]
+    if not isinstance(y, Tensor):
+        y = _weak(b, y, x)
+    for v in (x, y):
+        if isinstance(v.dtype, PointerType):
+            raise fail(f"'{op}' is not defined on pointers ({v.type})")
+    dtype = compute_type(x.dtype, y.dtype, op)  # type: ignore[arg-type]
+    x, y = broadcast_all(b, cast(b, x, dtype), cast(b, y, dtype))
+    return x, y
+
+
+def _weak(b: Builder, x: object, other: Tensor) -> Tensor:
+    if not isinstance(x, PyNumber):
+        raise fail(f"expected a number or a block, got {type_name(x)}")
+    return constant(b, x, adopt(x, other.dtype))  # type: ignore[arg-type]
+
+
+_IR_NAME = {"truediv": "div", "floordiv": "div", "mod": "rem"}
+
+
+def binary(b: Builder, op: str, x: object, y: object) -> Tensor:
+    """`x op y` for op in ARITHMETIC and BITWISE, pointers included for add/sub."""
+    if op in ("add", "sub") and _is_pointer(x) or op == "add" and _is_pointer(y):
+        return pointer_offset(b, x, y, op) if _is_pointer(x) else pointer_offset(b, y, x, op)
+    x, y = _numeric_pair(b, x, y, op)
+    return Tensor(b.value(_IR_NAME.get(op, op), [x.handle, y.handle], x.type))
+
+
+def _is_pointer(x: object) -> bool:
+    return isinstance(x, Tensor) and isinstance(x.dtype, PointerType)
+
+
+def pointer_offset(b: Builder, ptr: Tensor, offset: object, op: str) -> Tensor:
+    off = to_tensor(b, offset)
+    if not (isinstance(off.dtype, ScalarType) and off.dtype.is_int):
+        raise fail(f"pointers can only be offset by integers, not {off.type}")
+    if op == "sub":
+        off = Tensor(b.value("neg", [off.handle], off.type))
+    ptr, off = broadcast_all(b, ptr, off)
+    return Tensor(b.value("addptr", [ptr.handle, off.handle], ptr.type))
+
+
+def compare(b: Builder, pred: str, x: object, y: object) -> Tensor:
+    x, y = _numeric_pair(b, x, y, "cmp")
+    return Tensor(b.value("cmp", [x.handle, y.handle], x.type.with_scalar(t.i1), pred=pred))
+
+
+def negate(b: Builder, x: Tensor) -> Tensor:
+    if isinstance(x.dtype, PointerType):
+        raise fail("cannot negate a pointer")
+    if x.dtype.is_bool:
+        x = cast(b, x, t.i32)
+    return Tensor(b.value("neg", [x.handle], x.type))
+
+
+def invert(b: Builder, x: Tensor) -> Tensor:
+    if not (isinstance(x.dtype, ScalarType) and x.dtype.is_int):
+        raise fail(f"'~' needs an integer operand, got {x.type}")
+    return Tensor(b.value("not", [x.handle], x.type))
+
+
+def logical_not(b: Builder, x: Tensor) -> Tensor:
+    cond = to_bool(b, x)
+    return Tensor(b.value("xor", [cond.handle, constant(b, True, t.i1, cond.shape).handle], cond.type))
+
+
+def unary_math(b: Builder, op: str, x: object) -> Tensor:
+    x = to_tensor(b, x)
+    if not (isinstance(x.dtype, ScalarType) and x.dtype.is_float):
+        raise fail(f"kl.{op} needs a floating-point operand, got {x.type}; convert with .to(kl.float32)")
+    if x.dtype.is_fp8:
+        raise fail(f"kl.{op} is not defined on {x.dtype}; convert with .to(kl.float32) first")
+    return Tensor(b.value(op, [x.handle], x.type))
+
+
+def absolute(b: Builder, x: object) -> Tensor:
+    x = to_tensor(b, x)
+    if not isinstance(x.dtype, ScalarType) or x.dtype.is_fp8:
+        raise fail(f"kl.abs is not defined on {x.type}")
+    if not x.dtype.is_signed and not x.dtype.is_float:
+        return x
+    return Tensor(b.value("abs", [x.handle], x.type))
+
+
+def where(b: Builder, cond: object, x: object, y: object) -> Tensor:
+    c = to_bool(b, to_tensor(b, cond))
+    x, y = _numeric_pair(b, x, y, "where") if not (_is_pointer(x) and _is_pointer(y)) else (x, y)
+    if isinstance(x, Tensor) and isinstance(y, Tensor) and x.dtype != y.dtype:
+        raise fail(f"kl.where's values have different types: {x.type} and {y.type}")
+    c, x, y = broadcast_all(b, c, x, y)
+    return Tensor(b.value("select", [c.handle, x.handle, y.handle], x.type))
+
+
+# reductions ------------------------------------------------------------------
+
+def reduce(b: Builder, x: object, axis: object, kind: str, keep_dims: object) -> Tensor:
+    x = to_tensor(b, x)
+    if not x.shape:
+        raise fail(f"kl.{kind} needs a block, got the scalar {x.type}")
+    if not isinstance(keep_dims, bool):
+        raise fail("keep_dims must be a compile-time True or False")
+    if isinstance(x.dtype, PointerType):
+        raise fail(f"cannot reduce pointers ({x.type})")
+    if kind == "sum" and x.dtype.is_int and x.dtype.bits < 32:
+        x = cast(b, x, t.i32 if x.dtype.is_signed or x.dtype.is_bool else t.u32)
+    rank = len(x.shape)
+    if axis is None:
+        v = x.handle
+        while v.type.is_block:
+            v = _reduce_axis(b, v, len(v.type.shape) - 1, kind)
+        out = Tensor(v)
+        return broadcast_to(b, out, (1,) * rank) if keep_dims else out
+    if not isinstance(axis, int) or isinstance(axis, bool):
+        raise fail(f"axis must be a compile-time integer or None, got {type_name(axis)}")
+    if not -rank <= axis < rank:
+        raise fail(f"axis {axis} is out of range for a block of shape {x.shape}")
+    axis %= rank
+    out = Tensor(_reduce_axis(b, x.handle, axis, kind))
+    if keep_dims:
+        out = expand_dims(b, out, axis)
+    return out
+
+
+def _reduce_axis(b: Builder, v: Value, axis: int, kind: str) -> Value:
+    shape = v.type.shape[:axis] + v.type.shape[axis + 1:]
+    return b.value("reduce", [v], t.block(shape, v.type.scalar), axis=axis, kind=kind)
+
+
+def expand_dims(b: Builder, x: Tensor, axis: int) -> Tensor:
+    rank = len(x.shape) + 1
+    if not -rank <= axis < rank:
+        raise fail(f"axis {axis} is out of range for expanding a block of shape {x.shape}")
+    axis %= rank
+    if not x.shape:
+        return Tensor(b.value("splat", [x.handle], BlockType((1,), x.dtype)))
+    shape = x.shape[:axis] + (1,) + x.shape[axis:]
+    return Tensor(b.value("expand_dims", [x.handle], BlockType(shape, x.dtype), axis=axis))
+
+
+# memory ----------------------------------------------------------------------
+
+def _pointer_operand(x: object, what: str) -> Tensor:
+    if not _is_pointer(x):
+        raise fail(f"kl.{what} needs a pointer or a block of pointers, got {type_name(x)}")
+    return x  # type: ignore[return-value]
+
+
+def _mask(b: Builder, mask: object) -> Tensor | None:
+    if mask is None or mask is True:
+        return None
+    return to_bool(b, to_tensor(b, mask))
+
+
+def load(b: Builder, ptr: object, mask: object, other: object) -> Tensor:
+    ptr = _pointer_operand(ptr, "load")
+    m = _mask(b, mask)
+    if other is not None and mask is None:
+        raise fail("kl.load got `other` without `mask`; `other` is the value of masked-off elements")
+    if m is not None:
+        ptr, m = broadcast_all(b, ptr, m)
+    elem = ptr.dtype.elem  # type: ignore[union-attr]
+    operands = [ptr.handle] + ([m.handle] if m is not None else [])
+    if m is not None and other is not None:
+        o = cast(b, to_tensor(b, other, adopt(other, elem) if isinstance(other, PyNumber) else None), elem)
+        operands.append(broadcast_to(b, o, ptr.shape).handle)
+    return Tensor(b.value("load", operands, ptr.type.with_scalar(elem)))
+
+
+def store(b: Builder, ptr: object, value: object, mask: object) -> None:
+    ptr = _pointer_operand(ptr, "store")
+    elem = ptr.dtype.elem  # type: ignore[union-attr]
+    v = to_tensor(b, value, adopt(value, elem) if isinstance(value, PyNumber) else None)
+    if isinstance(v.dtype, PointerType):
+        raise fail("kl.store cannot store pointers")
+    v = broadcast_to(b, cast(b, v, elem), ptr.shape)
+    operands = [ptr.handle, v.handle]
+    m = _mask(b, mask)
+    if m is not None:
+        operands.append(broadcast_to(b, m, ptr.shape).handle)
+    b.create("store", operands, [])
+
+
+# creation --------------------------------------------------------------------
+
+def check_shape(shape: object) -> tuple[int, ...]:
+    if isinstance(shape, int) and not isinstance(shape, bool):
+        shape = (shape,)
+    if not isinstance(shape, (tuple, list)) or not all(isinstance(d, int) and not isinstance(d, bool) for d in shape):
+        raise fail(f"a block shape must be a tuple of compile-time integers, got {shape!r}")
+    for d in shape:
+        if d <= 0 or d & (d - 1):
+            raise fail(f"every block dimension must be a power of two, got {tuple(shape)}")
+    return tuple(shape)
+
+
+def arange(b: Builder, start: object, end: object) -> Tensor:
+    for name, v in (("start", start), ("end", end)):
+        if isinstance(v, Tensor):
+            raise fail(f"arange's bounds must be compile-time constants: {name} is a runtime value; "
+                       "annotate the parameter it comes from `kl.constexpr`")
+        if not isinstance(v, int) or isinstance(v, bool):
+            raise fail(f"arange's {name} must be an integer, got {v!r}")
+    n = end - start  # type: ignore[operator]
+    if n <= 0 or n & (n - 1):
+        raise fail(f"arange's length (end - start = {n}) must be a positive power of two")
+    lo, hi = int_range(t.i32)
+    if not (lo <= start <= hi and lo <= end - 1 <= hi):  # type: ignore[operator]
+        raise fail("arange's bounds must fit in int32")
+    return Tensor(b.value("arange", [], BlockType((n,), t.i32), start=start, end=end))
+
+
+def full(b: Builder, shape: object, value: object, dtype: object) -> Tensor:
+    shape = check_shape(shape)
+    if not isinstance(dtype, ScalarType):
+        raise fail(f"expected a kl dtype such as kl.float32, got {dtype!r}")
+    if isinstance(value, Tensor):
+        return broadcast_to(b, cast(b, value, dtype), shape)
+    if not isinstance(value, PyNumber):
+        raise fail(f"the fill value must be a number, got {type_name(value)}")
+    return constant(b, value, dtype, shape)

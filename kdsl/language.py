@@ -1,0 +1,167 @@
+"""The `kl.*` language: dtypes, `constexpr`, and the builtins a kernel may call.
+
+The builtins here are markers: the frontend recognises each by identity and
+builds IR for it (`kdsl.frontend.builtins`). Called outside a kernel they raise
+a `KdslError` that says so.
+"""
+from __future__ import annotations
+
+from typing import Any, Callable
+
+from kdsl.errors import KdslError
+from kdsl.ir import types as _t
+from kdsl.ir.types import ScalarType as dtype
+
+int1 = _t.i1
+int8 = _t.i8
+int16 = _t.i16
+int32 = _t.i32
+int64 = _t.i64
+uint8 = _t.u8
+uint16 = _t.u16
+uint32 = _t.u32
+uint64 = _t.u64
+float16 = _t.f16
+bfloat16 = _t.bf16
+float32 = _t.f32
+float64 = _t.f64
+float8e4nv = _t.fp8e4nv
+float8e5 = _t.fp8e5
+
+
+class constexpr:
+    """Annotation for kernel parameters that are compile-time constants.
+
+    `def k(x_ptr, BLOCK: kl.constexpr)`: each distinct value of BLOCK is its own
+    specialization of the kernel.
+    """
+
+    def __init__(self, value: Any = None):
+        self.value = value
+
+    def __repr__(self) -> str:
+        return f"constexpr({self.value!r})"
+
+
+BUILTINS: dict[Callable, str] = {}
+
+
+def _builtin(fn: Callable) -> Callable:
+    """Mark `fn` as a kernel builtin; calling it from plain Python is an error."""
+
+    def outside_kernel(*args: Any, **kwargs: Any) -> Any:
+        raise KdslError(f"kl.{fn.__name__} can only be called inside a @kdsl.kernel function")
+
+    outside_kernel.__name__ = fn.__name__
+    outside_kernel.__qualname__ = fn.__name__
+    outside_kernel.__doc__ = fn.__doc__
+    outside_kernel.__wrapped__ = fn
+    BUILTINS[outside_kernel] = fn.__name__
+    return outside_kernel
+
+
+@_builtin
+def program_id(axis):
+    """The index of this program along grid axis 0, 1 or 2 (0 for an axis the grid lacks)."""
+
+
+@_builtin
+def num_programs(axis):
+    """The number of programs along grid axis 0, 1 or 2 (1 for an axis the grid lacks)."""
+
+
+@_builtin
+def arange(start, end):
+    """The block [start, start+1, ..., end-1] of int32; end - start must be a power of two."""
+
+
+@_builtin
+def zeros(shape, dtype):
+    """A block of `shape` filled with zeros of `dtype`."""
+
+
+@_builtin
+def full(shape, value, dtype):
+    """A block of `shape` filled with `value` converted to `dtype`."""
+
+
+@_builtin
+def zeros_like(input):
+    """A block of zeros with the shape and dtype of `input`."""
+
+
+@_builtin
+def full_like(input, value):
+    """A block filled with `value`, with the shape and dtype of `input`."""
+
+
+@_builtin
+def load(pointer, mask=None, other=None):
+    """Read the elements `pointer` points to; where `mask` is false, give `other` and read nothing."""
+
+
+@_builtin
+def store(pointer, value, mask=None):
+    """Write `value` (converted to the pointee type) where `mask` is true."""
+
+
+@_builtin
+def where(condition, x, y):
+    """Elementwise `x` where `condition` is true, else `y` (both evaluated)."""
+
+
+@_builtin
+def minimum(x, y):
+    """Elementwise minimum; for floats a NaN operand yields the other operand."""
+
+
+@_builtin
+def maximum(x, y):
+    """Elementwise maximum; for floats a NaN operand yields the other operand."""
+
+
+@_builtin
+def exp(x):
+    """Elementwise e**x."""
+
+
+@_builtin
+def log(x):
+    """Elementwise natural logarithm."""
+
+
+@_builtin
+def sqrt(x):
+    """Elementwise square root."""
+
+
+@_builtin
+def abs(x):
+    """Elementwise absolute value."""
+
+
+@_builtin
+def sum(input, axis=None, keep_dims=False):
+    """Sum along `axis` (all axes when None); integers narrower than 32 bits sum as int32."""
+
+
+@_builtin
+def max(input, axis=None, keep_dims=False):
+    """Maximum along `axis` (all axes when None)."""
+
+
+@_builtin
+def min(input, axis=None, keep_dims=False):
+    """Minimum along `axis` (all axes when None)."""
+
+
+@_builtin
+def cdiv(x, div):
+    """Ceiling division: (x + div - 1) // div."""
+
+
+@_builtin
+def static_range(*args):
+    """Like `range` with compile-time bounds; the loop is unrolled."""
+
+

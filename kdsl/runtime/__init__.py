@@ -1,0 +1,1 @@
+"""Launching kernels: the Kernel object, argument binding, array adapters, caching."""

@@ -1,0 +1,79 @@
+"""Array adapters: what a kernel needs of an array argument, from numpy, torch and the array protocols.
+
+A kernel receives a pointer to the array's first element, never a copy; strides
+are the user's business (API.md).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from kdsl.ir import types as t
+from kdsl.ir.types import ScalarType
+
+_NUMPY: dict[np.dtype, ScalarType] = {
+    np.dtype(name): dtype
+    for name, dtype in (
+        ("bool", t.i1), ("int8", t.i8), ("int16", t.i16), ("int32", t.i32), ("int64", t.i64),
+        ("uint8", t.u8), ("uint16", t.u16), ("uint32", t.u32), ("uint64", t.u64),
+        ("float16", t.f16), ("float32", t.f32), ("float64", t.f64),
+    )
+}
+
+_TORCH: dict[str, ScalarType] = {
+    "torch.bool": t.i1, "torch.int8": t.i8, "torch.int16": t.i16, "torch.int32": t.i32, "torch.int64": t.i64,
+    "torch.uint8": t.u8, "torch.uint16": t.u16, "torch.uint32": t.u32, "torch.uint64": t.u64,
+    "torch.float16": t.f16, "torch.bfloat16": t.bf16, "torch.float32": t.f32, "torch.float64": t.f64,
+    "torch.float8_e4m3fn": t.fp8e4nv, "torch.float8_e5m2": t.fp8e5,
+}
+
+
+@dataclass(frozen=True)
+class ArrayArg:
+    """An array argument as the runtime sees it."""
+
+    address: int
+    dtype: ScalarType
+    device: str
+    readonly: bool = False
+
+
+class UnsupportedArray(TypeError):
+    """An array-like object whose element type or device kdsl cannot use."""
+
+
+def numpy_dtype(dtype: np.dtype) -> ScalarType:
+    try:
+        return _NUMPY[np.dtype(dtype)]
+    except (KeyError, TypeError):
+        raise UnsupportedArray(f"arrays of {dtype} are not supported") from None
+
+
+def scalar_dtype(value: np.generic) -> ScalarType:
+    return numpy_dtype(value.dtype)
+
+
+def adapt_array(obj: Any) -> ArrayArg | None:
+    """`obj` as an ArrayArg, or None when it is not an array at all."""
+    if isinstance(obj, np.ndarray):
+        return ArrayArg(obj.__array_interface__["data"][0], numpy_dtype(obj.dtype), "cpu",
+                        not obj.flags.writeable)
+    if type(obj).__module__.startswith("torch") and hasattr(obj, "data_ptr"):
+        dtype = _TORCH.get(str(obj.dtype))
+        if dtype is None:
+            raise UnsupportedArray(f"torch tensors of {obj.dtype} are not supported")
+        return ArrayArg(obj.data_ptr(), dtype, obj.device.type)
+    if hasattr(obj, "__cuda_array_interface__"):
+        iface = obj.__cuda_array_interface__
+        return ArrayArg(iface["data"][0], numpy_dtype(np.dtype(iface["typestr"])), "cuda", iface["data"][1])
+    if hasattr(obj, "__array_interface__"):
+        iface = obj.__array_interface__
+        return ArrayArg(iface["data"][0], numpy_dtype(np.dtype(iface["typestr"])), "cpu", iface["data"][1])
+    if hasattr(obj, "__dlpack__") and hasattr(obj, "__dlpack_device__"):
+        device_type, _ = obj.__dlpack_device__()
+        if device_type != 1:  # kDLCPU
+            raise UnsupportedArray("DLPack arrays are supported on the CPU only for now")
+        return adapt_array(np.from_dlpack(obj))
+    return None

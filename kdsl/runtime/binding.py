@@ -1,0 +1,155 @@
+"""Launch arguments: binding to parameters, checking, and the specialization key.
+
+Everything here runs before anything is compiled or launched, so a wrong
+argument is a `LaunchError` naming the parameter, never a crash.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from kdsl import language
+from kdsl.errors import LaunchError
+from kdsl.frontend.semantic import int_range
+from kdsl.frontend.source import KernelSource
+from kdsl.ir import types as t
+from kdsl.ir.types import PointerType, ScalarType, Type
+from kdsl.runtime.arrays import UnsupportedArray, adapt_array, scalar_dtype
+
+DIVISIBILITY = 16
+_CONSTEXPR_TYPES = (bool, int, float, str, type(None), tuple, language.dtype)
+
+
+@dataclass
+class BoundLaunch:
+    """A launch's arguments, classified: compile-time constants and typed runtime values."""
+
+    constants: dict[str, Any] = field(default_factory=dict)
+    runtime: list[tuple[str, Type]] = field(default_factory=list)
+    values: list[int | float | bool] = field(default_factory=list)
+    arg_attrs: list[dict[str, Any]] = field(default_factory=list)
+    devices: set[str] = field(default_factory=set)
+    by_name: dict[str, Any] = field(default_factory=dict)
+
+    def key(self) -> tuple:
+        """What the compiled code depends on: types, divisibility, constant values."""
+        return (
+            tuple((n, ty, tuple(sorted(a.items()))) for (n, ty), a in zip(self.runtime, self.arg_attrs)),
+            tuple((n, type(v).__name__, repr(v)) for n, v in self.constants.items()),
+        )
+
+
+def bind(src: KernelSource, args: tuple, kwargs: dict[str, Any]) -> BoundLaunch:
+    name = src.name
+    if len(args) > len(src.params):
+        raise LaunchError(f"'{name}' takes {len(src.params)} arguments ({', '.join(src.params)}), got {len(args)}")
+    given = dict(zip(src.params, args))
+    for k, v in kwargs.items():
+        if k not in src.params:
+            raise LaunchError(f"'{name}' has no parameter '{k}' (parameters: {', '.join(src.params)})")
+        if k in given:
+            raise LaunchError(f"'{name}' got two values for '{k}'")
+        given[k] = v
+    bound = BoundLaunch()
+    for p in src.params:
+        if p not in given:
+            if p not in src.defaults:
+                kind = "compile-time constant" if p in src.constexprs else "argument"
+                raise LaunchError(f"'{name}' is missing the {kind} '{p}'")
+            given[p] = src.defaults[p]
+        value = given[p].value if isinstance(given[p], language.constexpr) else given[p]
+        bound.by_name[p] = value
+        if p in src.constexprs or value is None:
+            _constant(name, p, value, bound)
+        else:
+            _runtime(name, p, value, bound)
+    return bound
+
+
+def _constant(kernel: str, param: str, value: Any, bound: BoundLaunch) -> None:
+    if isinstance(value, np.generic):
+        value = value.item()
+    if not isinstance(value, _CONSTEXPR_TYPES):
+        raise LaunchError(f"'{kernel}': the compile-time constant '{param}' must be a number, bool, string, "
+                          f"tuple, dtype or None, got {type(value).__name__}")
+    bound.constants[param] = value
+
+
+def _runtime(kernel: str, param: str, value: Any, bound: BoundLaunch) -> None:
+    try:
+        array = adapt_array(value)
+    except UnsupportedArray as e:
+        raise LaunchError(f"'{kernel}': argument '{param}': {e}") from None
+    attrs: dict[str, Any] = {}
+    if array is not None:
+        ty: Type = PointerType(array.dtype)
+        raw: int | float | bool = array.address
+        bound.devices.add(array.device)
+        if array.address % DIVISIBILITY == 0:
+            attrs["divisibility"] = DIVISIBILITY
+    else:
+        ty, raw = _scalar(kernel, param, value)
+        if isinstance(raw, int) and not isinstance(raw, bool) and raw % DIVISIBILITY == 0:
+            attrs["divisibility"] = DIVISIBILITY
+    bound.runtime.append((param, ty))
+    bound.values.append(raw)
+    bound.arg_attrs.append(attrs)
+
+
+def _scalar(kernel: str, param: str, value: Any) -> tuple[ScalarType, int | float | bool]:
+    if isinstance(value, np.generic):
+        try:
+            return scalar_dtype(value), value.item()
+        except UnsupportedArray as e:
+            raise LaunchError(f"'{kernel}': argument '{param}': {e}") from None
+    if isinstance(value, bool):
+        return t.i1, value
+    if isinstance(value, int):
+        for ty in (t.i32, t.i64):
+            lo, hi = int_range(ty)
+            if lo <= value <= hi:
+                return ty, value
+        raise LaunchError(f"'{kernel}': argument '{param}' = {value} does not fit in int64")
+    if isinstance(value, float):
+        return t.f32, value
+    raise LaunchError(f"'{kernel}': argument '{param}' has unsupported type {type(value).__name__}; "
+                      "pass an array (numpy, torch), a number, or annotate the parameter kl.constexpr")
+
+
+def resolve_grid(kernel: str, grid: Any, by_name: dict[str, Any]) -> tuple[int, int, int]:
+    """The launch grid as three non-negative ints."""
+    if callable(grid):
+        try:
+            grid = grid(dict(by_name))
+        except Exception as e:
+            raise LaunchError(f"'{kernel}': the grid function raised {type(e).__name__}: {e}") from e
+    if isinstance(grid, (int, np.integer)) and not isinstance(grid, bool):
+        grid = (grid,)
+    if not isinstance(grid, (tuple, list)) or not 1 <= len(grid) <= 3:
+        raise LaunchError(f"'{kernel}': the grid must be an int or a tuple of 1 to 3 ints, got {grid!r}")
+    dims = []
+    for d in grid:
+        if isinstance(d, bool) or not isinstance(d, (int, np.integer)):
+            raise LaunchError(f"'{kernel}': grid dimensions must be ints, got {grid!r}")
+        if d < 0:
+            raise LaunchError(f"'{kernel}': grid dimensions must not be negative, got {tuple(grid)}")
+        if d >= 2**31:
+            raise LaunchError(f"'{kernel}': grid dimension {d} is too large (at most 2**31 - 1)")
+        dims.append(int(d))
+    return tuple(dims + [1] * (3 - len(dims)))  # type: ignore[return-value]
+
+
+def target_for(kernel: str, requested: str | None, devices: set[str]) -> str:
+    """The target a launch runs on: the one asked for, else where the arrays live."""
+    if len(devices) > 1:
+        raise LaunchError(f"'{kernel}': arrays on different devices ({', '.join(sorted(devices))})")
+    if requested is None:
+        return "cuda" if devices == {"cuda"} else "cpu"
+    if requested not in ("cpu", "cuda", "sim", "interpret"):
+        raise LaunchError(f"'{kernel}': unknown target {requested!r}; choose cpu, cuda, sim or interpret")
+    if requested == "cpu" and devices == {"cuda"}:
+        raise LaunchError(f"'{kernel}': target 'cpu' cannot use arrays on a CUDA device")
+    return requested
+

@@ -1,0 +1,88 @@
+"""`@kdsl.kernel`: the Kernel object, `kernel[grid](...)` launches and `kernel.compile(...)`."""
+from __future__ import annotations
+
+import functools
+import threading
+from typing import Any, Callable
+
+from kdsl.compiler import CompiledKernel, CompileOptions, compile_kernel
+from kdsl.errors import KdslError, LaunchError
+from kdsl.frontend.source import KernelSource, read_source
+from kdsl.runtime.binding import BoundLaunch, bind, resolve_grid, target_for
+
+LAUNCH_OPTIONS = ("target", "num_warps", "num_stages")
+
+
+class Kernel:
+    """A Python function compiled on first launch, once per specialization."""
+
+    def __init__(self, fn: Callable):
+        if not callable(fn) or not hasattr(fn, "__code__"):
+            raise KdslError(f"@kdsl.kernel decorates a function, not {type(fn).__name__}")
+        self.fn = fn
+        functools.update_wrapper(self, fn)
+        self._source: KernelSource | None = None
+        self._cache: dict[tuple, CompiledKernel] = {}
+        self._lock = threading.Lock()
+
+    @property
+    def source(self) -> KernelSource:
+        if self._source is None:
+            self._source = read_source(self.fn)
+        return self._source
+
+    def __repr__(self) -> str:
+        return f"<kdsl.Kernel {self.fn.__qualname__}>"
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        raise KdslError(f"launch a kernel with {self.fn.__name__}[grid](...); calling it directly "
+                        "only works inside another kernel")
+
+    def __getitem__(self, grid: Any) -> Callable[..., None]:
+        return functools.partial(self.run, grid=grid)
+
+    def run(self, *args: Any, grid: Any, **kwargs: Any) -> None:
+        """Launch over `grid` (see API.md); launch options travel in `kwargs`."""
+        options_in = {k: kwargs.pop(k) for k in LAUNCH_OPTIONS if k in kwargs}
+        bound = bind(self.source, args, kwargs)
+        options = self._options(bound, **options_in)
+        dims = resolve_grid(self.source.name, grid, bound.by_name)
+        compiled = self._compiled(bound, options)
+        if 0 in dims:
+            return
+        compiled.launch(bound.values, dims)
+
+    def compile(self, *args: Any, target: str = "cpu", arch: str | None = None, stages: bool = False,
+                **kwargs: Any) -> CompiledKernel:
+        """Compile for example arguments without launching; `.asm` holds the IR and the LLVM.
+
+        With `stages=True`, `.asm["ir_stages"]` maps each pipeline stage to the IR after it.
+        """
+        options_in = {k: kwargs.pop(k) for k in ("num_warps", "num_stages") if k in kwargs}
+        bound = bind(self.source, args, kwargs)
+        options = self._options(bound, target=target, arch=arch, stages=stages, **options_in)
+        return self._compiled(bound, options)
+
+    def _options(self, bound: BoundLaunch, target: str | None = None, **rest: Any) -> CompileOptions:
+        for name in ("num_warps", "num_stages"):
+            value = rest.get(name)
+            if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 1):
+                raise LaunchError(f"'{self.source.name}': {name} must be a positive int, got {value!r}")
+        return CompileOptions(target=target_for(self.source.name, target, bound.devices),
+                              **{k: v for k, v in rest.items() if v is not None})
+
+    def _compiled(self, bound: BoundLaunch, options: CompileOptions) -> CompiledKernel:
+        key = (bound.key(), options.key(), options.stages)
+        compiled = self._cache.get(key)
+        if compiled is None:
+            with self._lock:
+                compiled = self._cache.get(key)
+                if compiled is None:
+                    compiled = compile_kernel(self, bound, options)
+                    self._cache[key] = compiled
+        return compiled
+
+
+def kernel(fn: Callable) -> Kernel:
+    """Decorator: turn a Python function into a kdsl kernel (see API.md)."""
+    return Kernel(fn)
