@@ -1,0 +1,124 @@
+"""Launching: grids, argument checks, specialization and the in-memory cache, `compile().asm`."""
+import numpy as np
+import pytest
+
+import kdsl
+import kdsl.language as kl
+
+
+@kdsl.kernel
+def fill(out_ptr, value, n, BLOCK: kl.constexpr):
+    offs = kl.program_id(0) * BLOCK + kl.arange(0, BLOCK)
+    kl.store(out_ptr + offs, value, mask=offs < n)
+
+
+@kdsl.kernel
+def grid_ids(out_ptr):
+    x = kl.program_id(0)
+    y = kl.program_id(1)
+    z = kl.program_id(2)
+    nx = kl.num_programs(0)
+    ny = kl.num_programs(1)
+    nz = kl.num_programs(2)
+    linear = x + nx * (y + ny * z)
+    kl.store(out_ptr + linear, linear * 1000 + nx * 100 + ny * 10 + nz)
+
+
+@pytest.mark.parametrize("grid", [5, (5,), (2, 3), (2, 3, 4), [3, 1, 2]])
+def test_program_ids_cover_1d_2d_3d_grids(grid):
+    dims = (grid,) if isinstance(grid, int) else tuple(grid)
+    gx, gy, gz = dims + (1,) * (3 - len(dims))
+    out = np.full(gx * gy * gz, -1, np.int32)
+    grid_ids[grid](out)
+    expected = np.arange(out.size) * 1000 + gx * 100 + gy * 10 + gz
+    np.testing.assert_array_equal(out, expected)
+
+
+def test_grid_callable_receives_every_argument_by_name():
+    seen = {}
+
+    def grid(meta):
+        seen.update(meta)
+        return (kdsl.cdiv(meta["n"], meta["BLOCK"]),)
+
+    out = np.full(100, np.nan, np.float32)
+    fill[grid](out, 2.5, 100, BLOCK=32)
+    assert seen["BLOCK"] == 32 and seen["n"] == 100 and seen["value"] == 2.5 and seen["out_ptr"] is out
+    np.testing.assert_array_equal(out, 2.5)
+
+
+@pytest.mark.parametrize("grid", [0, (0, 4), (4, 0, 1)])
+def test_empty_grid_is_a_valid_launch_that_does_nothing(grid):
+    out = np.full(8, 7.0, np.float32)
+    fill[grid](out, 1.0, 8, BLOCK=8)
+    np.testing.assert_array_equal(out, 7.0)
+
+
+def test_n_zero_writes_nothing():
+    out = np.full(8, 7.0, np.float32)
+    fill[(1,)](out, 1.0, 0, BLOCK=8)
+    np.testing.assert_array_equal(out, 7.0)
+
+
+BAD_LAUNCHES = [
+    (lambda out: fill[(1,)](out, 1.0, 8), r"missing the compile-time constant 'BLOCK'"),
+    (lambda out: fill[(1,)](out, 1.0, BLOCK=8), r"missing the argument 'n'"),
+    (lambda out: fill[(1,)](out, 1.0, 8, 8, 9), r"takes 4 arguments"),
+    (lambda out: fill[(1,)](out, 1.0, 8, BLOCK=8, bogus=1), r"has no parameter 'bogus'"),
+    (lambda out: fill[(1,)](out, "x", 8, BLOCK=8), r"argument 'value' has unsupported type str"),
+    (lambda out: fill[(1,)]([1.0, 2.0], 1.0, 8, BLOCK=8), r"argument 'out_ptr' has unsupported type list"),
+    (lambda out: fill[(-1,)](out, 1.0, 8, BLOCK=8), r"must not be negative"),
+    (lambda out: fill[(1, 1, 1, 1)](out, 1.0, 8, BLOCK=8), r"tuple of 1 to 3 ints"),
+    (lambda out: fill[(1.5,)](out, 1.0, 8, BLOCK=8), r"grid dimensions must be ints"),
+    (lambda out: fill[lambda m: 1 / 0](out, 1.0, 8, BLOCK=8), r"the grid function raised ZeroDivisionError"),
+    (lambda out: fill[(1,)](out, 1.0, 8, BLOCK=8, target="tpu"), r"unknown target 'tpu'"),
+    (lambda out: fill[(1,)](out, 1.0, 8, BLOCK=8, target="sim"), r"target 'sim' is not available yet"),
+    (lambda out: fill[(1,)](out, 1.0, 8, BLOCK=[8]), r"compile-time constant 'BLOCK' must be a number"),
+    (lambda out: fill[(1,)](out.astype(np.complex64), 1.0, 8, BLOCK=8), r"arrays of complex64 are not supported"),
+    (lambda out: fill[(1,)](out, 2**70, 8, BLOCK=8), r"does not fit in int64"),
+    (lambda out: fill[(1,)](out, 1.0, 8, BLOCK=8, num_warps=0), r"num_warps must be a positive int"),
+]
+
+
+@pytest.mark.parametrize("launch, reason", BAD_LAUNCHES, ids=[r for _, r in BAD_LAUNCHES])
+def test_bad_launches_raise_launch_errors_before_running(launch, reason):
+    out = np.full(8, 7.0, np.float32)
+    with pytest.raises(kdsl.LaunchError, match=reason):
+        launch(out)
+    np.testing.assert_array_equal(out, 7.0)
+
+
+def test_each_specialization_compiles_once():
+    out = np.zeros(64, np.float32)
+    fill[(1,)](out, 1.0, 64, BLOCK=64)
+    before = len(fill._cache)
+    fill[(1,)](out, 3.0, 64, BLOCK=64)
+    assert len(fill._cache) == before
+    fill[(1,)](out, 3.0, 64, BLOCK=32)
+    fill[(1,)](out.astype(np.float64), 3.0, 64, BLOCK=64)
+    assert len(fill._cache) == before + 2
+
+
+def test_divisibility_by_16_is_part_of_the_key():
+    out = np.zeros(64, np.float32)
+    fill[(1,)](out, 1.0, 48, BLOCK=64)
+    ir_16 = fill.compile(out, 1.0, 48, BLOCK=64).asm["ir"]
+    ir_odd = fill.compile(out, 1.0, 47, BLOCK=64).asm["ir"]
+    assert "%n: i32 {divisibility = 16}" in ir_16
+    assert "%n: i32 {divisibility" not in ir_odd
+
+
+def test_compile_exposes_ir_stages_and_llvm():
+    out = np.zeros(64, np.float32)
+    compiled = fill.compile(out, 1.0, 64, BLOCK=64, stages=True)
+    assert set(compiled.asm) >= {"ir", "ir_stages", "llvm", "llvm_optimized"}
+    stages = list(compiled.asm["ir_stages"])
+    assert stages[0] == "frontend" and len(stages) > 1
+    assert "store" in compiled.asm["ir"]
+    assert "define" in compiled.asm["llvm"]
+
+
+def test_numpy_scalars_and_bools_are_runtime_arguments():
+    out = np.full(16, np.nan, np.float64)
+    fill[(1,)](out, np.float64(0.125), np.int64(16), BLOCK=16)
+    np.testing.assert_array_equal(out, 0.125)
