@@ -165,3 +165,56 @@ def static_range(*args):
     """Like `range` with compile-time bounds; the loop is unrolled."""
 
 
+@_builtin
+def clamp(x, min, max):
+    """Elementwise `x` limited to [min, max] (undefined when min > max, as in Triton)."""
+
+
+@_builtin
+def sigmoid(x):
+    """Elementwise 1 / (1 + exp(-x))."""
+
+
+@_builtin
+def fdiv(x, y, ieee_rounding=False):
+    """Floating-point division (the CPU always rounds as IEEE does)."""
+
+
+@_builtin
+def softmax(x, dim=None, keep_dims=False, ieee_rounding=False):
+    """exp(x - max) / sum(exp(x - max)) along `dim` (0 when None), as Triton's softmax."""
+
+
+@_builtin
+def expand_dims(input, axis):
+    """`input` with a new dimension of size 1 at `axis` (or at each axis of a tuple)."""
+
+
+@_builtin
+def broadcast_to(input, *shape):
+    """`input` broadcast to `shape` with numpy's rules."""
+
+
+@_builtin
+def broadcast(input, other):
+    """Both values broadcast to their common shape."""
+
+
+@_builtin
+def static_assert(cond, msg=""):
+    """A compile-time check: compilation fails with `msg` when `cond` is false."""
+
+
+@_builtin
+def static_print(*values):
+    """Print compile-time values (and the types of runtime ones) while the kernel compiles."""
+
+
+@_builtin
+def multiple_of(input, values):
+    """A promise that `input` is a multiple of `values`; returns `input` (a hint for analyses)."""
+
+
+@_builtin
+def max_contiguous(input, values):
+    """A promise that the first `values` elements of `input` are contiguous; returns `input`."""

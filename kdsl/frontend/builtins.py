@@ -52,6 +52,74 @@ def _static_range(b: Builder, *args: Any) -> None:
     raise CompilationError("kl.static_range can only be used as the iterable of a for loop")
 
 
+def _float_operand(x: Any, what: str) -> Tensor:
+    if not isinstance(x, Tensor) or not (isinstance(x.dtype, t.ScalarType) and x.dtype.is_float):
+        raise CompilationError(f"kl.{what} needs a floating-point block or scalar, got {sem.type_name(x)}")
+    return x
+
+
+def _sigmoid(b: Builder, x: Any) -> Tensor:
+    x = _float_operand(x, "sigmoid")
+    denominator = sem.binary(b, "add", 1, sem.unary_math(b, "exp", sem.negate(b, x)))
+    return sem.binary(b, "truediv", 1, denominator)
+
+
+def _fdiv(b: Builder, x: Any, y: Any, ieee_rounding: Any = False) -> Tensor:
+    _float_operand(x if isinstance(x, Tensor) else y, "fdiv")
+    return sem.binary(b, "truediv", x, y)
+
+
+def _softmax(b: Builder, x: Any, dim: Any = None, keep_dims: Any = False, ieee_rounding: Any = False) -> Tensor:
+    x = _float_operand(x, "softmax")
+    axis = 0 if dim is None else dim
+    shifted = sem.binary(b, "sub", x, sem.reduce(b, x, axis, "max", keep_dims))
+    numerator = sem.unary_math(b, "exp", shifted)
+    return sem.binary(b, "truediv", numerator, sem.reduce(b, numerator, axis, "sum", keep_dims))
+
+
+def _expand_dims(b: Builder, input: Any, axis: Any) -> Tensor:
+    x = sem.to_tensor(b, input)
+    axes = axis if isinstance(axis, tuple) else (axis,)
+    if not all(isinstance(a, int) and not isinstance(a, bool) for a in axes):
+        raise CompilationError(f"kl.expand_dims needs compile-time integer axes, got {axis!r}")
+    rank = len(x.shape) + len(axes)
+    for a in sorted(a % rank if -rank <= a < rank else a for a in axes):
+        x = sem.expand_dims(b, x, a)
+    return x
+
+
+def _broadcast_to(b: Builder, input: Any, *shape: Any) -> Tensor:
+    if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
+        shape = tuple(shape[0])
+    return sem.broadcast_to(b, sem.to_tensor(b, input), sem.check_shape(shape))
+
+
+def _broadcast(b: Builder, input: Any, other: Any) -> tuple[Tensor, Tensor]:
+    x, y = sem.broadcast_all(b, sem.to_tensor(b, input), sem.to_tensor(b, other))
+    return x, y
+
+
+def _static_assert(b: Builder, cond: Any, msg: Any = "") -> None:
+    if isinstance(cond, Tensor):
+        raise CompilationError("kl.static_assert needs a compile-time condition; this one is a runtime value")
+    if not cond:
+        raise CompilationError(f"static_assert failed{': ' + str(msg) if msg else ''}")
+
+
+def _static_print(b: Builder, *values: Any) -> None:
+    print(*(f"<{v.type}>" if isinstance(v, Tensor) else v for v in values))
+
+
+def _hint(what: str) -> Callable[..., Any]:
+    def hint(b: Builder, input: Any, values: Any) -> Any:
+        items = values if isinstance(values, tuple) else (values,)
+        if not all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in items):
+            raise CompilationError(f"kl.{what} needs compile-time positive integers, got {values!r}")
+        return input
+
+    return hint
+
+
 HANDLERS: dict[str, Callable[..., Any]] = {
     "program_id": _program_id,
     "num_programs": _num_programs,
@@ -74,6 +142,17 @@ HANDLERS: dict[str, Callable[..., Any]] = {
     "min": lambda b, input, axis=None, keep_dims=False: sem.reduce(b, input, axis, "min", keep_dims),
     "cdiv": _cdiv,
     "static_range": _static_range,
+    "clamp": lambda b, x, min, max: sem.binary(b, "min", sem.binary(b, "max", x, min), max),
+    "sigmoid": _sigmoid,
+    "fdiv": _fdiv,
+    "softmax": _softmax,
+    "expand_dims": _expand_dims,
+    "broadcast_to": _broadcast_to,
+    "broadcast": _broadcast,
+    "static_assert": _static_assert,
+    "static_print": _static_print,
+    "multiple_of": _hint("multiple_of"),
+    "max_contiguous": _hint("max_contiguous"),
 }
 
 _SIGNATURES = {fn.__name__: inspect.signature(fn.__wrapped__) for fn in language.BUILTINS}
@@ -89,9 +168,16 @@ def _bind(name: str, signature: inspect.Signature, args: list[Any], kwargs: dict
 
 
 def call_builtin(ctx: BuiltinCall, name: str, args: list[Any], kwargs: dict[str, Any]) -> Any:
-    arguments = _bind(f"kl.{name}", _SIGNATURES[name], args, kwargs)
-    extra = arguments.pop("args", ())
-    return HANDLERS[name](ctx.builder, *arguments.values(), *extra)
+    signature = _SIGNATURES[name]
+    arguments = _bind(f"kl.{name}", signature, args, kwargs)
+    positional: list[Any] = []
+    for param in signature.parameters.values():
+        value = arguments[param.name]
+        if param.kind is param.VAR_POSITIONAL:
+            positional.extend(value)
+        else:
+            positional.append(value)
+    return HANDLERS[name](ctx.builder, *positional)
 
 
 def _to(b: Builder, x: Tensor, dtype: Any, bitcast: bool = False) -> Tensor:

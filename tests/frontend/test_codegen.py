@@ -2,6 +2,7 @@
 import textwrap
 
 import numpy as np
+import pytest
 
 import kdsl
 import kdsl.language as kl
@@ -142,3 +143,28 @@ def test_scalar_and_or_ifexp_and_power():
     assert "select %" in ir
     assert ir.count("mul %") == 2
     assert "= if %" in ir
+
+
+@kdsl.kernel
+def composed(out_ptr, x_ptr, BLOCK: kl.constexpr):
+    kl.static_assert(BLOCK % 16 == 0, "BLOCK must be a multiple of 16")
+    offs = kl.max_contiguous(kl.multiple_of(kl.arange(0, BLOCK), 16), BLOCK)
+    x = kl.load(x_ptr + offs)
+    y = kl.clamp(kl.sigmoid(x), 0.25, 0.75) + kl.softmax(x) + kl.fdiv(x, 3.0)
+    z = kl.broadcast_to(kl.expand_dims(y, (0, 2)), 2, BLOCK, 1)
+    kl.static_print("BLOCK is", BLOCK, z)
+    kl.store(out_ptr + offs, kl.sum(kl.sum(z, axis=0), axis=1))
+
+
+def test_builtins_composed_from_other_operations(capsys):
+    x = np.zeros(32, np.float32)
+    ir = frontend_ir(composed, x, x, BLOCK=32)
+    assert "BLOCK is 32 <block<2x32x1xf32>>" in capsys.readouterr().out
+    assert "exp" in ir and "max" in ir and "broadcast" in ir
+
+
+def test_static_assert_failure_is_a_compilation_error():
+    x = np.zeros(32, np.float32)
+    with pytest.raises(kdsl.CompilationError, match="static_assert failed: BLOCK must be a multiple of 16") as info:
+        frontend_ir(composed, x, x, BLOCK=8)
+    assert 'kl.static_assert(BLOCK % 16 == 0, "BLOCK must be a multiple of 16")' in str(info.value)
