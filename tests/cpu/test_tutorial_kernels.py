@@ -6,19 +6,9 @@ from hypothesis import strategies as st
 
 import kdsl
 import kdsl.language as kl
+from tests.helpers import poisoned, random_array
 
 SETTINGS = settings(max_examples=25, deadline=None)
-
-
-def poisoned(shape, dtype):
-    """An output array whose unwritten elements show: NaN for floats, a sentinel for ints."""
-    return np.full(shape, np.nan if np.dtype(dtype).kind == "f" else -7, dtype=dtype)
-
-
-def random_array(rng, shape, dtype):
-    if np.dtype(dtype).kind == "f":
-        return (rng.standard_normal(shape) * 3).astype(dtype)
-    return rng.integers(-1000, 1000, shape).astype(dtype)
 
 
 @kdsl.kernel
