@@ -210,6 +210,8 @@ def cast(b: Builder, x: Tensor, dtype: ScalarType, bitcast: bool = False) -> Ten
         if x.dtype.bits != dtype.bits:
             raise fail(f"bitcast needs types of one width: {x.dtype} has {x.dtype.bits} bits, {dtype} has {dtype.bits}")
         return Tensor(b.value("bitcast", [x.handle], x.type.with_scalar(dtype)))
+    if dtype.is_bool:
+        return to_bool(b, x)
     return Tensor(b.value("cast", [x.handle], x.type.with_scalar(dtype)))
 
 

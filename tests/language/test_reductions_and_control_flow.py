@@ -1,0 +1,132 @@
+"""Reductions and control flow (API.md "reductions", "control flow"): sum/max/min along each axis and
+over the whole block, keep_dims; runtime and static loops, if/else carrying values, device functions."""
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import kdsl
+import kdsl.language as kl
+from tests.helpers import poisoned, random_array
+
+SETTINGS = settings(max_examples=6, deadline=None)
+
+
+@kdsl.kernel
+def reduce_2d(x_ptr, out_ptr, KIND: kl.constexpr, AXIS: kl.constexpr, KEEP: kl.constexpr,
+              M: kl.constexpr, N: kl.constexpr):
+    x = kl.load(x_ptr + kl.arange(0, M)[:, None] * N + kl.arange(0, N)[None, :])
+    if KIND == "sum":
+        r = kl.sum(x, axis=AXIS, keep_dims=KEEP)
+    elif KIND == "max":
+        r = kl.max(x, axis=AXIS, keep_dims=KEEP)
+    else:
+        r = kl.min(x, axis=AXIS, keep_dims=KEEP)
+    if AXIS is None:
+        kl.store(out_ptr, r if not KEEP else kl.sum(kl.sum(r, axis=0), axis=0))
+    elif AXIS == 0 or AXIS == -2:
+        kl.store(out_ptr + kl.arange(0, N), r if not KEEP else kl.sum(r, axis=0))
+    else:
+        kl.store(out_ptr + kl.arange(0, M), r if not KEEP else kl.sum(r, axis=1))
+
+
+NUMPY = {"sum": np.sum, "max": np.max, "min": np.min}
+
+
+@pytest.mark.parametrize("kind", ["sum", "max", "min"])
+@pytest.mark.parametrize("dtype", [np.float32, np.float16, np.int32, np.uint8, np.int64, np.float64])
+@SETTINGS
+@given(shape=st.tuples(st.sampled_from([1, 2, 8, 32]), st.sampled_from([1, 4, 16, 64])),
+       axis=st.sampled_from([None, 0, 1, -1, -2]), keep=st.booleans(), seed=st.integers(0, 2**32 - 1))
+def test_reductions(target, kind, dtype, shape, axis, keep, seed):
+    m, n = shape
+    x = random_array(np.random.default_rng(seed), shape, dtype)
+    out_dtype = np.dtype(dtype)
+    if kind == "sum" and out_dtype.kind in "iu" and out_dtype.itemsize < 4:
+        out_dtype = np.dtype(np.int32 if out_dtype.kind == "i" else np.uint32)
+    size = 1 if axis is None else n if axis in (0, -2) else m
+    out = poisoned(size, out_dtype)
+    reduce_2d[(1,)](x, out, KIND=kind, AXIS=axis, KEEP=keep, M=m, N=n, target=target)
+    expected = NUMPY[kind](x.astype(np.float64 if out_dtype.kind == "f" else out_dtype), axis=axis)
+    rtol = {2: 1e-2, 4: 1e-5, 8: 1e-12}[out_dtype.itemsize] if out_dtype.kind == "f" else 0
+    np.testing.assert_allclose(out, np.reshape(expected, size).astype(out_dtype), rtol=rtol, atol=rtol)
+
+
+@kdsl.kernel
+def nested_loops(x_ptr, out_ptr, n_outer, n_inner, BLOCK: kl.constexpr):
+    total = 0.0
+    count = 0
+    for i in range(0, n_outer):
+        acc = kl.zeros((BLOCK,), kl.float32)
+        for j in range(i, n_inner, 2):
+            offs = kl.arange(0, BLOCK)
+            acc = acc + kl.load(x_ptr + j * BLOCK + offs)
+            count += 1
+        if i % 2 == 0:
+            total += kl.sum(acc, axis=0)
+        else:
+            total -= kl.max(acc, axis=0)
+    for k in kl.static_range(3):
+        total = total * 2 + k
+    kl.store(out_ptr, total)
+    kl.store(out_ptr + 1, count.to(kl.float32))
+
+
+@SETTINGS
+@given(n_outer=st.integers(0, 5), n_inner=st.integers(0, 7), seed=st.integers(0, 2**32 - 1))
+def test_nested_loops_and_branches_carry_values(target, n_outer, n_inner, seed):
+    x = random_array(np.random.default_rng(seed), (8, 16), np.float32)
+    out = poisoned(2, np.float32)
+    nested_loops[(1,)](x, out, n_outer, n_inner, BLOCK=16, target=target)
+    total, count = 0.0, 0
+    for i in range(n_outer):
+        acc = np.zeros(16, np.float64)
+        for j in range(i, n_inner, 2):
+            acc += x[j]
+            count += 1
+        total = total + acc.sum() if i % 2 == 0 else total - acc.max()
+    for k in range(3):
+        total = total * 2 + k
+    np.testing.assert_allclose(out, [total, count], rtol=1e-5, atol=1e-4)
+
+
+@kdsl.kernel
+def device_square_sum(x, SCALE: kl.constexpr):
+    y = x * x
+    return kl.sum(y, axis=0) * SCALE, y
+
+
+@kdsl.kernel
+def uses_device_function(x_ptr, out_ptr, BLOCK: kl.constexpr):
+    offs = kl.arange(0, BLOCK)
+    total, squares = device_square_sum(kl.load(x_ptr + offs), 2.0)
+    kl.store(out_ptr + offs, squares + total)
+
+
+def test_device_function_returns_tuple(target):
+    x = random_array(np.random.default_rng(3), 32, np.float32)
+    out = poisoned(32, np.float32)
+    uses_device_function[(1,)](x, out, BLOCK=32, target=target)
+    np.testing.assert_allclose(out, x * x + 2 * (x.astype(np.float64) ** 2).sum(), rtol=1e-5)
+
+
+@kdsl.kernel
+def scalar_branches(x_ptr, out_ptr, n):
+    pid = kl.program_id(0)
+    v = kl.load(x_ptr + pid)
+    if v > 0 and pid < n:
+        r = v * 2
+    elif v < -1:
+        r = -v
+    else:
+        r = 0.5
+    kl.store(out_ptr + pid, r)
+
+
+def test_if_elif_else_on_runtime_scalars(target):
+    x = random_array(np.random.default_rng(4), 40, np.float32)
+    out = poisoned(40, np.float32)
+    scalar_branches[(40,)](x, out, 30, target=target)
+    pid = np.arange(40)
+    expected = np.where((x > 0) & (pid < 30), x * 2, np.where(x < -1, -x, 0.5)).astype(np.float32)
+    np.testing.assert_array_equal(out, expected)
