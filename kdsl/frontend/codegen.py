@@ -374,7 +374,7 @@ class Specializer:
 
     def call(self, caller: CodeGenerator, callee: Any, args: list[Any], kwargs: dict[str, Any]) -> Any:
         src = callee.source
-        bound = _bind(src, args, kwargs)
+        bound = src.bind(args, kwargs, CompilationError)
         runtime = [(n, v) for n, v in bound.items() if isinstance(v, Tensor) and n not in src.constexprs]
         for n in src.constexprs:
             if isinstance(bound[n], Tensor):
@@ -416,24 +416,6 @@ class Specializer:
             fn.result_types = [v.type for v in values]
             gen.builder.create("return", [v.handle for v in values], [])
         return fn
-
-
-def _bind(src: KernelSource, args: list[Any], kwargs: dict[str, Any]) -> dict[str, Any]:
-    if len(args) > len(src.params):
-        raise CompilationError(f"'{src.name}' takes {len(src.params)} arguments, got {len(args)}")
-    bound = dict(zip(src.params, args))
-    for k, v in kwargs.items():
-        if k not in src.params:
-            raise CompilationError(f"'{src.name}' has no parameter '{k}'")
-        if k in bound:
-            raise CompilationError(f"'{src.name}' got two values for '{k}'")
-        bound[k] = v
-    for p in src.params:
-        if p not in bound:
-            if p not in src.defaults:
-                raise CompilationError(f"'{src.name}' is missing the argument '{p}'")
-            bound[p] = src.defaults[p]
-    return {p: (bound[p].value if isinstance(bound[p], language.constexpr) else bound[p]) for p in src.params}
 
 
 def _constant_key(value: Any) -> Any:

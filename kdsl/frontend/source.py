@@ -5,7 +5,7 @@ import ast
 import inspect
 import textwrap
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 from kdsl.errors import CompilationError, Loc
 
@@ -24,6 +24,28 @@ class KernelSource:
     params: list[str]
     constexprs: frozenset[str]
     defaults: dict[str, Any]
+
+    def bind(self, args: Sequence[Any], kwargs: dict[str, Any], error: type[Exception]) -> dict[str, Any]:
+        """Every parameter's value (defaults applied, `constexpr(...)` unwrapped), or `error` saying what is wrong."""
+        params = self.params
+        if len(args) > len(params):
+            raise error(f"'{self.name}' takes {len(params)} arguments ({', '.join(params)}), got {len(args)}")
+        given = dict(zip(params, args))
+        for k, v in kwargs.items():
+            if k not in params:
+                raise error(f"'{self.name}' has no parameter '{k}' (parameters: {', '.join(params)})")
+            if k in given:
+                raise error(f"'{self.name}' got two values for '{k}'")
+            given[k] = v
+        for p in params:
+            if p not in given:
+                if p not in self.defaults:
+                    kind = "compile-time constant" if p in self.constexprs else "argument"
+                    raise error(f"'{self.name}' is missing the {kind} '{p}'")
+                given[p] = self.defaults[p]
+        from kdsl.language import constexpr
+
+        return {p: given[p].value if isinstance(given[p], constexpr) else given[p] for p in params}
 
     def loc(self, node: ast.AST) -> Loc:
         line = getattr(node, "lineno", None)

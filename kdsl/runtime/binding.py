@@ -42,29 +42,13 @@ class BoundLaunch:
 
 
 def bind(src: KernelSource, args: tuple, kwargs: dict[str, Any]) -> BoundLaunch:
-    name = src.name
-    if len(args) > len(src.params):
-        raise LaunchError(f"'{name}' takes {len(src.params)} arguments ({', '.join(src.params)}), got {len(args)}")
-    given = dict(zip(src.params, args))
-    for k, v in kwargs.items():
-        if k not in src.params:
-            raise LaunchError(f"'{name}' has no parameter '{k}' (parameters: {', '.join(src.params)})")
-        if k in given:
-            raise LaunchError(f"'{name}' got two values for '{k}'")
-        given[k] = v
     bound = BoundLaunch()
-    for p in src.params:
-        if p not in given:
-            if p not in src.defaults:
-                kind = "compile-time constant" if p in src.constexprs else "argument"
-                raise LaunchError(f"'{name}' is missing the {kind} '{p}'")
-            given[p] = src.defaults[p]
-        value = given[p].value if isinstance(given[p], language.constexpr) else given[p]
+    for p, value in src.bind(args, kwargs, LaunchError).items():
         bound.by_name[p] = value
         if p in src.constexprs or value is None:
-            _constant(name, p, value, bound)
+            _constant(src.name, p, value, bound)
         else:
-            _runtime(name, p, value, bound)
+            _runtime(src.name, p, value, bound)
     return bound
 
 
