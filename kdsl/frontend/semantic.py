@@ -16,6 +16,8 @@ from kdsl.ir.types import BlockType, PointerType, ScalarType, Type
 
 PyNumber = (bool, int, float)
 
+MAX_NUMEL = 1 << 20  # as Triton: larger blocks are almost always a mistake and exhaust registers or stack
+
 ARITHMETIC = ("add", "sub", "mul", "truediv", "floordiv", "mod", "min", "max")
 BITWISE = ("and", "or", "xor", "shl", "shr")
 
@@ -176,7 +178,17 @@ def broadcast_shapes(a: tuple[int, ...], b: tuple[int, ...]) -> tuple[int, ...]:
         if x != y and 1 not in (x, y):
             raise fail(f"cannot broadcast shapes {a} and {b}: dimensions {x} and {y} differ")
         out.append(max(x, y))
-    return tuple(out)
+    return check_numel(tuple(out))
+
+
+def check_numel(shape: tuple[int, ...]) -> tuple[int, ...]:
+    numel = 1
+    for d in shape:
+        numel *= d
+    if numel > MAX_NUMEL:
+        raise fail(f"a block of shape {shape} has {numel} elements, more than the limit of {MAX_NUMEL}; "
+                   "use smaller blocks and more programs")
+    return shape
 
 
 def broadcast_to(b: Builder, x: Tensor, shape: tuple[int, ...]) -> Tensor:
@@ -424,7 +436,7 @@ def check_shape(shape: object) -> tuple[int, ...]:
     for d in shape:
         if d <= 0 or d & (d - 1):
             raise fail(f"every block dimension must be a power of two, got {tuple(shape)}")
-    return tuple(shape)
+    return check_numel(tuple(shape))
 
 
 def arange(b: Builder, start: object, end: object) -> Tensor:
@@ -437,6 +449,7 @@ def arange(b: Builder, start: object, end: object) -> Tensor:
     n = end - start  # type: ignore[operator]
     if n <= 0 or n & (n - 1):
         raise fail(f"arange's length (end - start = {n}) must be a positive power of two")
+    check_numel((n,))
     lo, hi = int_range(t.i32)
     if not (lo <= start <= hi and lo <= end - 1 <= hi):  # type: ignore[operator]
         raise fail("arange's bounds must fit in int32")

@@ -232,3 +232,15 @@ def test_calling_a_kernel_directly_is_an_error():
 def test_builtins_outside_kernels_are_errors():
     with pytest.raises(kdsl.KdslError, match="kl.load can only be called inside a @kdsl.kernel"):
         kl.load(None)
+
+
+@kdsl.kernel
+def huge_block(x_ptr):
+    big = kl.arange(0, 1024)[:, None] + kl.arange(0, 2048)[None, :]
+    kl.store(x_ptr + big, 1.0)
+
+
+def test_blocks_beyond_the_element_limit_are_rejected():
+    with pytest.raises(kdsl.CompilationError, match=r"has 2097152 elements, more than the limit of 1048576") as info:
+        huge_block.compile(np.ones(4, np.float32))
+    assert "big = kl.arange(0, 1024)[:, None] + kl.arange(0, 2048)[None, :]" in str(info.value)
