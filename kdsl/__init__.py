@@ -6,6 +6,7 @@ operations of `kdsl.language` (conventionally `kl`), and launched with
 """
 from kdsl.errors import CompilationError, KdslError, LaunchError, MemoryAccessError
 from kdsl.language import constexpr
+from kdsl.runtime.autotune import Config, autotune, heuristics
 from kdsl.runtime.kernel import Kernel, kernel
 
 __version__ = "0.1.0"
@@ -22,6 +23,6 @@ def next_power_of_2(n: int) -> int:
 
 
 __all__ = [
-    "CompilationError", "KdslError", "Kernel", "LaunchError", "MemoryAccessError", "__version__",
-    "cdiv", "constexpr", "kernel", "next_power_of_2",
+    "CompilationError", "Config", "KdslError", "Kernel", "LaunchError", "MemoryAccessError", "__version__",
+    "autotune", "cdiv", "constexpr", "heuristics", "kernel", "next_power_of_2",
 ]

@@ -1,0 +1,169 @@
+"""`kdsl.autotune`, `kdsl.Config` and `kdsl.heuristics`, as in Triton.
+
+An autotuned kernel times each configuration the first time it sees a new
+value of its `key` arguments and launches the fastest from then on; the choice
+is kept in memory per (key values, argument dtypes, target) and shown as
+`kernel.best_config`.
+"""
+from __future__ import annotations
+
+import functools
+from typing import Any, Callable, Iterable
+
+import numpy as np
+
+from kdsl.errors import KdslError, LaunchError
+from kdsl.runtime.kernel import Kernel
+from kdsl.testing import do_bench
+
+
+class Config:
+    """One point of the tuning space: constexpr values plus launch options."""
+
+    def __init__(self, kwargs: dict[str, Any], num_warps: int = 4, num_stages: int = 3,
+                 pre_hook: Callable[[dict[str, Any]], None] | None = None):
+        self.kwargs = dict(kwargs)
+        self.num_warps = num_warps
+        self.num_stages = num_stages
+        self.pre_hook = pre_hook
+
+    def all_kwargs(self) -> dict[str, Any]:
+        return {**self.kwargs, "num_warps": self.num_warps, "num_stages": self.num_stages}
+
+    def __repr__(self) -> str:
+        return ", ".join(f"{k}: {v}" for k, v in self.all_kwargs().items())
+
+
+def _innermost(fn: Any) -> Kernel:
+    while not isinstance(fn, Kernel):
+        if not hasattr(fn, "fn"):
+            raise KdslError(f"autotune and heuristics decorate a @kdsl.kernel, not {type(fn).__name__}")
+        fn = fn.fn
+    return fn
+
+
+def _by_name(kernel: Kernel, args: tuple, kwargs: dict[str, Any]) -> dict[str, Any]:
+    named = dict(zip(kernel.source.params, args))
+    named.update(kwargs)
+    return named
+
+
+def _snapshot(array: Any) -> Any:
+    return array.clone() if hasattr(array, "clone") else np.array(array, copy=True)
+
+
+class Heuristics:
+    """Computes constexpr values from the other arguments before each launch."""
+
+    def __init__(self, fn: Any, values: dict[str, Callable[[dict[str, Any]], Any]]):
+        self.fn = fn
+        self.values = values
+        functools.update_wrapper(self, _innermost(fn).fn)
+
+    def __getitem__(self, grid: Any) -> Callable[..., None]:
+        return functools.partial(self.run, grid=grid)
+
+    def run(self, *args: Any, grid: Any, **kwargs: Any) -> None:
+        named = _by_name(_innermost(self.fn), args, kwargs)
+        for name, rule in self.values.items():
+            try:
+                kwargs[name] = named[name] = rule(named)
+            except Exception as e:
+                raise LaunchError(f"the heuristic for '{name}' raised {type(e).__name__}: {e}") from e
+        self.fn.run(*args, grid=grid, **kwargs)
+
+
+class Autotuner:
+    """Runs the fastest of `configs` for each new value of the `key` arguments."""
+
+    def __init__(self, fn: Any, configs: list[Config], key: list[str],
+                 prune_configs_by: dict[str, Callable] | None = None, reset_to_zero: Iterable[str] = (),
+                 restore_value: Iterable[str] = (), warmup: float = 25, rep: float = 100):
+        if not configs:
+            raise KdslError("autotune needs at least one Config")
+        self.fn = fn
+        self.kernel = _innermost(fn)
+        self.configs = list(configs)
+        self.key = list(key)
+        self.prune = prune_configs_by or {}
+        self.reset_to_zero = list(reset_to_zero)
+        self.restore_value = list(restore_value)
+        self.warmup, self.rep = warmup, rep
+        self.cache: dict[tuple, Config] = {}
+        self.timings: dict[tuple, dict[Config, float]] = {}
+        self.best_config: Config | None = None
+        functools.update_wrapper(self, self.kernel.fn)
+        unknown = [k for k in self.key + self.reset_to_zero + self.restore_value if k not in self.kernel.source.params]
+        if unknown:
+            raise KdslError(f"autotune names {unknown}, which are not parameters of '{self.kernel.source.name}'")
+
+    def __getitem__(self, grid: Any) -> Callable[..., None]:
+        return functools.partial(self.run, grid=grid)
+
+    def run(self, *args: Any, grid: Any, **kwargs: Any) -> None:
+        named = _by_name(self.kernel, args, kwargs)
+        tuned = {k for c in self.configs for k in c.kwargs}
+        clash = sorted(tuned & set(kwargs))
+        if clash:
+            raise LaunchError(f"'{self.kernel.source.name}': {clash} are set by the autotune configs; "
+                              "do not pass them at launch")
+        key = self._key(named, kwargs.get("target"))
+        config = self.cache.get(key)
+        if config is None:
+            config = self._tune(key, args, grid, kwargs, named)
+        self.best_config = config
+        self._launch(config, args, grid, kwargs)
+
+    def _key(self, named: dict[str, Any], target: str | None) -> tuple:
+        missing = [k for k in self.key if k not in named]
+        if missing:
+            raise LaunchError(f"'{self.kernel.source.name}': the autotune key {missing} is not among the arguments")
+        dtypes = tuple(str(getattr(v, "dtype", type(v).__name__)) for v in named.values())
+        return (*(named[k] for k in self.key), dtypes, target)
+
+    def _candidates(self, named: dict[str, Any]) -> list[Config]:
+        configs = self.configs
+        early = self.prune.get("early_config_prune")
+        if early is not None:
+            configs = list(early(configs, named))
+        model, top_k = self.prune.get("perf_model"), self.prune.get("top_k")
+        if model is not None and top_k is not None:
+            top = int(top_k * len(configs)) if isinstance(top_k, float) and top_k <= 1 else int(top_k)
+            configs = sorted(configs, key=lambda c: model(**named, **c.all_kwargs()))[:max(top, 1)]
+        if not configs:
+            raise LaunchError(f"'{self.kernel.source.name}': pruning left no autotune config")
+        return configs
+
+    def _tune(self, key: tuple, args: tuple, grid: Any, kwargs: dict[str, Any], named: dict[str, Any]) -> Config:
+        saved = {n: _snapshot(named[n]) for n in self.restore_value}
+        timings: dict[Config, float] = {}
+        for config in self._candidates(named):
+            def launch_once(config: Config = config) -> None:
+                for name in self.reset_to_zero:
+                    named[name][...] = 0
+                self._launch(config, args, grid, kwargs)
+
+            timings[config] = do_bench(launch_once, self.warmup, self.rep)
+        for name, value in saved.items():
+            named[name][...] = value
+        best = min(timings, key=timings.__getitem__)
+        self.cache[key] = best
+        self.timings[key] = timings
+        return best
+
+    def _launch(self, config: Config, args: tuple, grid: Any, kwargs: dict[str, Any]) -> None:
+        if config.pre_hook is not None:
+            config.pre_hook({**_by_name(self.kernel, args, kwargs), **config.kwargs})
+        self.fn.run(*args, grid=grid, **{**kwargs, **config.all_kwargs()})
+
+
+def autotune(configs: list[Config], key: list[str], prune_configs_by: dict[str, Callable] | None = None,
+             reset_to_zero: Iterable[str] = (), restore_value: Iterable[str] = (), warmup: float = 25,
+             rep: float = 100) -> Callable[[Any], Autotuner]:
+    """Decorator: tune `configs` per value of the `key` arguments (see Triton's `triton.autotune`)."""
+    return lambda fn: Autotuner(fn, configs, key, prune_configs_by, reset_to_zero, restore_value, warmup, rep)
+
+
+def heuristics(values: dict[str, Callable[[dict[str, Any]], Any]]) -> Callable[[Any], Heuristics]:
+    """Decorator: compute constexpr arguments from the others (see Triton's `triton.heuristics`)."""
+    return lambda fn: Heuristics(fn, values)

@@ -1,0 +1,75 @@
+"""Autotuning and heuristics: the fastest config wins, choices are cached per key, arrays are reset."""
+import numpy as np
+import pytest
+
+import kdsl
+import kdsl.language as kl
+from kdsl.testing import do_bench
+
+
+@kdsl.autotune(configs=[kdsl.Config({"REPEAT": 400}), kdsl.Config({"REPEAT": 1})], key=["n"], warmup=1, rep=5)
+@kdsl.kernel
+def accumulate(x_ptr, out_ptr, n, REPEAT: kl.constexpr, BLOCK: kl.constexpr):
+    offs = kl.program_id(0) * BLOCK + kl.arange(0, BLOCK)
+    mask = offs < n
+    acc = kl.load(out_ptr + offs, mask=mask)
+    for r in range(0, REPEAT):
+        acc += kl.load(x_ptr + offs, mask=mask) / REPEAT
+    kl.store(out_ptr + offs, acc, mask=mask)
+
+
+def test_autotune_picks_the_fastest_config_and_caches_it_per_key():
+    x = np.random.default_rng(0).random(4096).astype(np.float32)
+    out = np.zeros_like(x)
+    accumulate[(4096 // 256,)](x, out, 4096, BLOCK=256)
+    assert accumulate.best_config.kwargs == {"REPEAT": 1}
+    assert len(accumulate.cache) == 1
+    accumulate[(4096 // 256,)](x, out, 4096, BLOCK=256)
+    assert len(accumulate.cache) == 1
+    accumulate[(1,)](x, out, 100, BLOCK=256)
+    assert len(accumulate.cache) == 2
+
+
+@kdsl.autotune(configs=[kdsl.Config({"BLOCK": 64}), kdsl.Config({"BLOCK": 128})], key=["n"],
+               reset_to_zero=["out_ptr"], warmup=1, rep=2)
+@kdsl.kernel
+def add_into(x_ptr, out_ptr, n, BLOCK: kl.constexpr):
+    offs = kl.program_id(0) * BLOCK + kl.arange(0, BLOCK)
+    mask = offs < n
+    kl.store(out_ptr + offs, kl.load(out_ptr + offs, mask=mask) + kl.load(x_ptr + offs, mask=mask), mask=mask)
+
+
+def test_reset_to_zero_makes_tuning_runs_invisible():
+    x = np.arange(1000, dtype=np.float32)
+    out = np.zeros_like(x)
+    add_into[lambda meta: (kdsl.cdiv(meta["n"], meta["BLOCK"]),)](x, out, 1000)
+    np.testing.assert_array_equal(out, x)
+
+
+def test_configs_conflicting_with_launch_arguments_are_launch_errors():
+    x = np.zeros(8, np.float32)
+    with pytest.raises(kdsl.LaunchError, match=r"\['BLOCK'\] are set by the autotune configs"):
+        add_into[(1,)](x, x, 8, BLOCK=8)
+
+
+def test_autotune_key_must_name_parameters():
+    with pytest.raises(kdsl.KdslError, match=r"names \['size'\], which are not parameters"):
+        kdsl.autotune(configs=[kdsl.Config({})], key=["size"])(add_into.fn)
+
+
+@kdsl.heuristics({"BLOCK": lambda args: kdsl.next_power_of_2(args["n"])})
+@kdsl.kernel
+def copy_all(x_ptr, out_ptr, n, BLOCK: kl.constexpr):
+    offs = kl.arange(0, BLOCK)
+    kl.store(out_ptr + offs, kl.load(x_ptr + offs, mask=offs < n), mask=offs < n)
+
+
+def test_heuristics_compute_constexprs_from_arguments():
+    x = np.arange(37, dtype=np.float32)
+    out = np.full_like(x, np.nan)
+    copy_all[(1,)](x, out, 37)
+    np.testing.assert_array_equal(out, x)
+
+
+def test_do_bench_reports_a_median_in_milliseconds():
+    assert 0 < do_bench(lambda: sum(range(1000)), warmup=1, rep=5) < 50
