@@ -277,6 +277,19 @@ def compare(b: Builder, pred: str, x: object, y: object) -> Tensor:
     return Tensor(b.value("cmp", [x.handle, y.handle], x.type.with_scalar(t.i1), pred=pred))
 
 
+def power(b: Builder, base: object, exponent: object) -> Tensor:
+    """`base ** exponent` on a block: repeated multiplication, the exponent a compile-time int."""
+    if not isinstance(base, Tensor) or not isinstance(exponent, int) or isinstance(exponent, bool) \
+            or not 0 <= exponent <= 64:
+        raise fail("`**` on blocks needs a compile-time integer exponent from 0 to 64")
+    if exponent == 0:
+        return full(b, base.shape, 1, base.dtype)
+    result = base
+    for _ in range(exponent - 1):
+        result = binary(b, "mul", result, base)
+    return result
+
+
 def negate(b: Builder, x: Tensor) -> Tensor:
     if isinstance(x.dtype, PointerType):
         raise fail("cannot negate a pointer")
@@ -367,6 +380,22 @@ def expand_dims(b: Builder, x: Tensor, axis: int) -> Tensor:
         return Tensor(b.value("splat", [x.handle], BlockType((1,), x.dtype)))
     shape = x.shape[:axis] + (1,) + x.shape[axis:]
     return Tensor(b.value("expand_dims", [x.handle], BlockType(shape, x.dtype), axis=axis))
+
+
+def index(b: Builder, x: Tensor, items: list[object]) -> Tensor:
+    """`x[:, None]` and friends: `:` (a full slice) keeps a dimension, `None` inserts one of size 1."""
+    dim = 0
+    for item in items:
+        if isinstance(item, slice) and item == slice(None):
+            dim += 1
+        elif item is None:
+            x = expand_dims(b, x, dim)
+            dim += 1
+        else:
+            raise fail("blocks can only be indexed with ':' and None (to add a dimension)")
+    if dim > len(x.shape) + sum(1 for i in items if i is None):
+        raise fail(f"too many ':' for a block of shape {x.shape}")
+    return x
 
 
 # memory ----------------------------------------------------------------------
