@@ -55,7 +55,19 @@ def bf16_value(bits: np.ndarray) -> np.ndarray:
 
 
 def round_bf16(x: np.ndarray) -> np.ndarray:
-    return bf16_value(bf16_bits(np.asarray(x, np.float32)))
+    return bf16_value(bf16_bits(_to_float32_round_to_odd(np.asarray(x))))
+
+
+def _to_float32_round_to_odd(x: np.ndarray) -> np.ndarray:
+    """float64 → float32 rounding to odd, so that rounding on to bf16 is not a double rounding."""
+    if x.dtype != np.float64:
+        return x.astype(np.float32)
+    narrow = x.astype(np.float32)
+    inexact = np.isfinite(narrow) & (narrow.astype(np.float64) != x)
+    u = narrow.view(np.uint32)
+    too_far = inexact & (np.abs(narrow.astype(np.float64)) > np.abs(x))
+    u = np.where(too_far, u - np.uint32(1), u)
+    return np.where(inexact, u | np.uint32(1), u).astype(np.uint32).view(np.float32)
 
 
 # fp8 -------------------------------------------------------------------------
@@ -118,7 +130,7 @@ def finish(ty: Type, x: object) -> np.ndarray:
     elem = ty.scalar
     arr = np.asarray(x)
     if elem == t.bf16:
-        return round_bf16(arr.astype(np.float32))
+        return round_bf16(arr if arr.dtype == np.float64 else arr.astype(np.float32))
     if isinstance(elem, ScalarType) and elem.is_fp8:
         return round_fp8(arr, elem)
     if isinstance(elem, ScalarType) and elem.is_bool:

@@ -17,7 +17,6 @@ import kdsl
 from kdsl.errors import CompilationError, Loc
 from kdsl.frontend.builtins import BuiltinCall, call_builtin
 from kdsl.interpreter.context import ACTIVE
-from kdsl.interpreter.dtypes import elem_bytes
 from kdsl.interpreter.evaluator import EvalValue, EvaluatingBuilder
 from kdsl.interpreter.memory import CheckedMemory
 from kdsl.interpreter.tensor import InterpTensor, plain, wrap
@@ -86,8 +85,7 @@ def interpret(kernel: Any, bound: BoundLaunch, grid: tuple[int, int, int]) -> No
     values = dict(bound.constants)
     for (name, ty), raw in zip(bound.runtime, bound.values):
         if isinstance(ty, PointerType):
-            array = adapt_array(bound.by_name[name])
-            session.memory.register(name, bound.by_name[name], int(raw), elem_bytes(ty.elem), array.device)
+            session.memory.register(name, bound.by_name[name], adapt_array(bound.by_name[name]))
         values[name] = InterpTensor(EvalValue.of(ty, raw))
     args, kwargs = _call_arguments(kernel.fn, values)
     token = ACTIVE.set(session)

@@ -14,6 +14,7 @@ from typing import Any, Callable
 import numpy as np
 
 from kdsl.errors import LaunchError, MemoryAccessError
+from kdsl.runtime.arrays import ArrayArg
 
 
 @dataclass
@@ -25,6 +26,7 @@ class Span:
     name: str
     base: int
     itemsize: int
+    readonly: bool = False
 
 
 def array_span(obj: Any, address: int, itemsize: int) -> tuple[int, int] | None:
@@ -66,13 +68,14 @@ class CheckedMemory:
         self.spans: list[Span] = []
         self._views: list[np.ndarray] = []
 
-    def register(self, name: str, obj: Any, address: int, itemsize: int, device: str) -> None:
-        if device != "cpu":
+    def register(self, name: str, obj: Any, array: ArrayArg) -> None:
+        """Make the elements of argument `name` (the array `obj`, adapted as `array`) accessible."""
+        if array.device != "cpu":
             raise LaunchError(f"argument '{name}': the interpret target reads host memory only; "
-                              f"this array lives on '{device}'")
-        span = array_span(obj, address, itemsize)
+                              f"this array lives on '{array.device}'")
+        span = array_span(obj, array.address, array.dtype.bytes)
         if span is not None:
-            self.spans.append(Span(span[0], span[1], name, address, itemsize))
+            self.spans.append(Span(span[0], span[1], name, array.address, array.dtype.bytes, array.readonly))
         self._rebuild()
 
     def _rebuild(self) -> None:
@@ -98,6 +101,7 @@ class CheckedMemory:
     def write(self, addresses: np.ndarray, bits: np.ndarray, mask: np.ndarray) -> None:
         """Store `bits` at each address where `mask` holds (lanes in order: the last write wins)."""
         nbytes = bits.dtype.itemsize
+        self._check_writable(addresses, mask)
         for view, offsets, lanes in self._locate(addresses, nbytes, mask, "store"):
             raw = np.ascontiguousarray(bits.reshape(-1)[lanes]).view(np.uint8).reshape(-1, nbytes)
             view[offsets[:, None] + np.arange(nbytes)] = raw
@@ -111,15 +115,23 @@ class CheckedMemory:
         inside = (index >= 0) & (addr + np.uint64(nbytes) <= his[index])
         bad = ~inside | (addr % np.uint64(nbytes) != 0)
         if bad.any():
-            self._fail(int(addr[np.argmax(bad)]), nbytes, what, bool(inside[np.argmax(bad)]))
+            first = np.argmax(bad)
+            self._fail(int(addr[first]), what, f"misaligned for {nbytes}-byte elements" if inside[first]
+                       else "outside every array argument")
         for i in np.unique(index):
             pick = index == i
             yield self._views[i], (addr[pick] - self._los[i]).astype(np.int64), lanes[pick]
 
-    def _fail(self, address: int, nbytes: int, what: str, inside: bool) -> None:
+    def _check_writable(self, addresses: np.ndarray, mask: np.ndarray) -> None:
+        addr = addresses[np.broadcast_to(mask, addresses.shape)].astype(np.uint64)
+        for span in self.spans:
+            hit = span.readonly and (addr >= np.uint64(span.lo)) & (addr < np.uint64(span.hi))
+            if np.any(hit):
+                self._fail(int(addr[np.argmax(hit)]), "store", f"into the read-only array '{span.name}'")
+
+    def _fail(self, address: int, what: str, problem: str) -> None:
         details = dict(self.where())
         span = self._nearest(address)
-        problem = f"misaligned for {nbytes}-byte elements" if inside else "outside every array argument"
         if span is not None:
             offset = (address - span.base) // span.itemsize
             place = f"'{span.name}' + {offset} elements (address {address:#x})"
@@ -130,7 +142,7 @@ class CheckedMemory:
         details["address"] = address
         where = f"{details['file']}:{details['line']}" if details.get("line") else "an unknown line"
         raise MemoryAccessError(f"kernel '{details.get('kernel')}', program {details.get('pid')}, {where}: "
-                                f"{what} of {place} is {problem}", **details)
+                                f"{what} of {place}: {problem}", **details)
 
     def _nearest(self, address: int) -> Span | None:
         if not self.spans:

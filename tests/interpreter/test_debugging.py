@@ -160,3 +160,11 @@ def test_promotion_follows_the_compilers_rules():
     out = np.zeros(4, np.float32)
     interpret(mixed_types, (1,), a, b, out)
     np.testing.assert_allclose(out, (a.astype(np.float32) + b) / 2 + np.maximum(a, 1.5).astype(np.float32))
+
+
+def test_stores_into_read_only_arrays_are_refused():
+    dst = np.zeros(16, np.float32)
+    dst.flags.writeable = False
+    with pytest.raises(kdsl.MemoryAccessError, match="read-only array 'dst_ptr'"):
+        interpret(copy, (1,), np.ones(16, np.float32), dst, 16, BLOCK=16)
+    assert np.all(dst == 0)

@@ -149,3 +149,8 @@ def test_bf16_matches_ml_dtypes():
     rng = np.random.default_rng(1)
     x = (rng.standard_normal(10_000) * 10.0 ** rng.integers(-40, 39, 10_000)).astype(np.float32)
     np.testing.assert_array_equal(dtypes.round_bf16(x), x.astype(ml_dtypes.bfloat16).astype(np.float32))
+
+
+def test_f64_to_bf16_rounds_once():
+    tie_plus = 1.0 + 2.0**-8 + 2.0**-40  # above the bf16 tie, but a float32 rounding would land on it
+    assert op("cast", t.f64, [tie_plus, 1.0 + 2.0**-8], result=t.bf16) == [1.0 + 2.0**-7, 1.0]
