@@ -1,4 +1,6 @@
 """What the interpret target is for: print, errors at the user's line, checked memory, plain Python control."""
+import sys
+
 import numpy as np
 import pytest
 
@@ -168,3 +170,19 @@ def test_stores_into_read_only_arrays_are_refused():
     with pytest.raises(kdsl.MemoryAccessError, match="read-only array 'dst_ptr'"):
         interpret(copy, (1,), np.ones(16, np.float32), dst, 16, BLOCK=16)
     assert np.all(dst == 0)
+
+
+@kdsl.kernel
+def stop_here(x_ptr, BLOCK: kl.constexpr):
+    x = kl.load(x_ptr + kl.arange(0, BLOCK))
+    breakpoint()
+    kl.store(x_ptr + kl.arange(0, BLOCK), x * 2)
+
+
+def test_breakpoint_stops_inside_the_kernel_with_its_values(monkeypatch):
+    seen = []
+    monkeypatch.setattr(sys, "breakpointhook", lambda: seen.append(sys._getframe(1).f_locals["x"].numpy()))
+    x = np.arange(4, dtype=np.float32)
+    interpret(stop_here, (1,), x, BLOCK=4)
+    np.testing.assert_array_equal(seen[0], [0, 1, 2, 3])
+    np.testing.assert_array_equal(x, [0, 2, 4, 6])
