@@ -223,6 +223,19 @@ def to_bool(b: Builder, x: Tensor) -> Tensor:
     return Tensor(b.value("cmp", [x.handle, zero.handle], x.type.with_scalar(t.i1), pred="ne"))
 
 
+def loop_type(start: object, end: object, step: object) -> ScalarType:
+    """The type of `i` in `for i in range(start, end, step)` with runtime bounds: at least i32."""
+    if isinstance(step, int) and not isinstance(step, bool) and step <= 0:
+        raise fail("range() with a zero or negative step is not supported yet in kernels")
+    iv_type = t.i32
+    for v in (start, end, step):
+        if not isinstance(v, (Tensor, int)) or isinstance(v, bool) or isinstance(v, Tensor) and (
+                v.shape or not isinstance(v.dtype, ScalarType) or not v.dtype.is_int):
+            raise fail(f"range() bounds must be integer scalars, got {type_name(v)}")
+        iv_type = int_promote(iv_type, v.dtype if isinstance(v, Tensor) else python_type(v))  # type: ignore[arg-type]
+    return iv_type
+
+
 # operators -------------------------------------------------------------------
 
 def _numeric_pair(b: Builder, x: object, y: object, op: str) -> tuple[Tensor, Tensor]:

@@ -144,12 +144,13 @@ def to_bits(x: np.ndarray, ty: ScalarType | PointerType) -> np.ndarray:
         return bf16_bits(x)
     if isinstance(ty, ScalarType) and ty.is_fp8:
         return fp8_bits(x, ty)
-    return np.ascontiguousarray(np.asarray(x, payload_dtype(ty))).view(bits_dtype(ty))
+    x = np.asarray(x, payload_dtype(ty))
+    return np.ascontiguousarray(x).view(bits_dtype(ty)).reshape(x.shape)
 
 
 def from_bits(bits: np.ndarray, ty: ScalarType | PointerType) -> np.ndarray:
     """The payload of type `ty` whose raw bits are `bits`."""
-    bits = np.ascontiguousarray(bits, bits_dtype(ty))
+    bits = np.ascontiguousarray(bits, bits_dtype(ty)).reshape(np.shape(bits))
     if ty == t.bf16:
         return bf16_value(bits)
     if isinstance(ty, ScalarType) and ty.is_fp8:

@@ -11,7 +11,7 @@ import os
 import sys
 import traceback
 from types import TracebackType
-from typing import Any
+from typing import Any, Callable
 
 import kdsl
 from kdsl.errors import CompilationError, Loc
@@ -19,6 +19,7 @@ from kdsl.frontend.builtins import BuiltinCall, call_builtin
 from kdsl.interpreter.context import ACTIVE
 from kdsl.interpreter.evaluator import EvalValue, EvaluatingBuilder
 from kdsl.interpreter.memory import CheckedMemory
+from kdsl.interpreter.pyenv import interpreted
 from kdsl.interpreter.tensor import InterpTensor, plain, wrap
 from kdsl.ir.types import PointerType
 from kdsl.runtime.arrays import adapt_array
@@ -58,6 +59,7 @@ class Session:
         self.pid = (0, 0, 0)
         self.memory = CheckedMemory(self._where)
         self.builder = EvaluatingBuilder(self)
+        self._functions: dict[Callable, Callable] = {}
 
     def program_id(self, axis: int) -> int:
         return self.pid[axis]
@@ -69,6 +71,12 @@ class Session:
         loc = current_user_line()
         return {"kernel": self.kernel_name, "pid": self.pid, "file": loc.file if loc else None,
                 "line": loc.line if loc else None}
+
+    def function(self, fn: Callable) -> Callable:
+        """`fn` as interpreted code runs it (see `pyenv`), made once per launch."""
+        if fn not in self._functions:
+            self._functions[fn] = interpreted(fn)
+        return self._functions[fn]
 
     def call_builtin(self, name: str, args: tuple, kwargs: dict[str, Any]) -> Any:
         """A `kl.*` call from interpreted code, through the compiler's own handler table."""
@@ -94,14 +102,14 @@ def interpret(kernel: Any, bound: BoundLaunch, grid: tuple[int, int, int]) -> No
             for y in range(grid[1]):
                 for x in range(grid[0]):
                     session.pid = (x, y, z)
-                    _run_program(kernel, args, kwargs)
+                    _run_program(kernel, session.function(kernel.fn), args, kwargs)
     finally:
         ACTIVE.reset(token)
 
 
-def _run_program(kernel: Any, args: list[Any], kwargs: dict[str, Any]) -> None:
+def _run_program(kernel: Any, fn: Callable, args: list[Any], kwargs: dict[str, Any]) -> None:
     try:
-        result = kernel.fn(*args, **kwargs)
+        result = fn(*args, **kwargs)
     except CompilationError as e:
         raise e.with_context(kernel.source.name, raising_user_line(e.__traceback__)) from None
     if result is not None:

@@ -36,8 +36,9 @@ class Kernel:
         return f"<kdsl.Kernel {self.fn.__qualname__}>"
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        if active_session() is not None:  # a device function called from an interpreted kernel
-            return self.fn(*args, **kwargs)
+        session = active_session()
+        if session is not None:  # a device function called from an interpreted kernel
+            return session.function(self.fn)(*args, **kwargs)
         raise KdslError(f"launch a kernel with {self.fn.__name__}[grid](...); calling it directly "
                         "only works inside another kernel")
 

@@ -186,3 +186,17 @@ def test_breakpoint_stops_inside_the_kernel_with_its_values(monkeypatch):
     interpret(stop_here, (1,), x, BLOCK=4)
     np.testing.assert_array_equal(seen[0], [0, 1, 2, 3])
     np.testing.assert_array_equal(x, [0, 2, 4, 6])
+
+
+@kdsl.kernel
+def typed_loop(x_ptr, out_ptr, n):
+    x = kl.load(x_ptr)
+    for i in range(n):
+        kl.store(out_ptr + i, x * i)
+
+
+def test_range_loop_variables_are_typed_as_the_compiler_types_them():
+    out = np.zeros(4, np.int32)
+    interpret(typed_loop, (1,), np.array([100], np.int8), out, 4)
+    np.testing.assert_array_equal(out, [0, 100, 200, 300])  # i8 * i32 is i32: no wrap at 8 bits
+    assert "range" not in globals()  # the module's globals are untouched

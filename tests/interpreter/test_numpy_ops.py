@@ -154,3 +154,9 @@ def test_bf16_matches_ml_dtypes():
 def test_f64_to_bf16_rounds_once():
     tie_plus = 1.0 + 2.0**-8 + 2.0**-40  # above the bf16 tie, but a float32 rounding would land on it
     assert op("cast", t.f64, [tie_plus, 1.0 + 2.0**-8], result=t.bf16) == [1.0 + 2.0**-7, 1.0]
+
+
+def test_scalars_stay_scalars():
+    for ty in (t.f32, t.bf16, t.fp8e5):
+        out = evaluate("bitcast", t.SCALARS[f"u{ty.bits}"], [dtypes.finish(ty, 1.0)], {}, None, [ty])
+        assert out.shape == () and out == dtypes.to_bits(np.float32(1.0), ty)
