@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import ctypes
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import numpy as np
 
@@ -106,8 +106,13 @@ class CheckedMemory:
             raw = np.ascontiguousarray(bits.reshape(-1)[lanes]).view(np.uint8).reshape(-1, nbytes)
             view[offsets[:, None] + np.arange(nbytes)] = raw
 
-    def _locate(self, addresses: np.ndarray, nbytes: int, mask: np.ndarray, what: str):
-        """Per span: its view, the byte offsets of the active lanes in it, and those lanes' indices."""
+    def _locate(self, addresses: np.ndarray, nbytes: int, mask: np.ndarray,
+                what: str) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+        """Per span: its view, the byte offsets of the active lanes in it, and those lanes' flat indices.
+
+        Every active lane is checked before the first span is yielded, so a bad
+        access raises before any memory is touched.
+        """
         lanes = np.flatnonzero(np.broadcast_to(mask, addresses.shape))
         addr = addresses.reshape(-1)[lanes].astype(np.uint64)
         index = np.searchsorted(self._los, addr, side="right").astype(np.int64) - 1
@@ -124,9 +129,9 @@ class CheckedMemory:
 
     def _check_writable(self, addresses: np.ndarray, mask: np.ndarray) -> None:
         addr = addresses[np.broadcast_to(mask, addresses.shape)].astype(np.uint64)
-        for span in self.spans:
-            hit = span.readonly and (addr >= np.uint64(span.lo)) & (addr < np.uint64(span.hi))
-            if np.any(hit):
+        for span in (s for s in self.spans if s.readonly):
+            hit = (addr >= np.uint64(span.lo)) & (addr < np.uint64(span.hi))
+            if hit.any():
                 self._fail(int(addr[np.argmax(hit)]), "store", f"into the read-only array '{span.name}'")
 
     def _fail(self, address: int, what: str, problem: str) -> None:
