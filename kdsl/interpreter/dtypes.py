@@ -126,9 +126,13 @@ def fp8_bits(x: np.ndarray, ty: ScalarType) -> np.ndarray:
 # conversions -----------------------------------------------------------------
 
 def finish(ty: Type, x: object) -> np.ndarray:
-    """`x` as a payload of `ty`'s element type: converted, wrapped or rounded as the type demands."""
+    """`x` as a payload of `ty`'s element type: converted, wrapped or rounded as the type demands.
+
+    Python integers (which must fit the type) convert exactly, never through float64.
+    """
     elem = ty.scalar
-    arr = np.asarray(x)
+    exact = not isinstance(x, np.ndarray) and (isinstance(elem, PointerType) or elem.is_int)
+    arr = np.asarray(x, payload_dtype(elem) if exact else None)
     if elem == t.bf16:
         return round_bf16(arr if arr.dtype == np.float64 else arr.astype(np.float32))
     if isinstance(elem, ScalarType) and elem.is_fp8:

@@ -3,8 +3,11 @@ import math
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from kdsl.interpreter import dtypes
+from kdsl.frontend.semantic import int_range
 from kdsl.interpreter.numpy_ops import evaluate
 from kdsl.ir import types as t
 
@@ -24,6 +27,28 @@ def test_integer_division_truncates_and_remainder_takes_the_dividends_sign():
     assert op("div", t.i32, [7, -7, 7, -7], [2, 2, -2, -2]) == [3, -3, -3, 3]
     assert op("rem", t.i32, [7, -7, 7, -7], [2, 2, -2, -2]) == [1, -1, 1, -1]
     assert op("div", t.u8, [250, 7], [7, 250]) == [35, 0]
+
+
+def c_divmod(a: int, b: int, ty) -> tuple[int, int]:
+    """C's integer division on `ty`, in Python integers: the reference for the numpy table."""
+    lo, hi = int_range(ty)
+    if b == 0:
+        return (-1 if ty.is_signed else hi), a
+    q = abs(a) // abs(b) * (1 if (a < 0) == (b < 0) else -1)
+    wrap = hi - lo + 1
+    return (q - lo) % wrap + lo, a - q * b
+
+
+@settings(max_examples=60, deadline=None)
+@given(data=st.data(), ty=st.sampled_from([t.i8, t.i16, t.i32, t.i64, t.u8, t.u32, t.u64]))
+def test_integer_division_matches_c_on_random_operands(data, ty):
+    lo, hi = int_range(ty)
+    a = data.draw(st.lists(st.integers(lo, hi), min_size=1, max_size=8))
+    special = st.sampled_from([v for v in (0, -1, 1, lo, hi) if lo <= v <= hi])
+    b = data.draw(st.lists(special | st.integers(lo, hi), min_size=len(a), max_size=len(a)))
+    expected = [c_divmod(x, y, ty) for x, y in zip(a, b)]
+    assert op("div", ty, a, b) == [q for q, _ in expected]
+    assert op("rem", ty, a, b) == [r for _, r in expected]
 
 
 def test_division_by_zero_and_int_min_over_minus_one():
