@@ -72,6 +72,24 @@ def test_shifts():
     assert op("shl", t.u8, [0x81], [1]) == [2]
 
 
+def c_shift(a: int, s: int, ty, left: bool) -> int:
+    """Shifts on `ty` in Python integers: amounts read unsigned; at or past the width, 0 or the sign fill."""
+    lo, hi = int_range(ty)
+    amount = s % (1 << ty.bits)
+    if amount >= ty.bits:
+        return -1 if not left and a < 0 else 0
+    return ((a << amount) - lo) % (hi - lo + 1) + lo if left else a >> amount
+
+
+@settings(max_examples=60, deadline=None)
+@given(data=st.data(), ty=st.sampled_from([t.i8, t.i32, t.i64, t.u16, t.u64]), left=st.booleans())
+def test_shifts_match_the_reference_on_random_operands(data, ty, left):
+    lo, hi = int_range(ty)
+    a = data.draw(st.lists(st.integers(lo, hi), min_size=1, max_size=8))
+    s = data.draw(st.lists(st.integers(0, ty.bits + 2) | st.integers(lo, hi), min_size=len(a), max_size=len(a)))
+    assert op("shl" if left else "shr", ty, a, s) == [c_shift(x, y, ty, left) for x, y in zip(a, s)]
+
+
 def test_integers_wrap_at_their_width():
     assert op("add", t.i8, [127], [1]) == [-128]
     assert op("sub", t.u8, [0], [1]) == [255]
