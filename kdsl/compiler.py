@@ -45,6 +45,9 @@ class CompiledKernel:
 
 
 def compile_kernel(kernel: Any, bound: BoundLaunch, options: CompileOptions) -> CompiledKernel:
+    if options.target == "interpret":
+        raise LaunchError(f"'{kernel.source.name}': target 'interpret' runs the Python function and compiles "
+                          "nothing; launch the kernel with target='interpret' instead")
     if options.target != "cpu":
         raise LaunchError(f"'{kernel.source.name}': target '{options.target}' is not available yet; "
                           "kdsl currently compiles for target='cpu' only")

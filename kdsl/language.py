@@ -1,14 +1,16 @@
 """The `kl.*` language: dtypes, `constexpr`, and the builtins a kernel may call.
 
 The builtins here are markers: the frontend recognises each by identity and
-builds IR for it (`kdsl.frontend.builtins`). Called outside a kernel they raise
-a `KdslError` that says so.
+builds IR for it (`kdsl.frontend.builtins`). Called while a kernel is being
+interpreted (`target="interpret"`) they run through the same handlers on numpy;
+called anywhere else they raise a `KdslError` that says so.
 """
 from __future__ import annotations
 
 from typing import Any, Callable
 
 from kdsl.errors import KdslError
+from kdsl.interpreter.context import active_session
 from kdsl.ir import types as _t
 from kdsl.ir.types import ScalarType as dtype
 
@@ -50,7 +52,10 @@ def _builtin(fn: Callable) -> Callable:
     """Mark `fn` as a kernel builtin; calling it from plain Python is an error."""
 
     def outside_kernel(*args: Any, **kwargs: Any) -> Any:
-        raise KdslError(f"kl.{fn.__name__} can only be called inside a @kdsl.kernel function")
+        session = active_session()
+        if session is None:
+            raise KdslError(f"kl.{fn.__name__} can only be called inside a @kdsl.kernel function")
+        return session.call_builtin(fn.__name__, args, kwargs)
 
     outside_kernel.__name__ = fn.__name__
     outside_kernel.__qualname__ = fn.__name__

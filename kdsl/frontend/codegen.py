@@ -233,19 +233,8 @@ class CodeGenerator(ast.NodeVisitor, ControlFlow):
         return self.index_tensor(base, items)
 
     def index_tensor(self, x: Tensor, items: list[ast.expr]) -> Tensor:
-        """`x[:, None]` and friends: `:` keeps a dimension, `None` inserts one of size 1."""
-        dim = 0
-        for item in items:
-            if isinstance(item, ast.Slice) and item.lower is None and item.upper is None and item.step is None:
-                dim += 1
-            elif isinstance(item, ast.Constant) and item.value is None:
-                x = sem.expand_dims(self.builder, x, dim)
-                dim += 1
-            else:
-                raise CompilationError("blocks can only be indexed with ':' and None (to add a dimension)")
-        if dim > len(x.shape) + sum(1 for i in items if isinstance(i, ast.Constant)):
-            raise CompilationError(f"too many ':' for a block of shape {x.shape}")
-        return x
+        """`x[:, None]` and friends, with the index items read from the AST (see `semantic.index`)."""
+        return sem.index(self.builder, x, [_index_item(item) for item in items])
 
     def visit_BinOp(self, node: ast.BinOp) -> Any:
         return self.binary(node.op, self.visit(node.left), self.visit(node.right))
@@ -263,15 +252,7 @@ class CodeGenerator(ast.NodeVisitor, ControlFlow):
     def power(self, base: Any, exponent: Any) -> Any:
         if not isinstance(base, Tensor) and not isinstance(exponent, Tensor):
             return self.python_op(operator.pow, base, exponent)
-        if not isinstance(base, Tensor) or not isinstance(exponent, int) or isinstance(exponent, bool) \
-                or not 0 <= exponent <= 64:
-            raise CompilationError("`**` on blocks needs a compile-time integer exponent from 0 to 64")
-        if exponent == 0:
-            return sem.full(self.builder, base.shape, 1, base.dtype)
-        result = base
-        for _ in range(exponent - 1):
-            result = sem.binary(self.builder, "mul", result, base)
-        return result
+        return sem.power(self.builder, base, exponent)
 
     @staticmethod
     def python_op(fn: Callable, *args: Any) -> Any:
@@ -356,6 +337,15 @@ class CodeGenerator(ast.NodeVisitor, ControlFlow):
             return self.python_op(lambda: fn(*args, **kwargs))
         raise CompilationError(f"cannot call {getattr(fn, '__name__', sem.type_name(fn))} in a kernel: "
                                "only kl builtins and @kdsl.kernel functions can be called")
+
+
+def _index_item(item: ast.expr) -> object:
+    """A block index item as a Python value: `:` → slice(None), None → None; anything else as is."""
+    if isinstance(item, ast.Slice) and item.lower is None and item.upper is None and item.step is None:
+        return slice(None)
+    if isinstance(item, ast.Constant) and item.value is None:
+        return None
+    return item
 
 
 def _HOST_HELPERS() -> tuple[Callable, ...]:

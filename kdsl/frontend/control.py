@@ -9,7 +9,6 @@ from kdsl import language
 from kdsl.errors import CompilationError
 from kdsl.frontend import semantic as sem
 from kdsl.frontend.semantic import Tensor
-from kdsl.ir import types as t
 from kdsl.ir.core import Region
 from kdsl.ir.types import ScalarType, Type
 
@@ -137,16 +136,7 @@ class ControlFlow:
 
     def _runtime_for(self, node: ast.For, start: Any, end: Any, step: Any) -> None:
         b = self.builder
-        if isinstance(step, int) and not isinstance(step, bool) and step <= 0:
-            raise CompilationError("range() with a zero or negative step is not supported yet in kernels")
-        for v in (start, end, step):
-            if not isinstance(v, (Tensor, int)) or isinstance(v, bool) or isinstance(v, Tensor) and (
-                    v.shape or not isinstance(v.dtype, ScalarType) or not v.dtype.is_int):
-                raise CompilationError(f"range() bounds must be integer scalars, got {sem.type_name(v)}")
-        iv_type = t.i32
-        for v in (start, end, step):
-            vt = v.dtype if isinstance(v, Tensor) else sem.python_type(v)
-            iv_type = sem.int_promote(iv_type, vt)
+        iv_type = sem.loop_type(start, end, step)
         lb, ub, st = (sem.cast(b, sem.to_tensor(b, v, iv_type), iv_type).handle for v in (start, end, step))
         names = sorted(n for n in _assigned_names(node.body) if n in self.scope and n != node.target.id)
         types = {n: self._initial_type(n, self.scope[n]) for n in names}

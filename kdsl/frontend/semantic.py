@@ -237,6 +237,19 @@ def to_bool(b: Builder, x: Tensor) -> Tensor:
     return Tensor(b.value("cmp", [x.handle, zero.handle], x.type.with_scalar(t.i1), pred="ne"))
 
 
+def loop_type(start: object, end: object, step: object) -> ScalarType:
+    """The type of `i` in `for i in range(start, end, step)` with runtime bounds: at least i32."""
+    if isinstance(step, int) and not isinstance(step, bool) and step <= 0:
+        raise fail("range() with a zero or negative step is not supported yet in kernels")
+    iv_type = t.i32
+    for v in (start, end, step):
+        if not isinstance(v, (Tensor, int)) or isinstance(v, bool) or isinstance(v, Tensor) and (
+                v.shape or not isinstance(v.dtype, ScalarType) or not v.dtype.is_int):
+            raise fail(f"range() bounds must be integer scalars, got {type_name(v)}")
+        iv_type = int_promote(iv_type, v.dtype if isinstance(v, Tensor) else python_type(v))  # type: ignore[arg-type]
+    return iv_type
+
+
 # operators -------------------------------------------------------------------
 
 def _numeric_pair(b: Builder, x: object, y: object, op: str) -> tuple[Tensor, Tensor]:
@@ -289,6 +302,19 @@ def pointer_offset(b: Builder, ptr: Tensor, offset: object, op: str) -> Tensor:
 def compare(b: Builder, pred: str, x: object, y: object) -> Tensor:
     x, y = _numeric_pair(b, x, y, "cmp")
     return Tensor(b.value("cmp", [x.handle, y.handle], x.type.with_scalar(t.i1), pred=pred))
+
+
+def power(b: Builder, base: object, exponent: object) -> Tensor:
+    """`base ** exponent` on a block: repeated multiplication, the exponent a compile-time int."""
+    if not isinstance(base, Tensor) or not isinstance(exponent, int) or isinstance(exponent, bool) \
+            or not 0 <= exponent <= 64:
+        raise fail("`**` on blocks needs a compile-time integer exponent from 0 to 64")
+    if exponent == 0:
+        return full(b, base.shape, 1, base.dtype)
+    result = base
+    for _ in range(exponent - 1):
+        result = binary(b, "mul", result, base)
+    return result
 
 
 def negate(b: Builder, x: Tensor) -> Tensor:
@@ -381,6 +407,22 @@ def expand_dims(b: Builder, x: Tensor, axis: int) -> Tensor:
         return Tensor(b.value("splat", [x.handle], BlockType((1,), x.dtype)))
     shape = x.shape[:axis] + (1,) + x.shape[axis:]
     return Tensor(b.value("expand_dims", [x.handle], BlockType(shape, x.dtype), axis=axis))
+
+
+def index(b: Builder, x: Tensor, items: list[object]) -> Tensor:
+    """`x[:, None]` and friends: `:` (a full slice) keeps a dimension, `None` inserts one of size 1."""
+    dim = 0
+    for item in items:
+        if isinstance(item, slice) and item == slice(None):
+            dim += 1
+        elif item is None:
+            x = expand_dims(b, x, dim)
+            dim += 1
+        else:
+            raise fail("blocks can only be indexed with ':' and None (to add a dimension)")
+    if dim > len(x.shape) + sum(1 for i in items if i is None):
+        raise fail(f"too many ':' for a block of shape {x.shape}")
+    return x
 
 
 # memory ----------------------------------------------------------------------

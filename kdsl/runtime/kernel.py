@@ -8,6 +8,7 @@ from typing import Any, Callable
 from kdsl.compiler import CompiledKernel, CompileOptions, compile_kernel
 from kdsl.errors import KdslError, LaunchError
 from kdsl.frontend.source import KernelSource, read_source
+from kdsl.interpreter.context import active_session
 from kdsl.runtime.binding import BoundLaunch, bind, resolve_grid, target_for
 
 LAUNCH_OPTIONS = ("target", "num_warps", "num_stages")
@@ -35,6 +36,9 @@ class Kernel:
         return f"<kdsl.Kernel {self.fn.__qualname__}>"
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        session = active_session()
+        if session is not None:  # a device function called from an interpreted kernel
+            return session.function(self.fn)(*args, **kwargs)
         raise KdslError(f"launch a kernel with {self.fn.__name__}[grid](...); calling it directly "
                         "only works inside another kernel")
 
@@ -47,6 +51,12 @@ class Kernel:
         bound = bind(self.source, args, kwargs)
         options = self._options(bound, **options_in)
         dims = resolve_grid(self.source.name, grid, bound.by_name)
+        if options.target == "interpret":
+            from kdsl.interpreter.launch import interpret
+
+            if 0 not in dims:
+                interpret(self, bound, dims)
+            return
         compiled = self._compiled(bound, options)
         if 0 in dims:
             return

@@ -1,0 +1,156 @@
+"""Checked memory for interpreted kernels: the byte spans of a launch's arrays, nothing else.
+
+Each array argument registers the bytes its elements cover (from its shape and
+strides, negative strides included). Loads and stores go through numpy views of
+those spans; an address outside every span, or misaligned for its type, raises
+`MemoryAccessError` instead of touching memory.
+"""
+from __future__ import annotations
+
+import ctypes
+from dataclasses import dataclass
+from typing import Any, Callable, Iterator
+
+import numpy as np
+
+from kdsl.errors import LaunchError, MemoryAccessError
+from kdsl.runtime.arrays import ArrayArg
+
+
+@dataclass
+class Span:
+    """Bytes [lo, hi) of host memory, and the argument whose first element is at `base`."""
+
+    lo: int
+    hi: int
+    name: str
+    base: int
+    itemsize: int
+    readonly: bool = False
+
+
+def array_span(obj: Any, address: int, itemsize: int) -> tuple[int, int] | None:
+    """The byte range [lo, hi) the elements of `obj` cover; None when it has no elements."""
+    shape, strides = _layout(obj, itemsize)
+    if any(d == 0 for d in shape):
+        return None
+    lo = address + sum(min(0, (d - 1) * s) for d, s in zip(shape, strides))
+    hi = address + sum(max(0, (d - 1) * s) for d, s in zip(shape, strides)) + itemsize
+    return lo, hi
+
+
+def _layout(obj: Any, itemsize: int) -> tuple[tuple[int, ...], tuple[int, ...]]:
+    """Shape and byte strides of an array-like object."""
+    if isinstance(obj, np.ndarray):
+        return obj.shape, obj.strides
+    if hasattr(obj, "stride") and hasattr(obj, "shape") and callable(obj.stride):
+        return tuple(obj.shape), tuple(s * itemsize for s in obj.stride())
+    iface = getattr(obj, "__array_interface__", None) or getattr(obj, "__cuda_array_interface__", None)
+    if iface is None:
+        array = np.from_dlpack(obj)
+        return array.shape, array.strides
+    shape = tuple(iface["shape"])
+    strides = iface.get("strides")
+    if strides is None:
+        strides = tuple(int(np.prod(shape[i + 1:], dtype=np.int64)) * itemsize for i in range(len(shape)))
+    return shape, tuple(strides)
+
+
+class CheckedMemory:
+    """Reads and writes raw bits at uint64 addresses inside registered spans only.
+
+    `where()` gives the details an error reports besides the address (kernel,
+    line, program id).
+    """
+
+    def __init__(self, where: Callable[[], dict[str, Any]]):
+        self.where = where
+        self.spans: list[Span] = []
+        self._views: list[np.ndarray] = []
+
+    def register(self, name: str, obj: Any, array: ArrayArg) -> None:
+        """Make the elements of argument `name` (the array `obj`, adapted as `array`) accessible."""
+        if array.device != "cpu":
+            raise LaunchError(f"argument '{name}': the interpret target reads host memory only; "
+                              f"this array lives on '{array.device}'")
+        span = array_span(obj, array.address, array.dtype.bytes)
+        if span is not None:
+            self.spans.append(Span(span[0], span[1], name, array.address, array.dtype.bytes, array.readonly))
+        self._rebuild()
+
+    def _rebuild(self) -> None:
+        """Merge overlapping spans (aliasing arguments) so each address has one view."""
+        merged: list[list[int]] = []
+        for lo, hi in sorted((s.lo, s.hi) for s in self.spans):
+            if merged and lo <= merged[-1][1]:
+                merged[-1][1] = max(merged[-1][1], hi)
+            else:
+                merged.append([lo, hi])
+        self._los = np.array([m[0] for m in merged], np.uint64)
+        self._his = np.array([m[1] for m in merged], np.uint64)
+        self._views = [np.ctypeslib.as_array((ctypes.c_uint8 * (hi - lo)).from_address(lo)) for lo, hi in merged]
+
+    def read(self, addresses: np.ndarray, nbytes: int, mask: np.ndarray) -> np.ndarray:
+        """The `nbytes`-wide bits at each address where `mask` holds; 0 elsewhere."""
+        out = np.zeros(addresses.size, np.dtype(f"u{nbytes}"))
+        for view, offsets, lanes in self._locate(addresses, nbytes, mask, "load"):
+            raw = view[offsets[:, None] + np.arange(nbytes)]
+            out[lanes] = np.ascontiguousarray(raw).view(out.dtype).reshape(-1)
+        return out.reshape(addresses.shape)
+
+    def write(self, addresses: np.ndarray, bits: np.ndarray, mask: np.ndarray) -> None:
+        """Store `bits` at each address where `mask` holds (lanes in order: the last write wins)."""
+        nbytes = bits.dtype.itemsize
+        self._check_writable(addresses, mask)
+        for view, offsets, lanes in self._locate(addresses, nbytes, mask, "store"):
+            raw = np.ascontiguousarray(bits.reshape(-1)[lanes]).view(np.uint8).reshape(-1, nbytes)
+            view[offsets[:, None] + np.arange(nbytes)] = raw
+
+    def _locate(self, addresses: np.ndarray, nbytes: int, mask: np.ndarray,
+                what: str) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+        """Per span: its view, the byte offsets of the active lanes in it, and those lanes' flat indices.
+
+        Every active lane is checked before the first span is yielded, so a bad
+        access raises before any memory is touched.
+        """
+        lanes = np.flatnonzero(np.broadcast_to(mask, addresses.shape))
+        addr = addresses.reshape(-1)[lanes].astype(np.uint64)
+        index = np.searchsorted(self._los, addr, side="right").astype(np.int64) - 1
+        his = np.append(self._his, np.uint64(0))
+        inside = (index >= 0) & (addr + np.uint64(nbytes) <= his[index])
+        bad = ~inside | (addr % np.uint64(nbytes) != 0)
+        if bad.any():
+            first = np.argmax(bad)
+            self._fail(int(addr[first]), what, f"misaligned for {nbytes}-byte elements" if inside[first]
+                       else "outside every array argument")
+        for i in np.unique(index):
+            pick = index == i
+            yield self._views[i], (addr[pick] - self._los[i]).astype(np.int64), lanes[pick]
+
+    def _check_writable(self, addresses: np.ndarray, mask: np.ndarray) -> None:
+        addr = addresses[np.broadcast_to(mask, addresses.shape)].astype(np.uint64)
+        for span in (s for s in self.spans if s.readonly):
+            hit = (addr >= np.uint64(span.lo)) & (addr < np.uint64(span.hi))
+            if hit.any():
+                self._fail(int(addr[np.argmax(hit)]), "store", f"into the read-only array '{span.name}'")
+
+    def _fail(self, address: int, what: str, problem: str) -> None:
+        details = dict(self.where())
+        span = self._nearest(address)
+        if span is not None:
+            offset = (address - span.base) // span.itemsize
+            place = f"'{span.name}' + {offset} elements (address {address:#x})"
+            details.update(offset=offset, argument=span.name)
+        else:
+            place = f"address {address:#x}"
+            details.update(offset=None, argument=None)
+        details["address"] = address
+        where = f"{details['file']}:{details['line']}" if details.get("line") else "an unknown line"
+        raise MemoryAccessError(f"kernel '{details.get('kernel')}', program {details.get('pid')}, {where}: "
+                                f"{what} of {place}: {problem}", **details)
+
+    def _nearest(self, address: int) -> Span | None:
+        if not self.spans:
+            return None
+        return min(self.spans, key=lambda s: 0 if s.lo <= address < s.hi else min(abs(address - s.lo),
+                                                                                   abs(address - s.hi)))
