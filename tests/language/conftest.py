@@ -1,6 +1,6 @@
 """The language conformance suite runs every test that takes `target` on every target listed here."""
 
-TARGETS = ["cpu"]
+TARGETS = ["cpu", "interpret"]
 
 
 def pytest_generate_tests(metafunc):

@@ -204,6 +204,8 @@ MATH_RTOL = {np.dtype(np.float16): 1e-3, np.dtype(np.float32): 2e-7, np.dtype(np
 @given(n=st.integers(1, 150), seed=st.integers(0, 2**32 - 1))
 def test_unary_operator(target, op, dtype, n, seed):
     x, _ = inputs(op, dtype, n, seed)
+    if op == "not" and target == "interpret":
+        pytest.skip("Python's `not` cannot be overloaded, so the interpreter rejects it on blocks")
     if op == "not":
         out = poisoned(n, np.bool_)
         unary_block[(math.ceil(n / BLOCK),)](x, out, n, OP=op, BLOCK=BLOCK, target=target)

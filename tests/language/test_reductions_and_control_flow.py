@@ -69,7 +69,7 @@ def nested_loops(x_ptr, out_ptr, n_outer, n_inner, BLOCK: kl.constexpr):
     for k in kl.static_range(3):
         total = total * 2 + k
     kl.store(out_ptr, total)
-    kl.store(out_ptr + 1, count.to(kl.float32))
+    kl.store(out_ptr + 1, count)
 
 
 @SETTINGS
