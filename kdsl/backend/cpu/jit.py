@@ -8,12 +8,21 @@ import llvmlite.binding as llvm
 
 
 @lru_cache(maxsize=None)
-def target_machine() -> llvm.TargetMachine:
+def _initialize() -> None:
     llvm.initialize_native_target()
     llvm.initialize_native_asmprinter()
+
+
+def target_machine() -> llvm.TargetMachine:
+    """A new host target machine: an MCJIT engine takes ownership of the one it is given."""
+    _initialize()
     target = llvm.Target.from_default_triple()
     return target.create_target_machine(cpu=llvm.get_host_cpu_name(),
                                         features=llvm.get_host_cpu_features().flatten(), opt=3)
+
+
+def host_triple() -> str:
+    return llvm.get_process_triple()
 
 
 @dataclass

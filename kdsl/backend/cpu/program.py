@@ -7,7 +7,7 @@ from typing import Callable, Sequence
 
 from llvmlite import ir
 
-from kdsl.backend.cpu.jit import Jitted, jit, target_machine
+from kdsl.backend.cpu.jit import Jitted, host_triple, jit
 from kdsl.backend.cpu.launcher import LAUNCH_NAME, emit_launcher
 from kdsl.backend.cpu.llvm_types import scalar_bits
 from kdsl.backend.cpu.lower import KernelLowering
@@ -58,7 +58,7 @@ def compile_cpu(module: Module) -> CpuProgram:
             raise CompilationError(f"internal error: call to '{op.attrs['callee']}' left after inlining",
                                    op.loc, fn.name)
     llmod = ir.Module(name=fn.name)
-    llmod.triple = target_machine().triple
+    llmod.triple = host_triple()
     kernel = KernelLowering(llmod, fn, f"kdsl.{fn.name}").lower()
     emit_launcher(llmod, fn, kernel)
     text = str(llmod)
