@@ -18,8 +18,8 @@ from typing import Any, Callable
 
 from llvmlite import ir
 
-from kdsl.backend.cpu.llvm_types import F32, I64, mem_type, reg_type, unsupported
-from kdsl.ir.types import PointerType, ScalarType
+from kdsl.backend.cpu.llvm_types import F32, I16, I32, I64, mem_type, reg_type, unsupported
+from kdsl.ir.types import PointerType, ScalarType, bf16 as BF16, f32 as _F32_T
 
 Emitter = Callable[[ir.IRBuilder, list[ir.Value], Any, Any, dict], ir.Value]
 
@@ -52,9 +52,9 @@ def _half_promoted(inner: Emitter) -> Emitter:
     def emit(b, args, src, dst, attrs):
         if not (isinstance(src, ScalarType) and src.is_float and src.bits == 16):
             return inner(b, args, src, dst, attrs)
-        wide = [b.fpext(a, F32) for a in args]
+        wide = [to_f32(b, a, src) for a in args]
         out = inner(b, wide, _F32_T, _F32_T if dst == src else dst, attrs)
-        return b.fptrunc(out, reg_type(src)) if dst == src else out
+        return from_f32(b, out, src) if dst == src else out
     return emit
 
 
@@ -172,6 +172,9 @@ def cast(b: ir.IRBuilder, x: ir.Value, src: ScalarType, dst: ScalarType) -> ir.V
         raise unsupported(src if isinstance(src, PointerType) else dst)
     if src == dst:
         return x
+    if BF16 in (src, dst):
+        wide = to_f32(b, x, src) if src == BF16 else cast(b, x, src, _F32_T)
+        return from_f32(b, wide, dst) if dst == BF16 else cast(b, wide, _F32_T, dst)
     if dst.is_bool:
         if src.is_float:
             return b.fcmp_unordered("!=", x, ir.Constant(x.type, 0.0))
@@ -189,12 +192,34 @@ def cast(b: ir.IRBuilder, x: ir.Value, src: ScalarType, dst: ScalarType) -> ir.V
         name = "fptosi" if dst.is_signed else "fptoui"
         fn = declare(b.module, f"llvm.{name}.sat.i{dst.bits}.{_suffix(x.type)}", to, [x.type])
         return b.call(fn, [x])
-    if src.bits == 16 and dst.bits == 16:
-        return b.fptrunc(b.fpext(x, F32), to)
     return b.fpext(x, to) if dst.bits > src.bits else b.fptrunc(x, to)
 
 
-_F32_T = ScalarType("f32", "float", 32)
+def _bitcast(b: ir.IRBuilder, x: ir.Value, dst: ScalarType) -> ir.Value:
+    to = reg_type(dst)
+    return x if x.type == to else b.bitcast(x, to)
+
+
+def to_f32(b: ir.IRBuilder, x: ir.Value, t: ScalarType) -> ir.Value:
+    """A 16-bit float widened to f32 (exact); bf16 by moving its bits up."""
+    if t != BF16:
+        return b.fpext(x, F32)
+    return b.bitcast(b.shl(b.zext(x, I32), ir.Constant(I32, 16)), F32)
+
+
+def from_f32(b: ir.IRBuilder, x: ir.Value, t: ScalarType) -> ir.Value:
+    """An f32 rounded to nearest even as `t`; bf16 with integer ops (no libcall; NaN stays quiet NaN)."""
+    if t != BF16:
+        return b.fptrunc(x, reg_type(t)) if t.bits < 32 else b.fpext(x, reg_type(t))
+    bits = b.bitcast(x, I32)
+    high = b.lshr(bits, ir.Constant(I32, 16))
+    odd = b.and_(high, ir.Constant(I32, 1))
+    rounded = b.lshr(b.add(bits, b.add(odd, ir.Constant(I32, 0x7FFF))), ir.Constant(I32, 16))
+    is_nan = b.fcmp_unordered("uno", x, x)
+    result = b.select(is_nan, b.or_(high, ir.Constant(I32, 0x40)), rounded)
+    return b.trunc(result, I16)
+
+
 
 _FLOAT_MIN = _float_intrinsic("minnum")
 _FLOAT_MAX = _float_intrinsic("maxnum")
@@ -221,6 +246,6 @@ ELEMENTWISE: dict[str, Emitter] = {
     "cmp": _half_promoted(_cmp),
     "select": _select,
     "cast": lambda b, args, src, dst, attrs: cast(b, args[0], src, dst),
-    "bitcast": lambda b, args, src, dst, attrs: b.bitcast(args[0], reg_type(dst)),
+    "bitcast": lambda b, args, src, dst, attrs: _bitcast(b, args[0], dst),
     "addptr": _addptr,
 }

@@ -1,6 +1,7 @@
 """The host target machine, the O3 pipeline and the MCJIT execution engine."""
 from __future__ import annotations
 
+import ctypes.util
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -9,8 +10,12 @@ import llvmlite.binding as llvm
 
 @lru_cache(maxsize=None)
 def _initialize() -> None:
+    """Native target, and libgcc_s for the conversion helpers LLVM calls (`__truncdfhf2`)."""
     llvm.initialize_native_target()
     llvm.initialize_native_asmprinter()
+    runtime = ctypes.util.find_library("gcc_s")
+    if runtime is not None:
+        llvm.load_library_permanently(runtime)
 
 
 def target_machine() -> llvm.TargetMachine:

@@ -1,7 +1,10 @@
 """kdsl types as LLVM types: a register form and a memory form per scalar.
 
 `i1` lives in registers as LLVM `i1` and in memory (block buffers, global
-memory, the argument vector) as `i8`. Pointers are opaque LLVM pointers; the
+memory, the argument vector) as `i8`. `bf16` is carried as its `i16` bit
+pattern: every bf16 operation widens to f32 with integer ops and rounds back
+(see `elementwise.to_f32/from_f32`), so no LLVM `bfloat` code generation (whose
+x86 lowering crashed the JIT-ed code in testing) or libcall is involved. Pointers are opaque LLVM pointers; the
 element type is supplied to each GEP and load. fp8 types have no lowering yet.
 """
 from __future__ import annotations
@@ -15,29 +18,15 @@ from kdsl.errors import CompilationError
 from kdsl.ir.types import BlockType, PointerType, ScalarType, Type
 
 
-class BFloatType(ir.Type):
-    """LLVM's `bfloat`, which llvmlite's IR layer does not provide."""
-
-    null = "0xR0000"
-
-    def _to_string(self) -> str:
-        return "bfloat"
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, BFloatType)
-
-    def __hash__(self) -> int:
-        return hash("bfloat")
-
-
 I1 = ir.IntType(1)
 I8 = ir.IntType(8)
+I16 = ir.IntType(16)
 I32 = ir.IntType(32)
 I64 = ir.IntType(64)
 F32 = ir.FloatType()
 PTR = ir.PointerType()
 
-_FLOATS: dict[str, ir.Type] = {"f16": ir.HalfType(), "bf16": BFloatType(), "f32": F32, "f64": ir.DoubleType()}
+_FLOATS: dict[str, ir.Type] = {"f16": ir.HalfType(), "bf16": I16, "f32": F32, "f64": ir.DoubleType()}
 
 
 def unsupported(t: Type) -> CompilationError:
@@ -101,8 +90,10 @@ def scalar_bits(value: bool | int | float, t: ScalarType | PointerType) -> int:
 
 def constant(b: ir.IRBuilder, t: ScalarType, value: bool | int | float) -> ir.Value:
     """An LLVM constant of type `t`; 16-bit floats go through their bit pattern."""
-    if t.is_float and t.bits == 16:
-        return b.bitcast(ir.Constant(ir.IntType(16), float_bits(float(value), t)), reg_type(t))
+    if t.name == "bf16":
+        return ir.Constant(I16, float_bits(float(value), t))
+    if t.name == "f16":
+        return b.bitcast(ir.Constant(I16, float_bits(float(value), t)), reg_type(t))
     if t.is_float:
         rounded = float(np.float32(value)) if t.bits == 32 else float(value)
         return ir.Constant(reg_type(t), rounded)
