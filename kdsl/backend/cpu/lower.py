@@ -160,6 +160,14 @@ class KernelLowering:
         src: Buffer = self.values[op.operands[0]]
         self.define(op, Buffer(src.ptr, op.result.type))
 
+    def guarded_address(self, mask: Value | None, address: ir.Value, elem, i: ir.Value) -> ir.Value:
+        """`address`, or a private scratch slot where the mask is off: masked-off lanes
+        never touch user memory, and the element loop stays branch-free."""
+        if mask is None:
+            return address
+        scratch = self.entry.alloca(mem_type(elem))
+        return self.b.select(self.element(mask, i), address, scratch)
+
     def load(self, op: Operation) -> None:
         ptr, mask, other = (op.operands + [None, None])[:3]
         t = op.result.type
@@ -167,20 +175,12 @@ class KernelLowering:
         b = self.b
 
         def load_one(i: ir.Value) -> ir.Value:
-            address = self.element(ptr, i)
+            address = self.guarded_address(mask, self.element(ptr, i), elem, i)
+            value = from_memory(b, b.load(address, typ=mem_type(elem)), elem)
             if mask is None:
-                return from_memory(b, b.load(address, typ=mem_type(elem)), elem)
+                return value
             fallback = self.element(other, i) if other is not None else ir.Constant(reg_type(elem), None)
-            fallback = to_memory(b, fallback, elem)
-            with b.if_else(self.element(mask, i)) as (then, otherwise):
-                with then:
-                    loaded, then_block = b.load(address, typ=mem_type(elem)), b.block
-                with otherwise:
-                    else_block = b.block
-            merged = b.phi(mem_type(elem))
-            merged.add_incoming(loaded, then_block)
-            merged.add_incoming(fallback, else_block)
-            return from_memory(b, merged, elem)
+            return b.select(self.element(mask, i), value, fallback)
         self.define(op, self.fill(t, load_one, "load") if isinstance(t, BlockType) else load_one(ir.Constant(I64, 0)))
 
     def store(self, op: Operation) -> None:
@@ -189,12 +189,8 @@ class KernelLowering:
         b = self.b
 
         def store_one(i: ir.Value) -> None:
-            address, data = self.element(ptr, i), to_memory(b, self.element(value, i), elem)
-            if mask is None:
-                b.store(data, address)
-                return
-            with b.if_then(self.element(mask, i)):
-                b.store(data, address)
+            address = self.guarded_address(mask, self.element(ptr, i), elem, i)
+            b.store(to_memory(b, self.element(value, i), elem), address)
         if isinstance(value.type, BlockType):
             with element_loop(b, value.type.numel, "store") as i:
                 store_one(i)
