@@ -77,7 +77,7 @@ def elementwise_kernel(op: str, arg_types: Sequence[str], out_type: str, block: 
 
 
 def run_elementwise(op: str, inputs: Sequence[np.ndarray], arg_types: Sequence[str], out_type: str,
-                    attrs: str = "", block: int = 64) -> np.ndarray:
+                    attrs: str = "", block: int = 16) -> np.ndarray:
     """Run `op` over `inputs` (one launch, grid covering n); returns the output array."""
     n = len(inputs[0])
     out = poisoned(n + 3, NUMPY[out_type])

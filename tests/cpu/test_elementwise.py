@@ -5,7 +5,7 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 from hypothesis.extra import numpy as hnp
 
 from tests.cpu.helpers import NUMPY, run_elementwise
-from tests.cpu.reference import CMP, FLOAT_BINARY, FLOAT_UNARY, float_to_int, int_binary, int_unary
+from tests.cpu.reference import CMP, FLOAT_BINARY, FLOAT_UNARY, int_binary, int_unary
 
 INT_TYPES = ["i8", "i32", "i64", "u8", "u64"]
 FLOAT_TYPES = ["f16", "f32", "f64"]

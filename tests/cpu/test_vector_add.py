@@ -7,9 +7,10 @@ from tests.cpu.helpers import NUMPY, random_array, run_elementwise
 
 @pytest.mark.parametrize("dtype", ["f32", "f16", "i32", "f64", "u8"])
 @pytest.mark.parametrize("n", [1, 63, 64, 1000])
-def test_vector_add(dtype, n):
+@pytest.mark.parametrize("block", [16, 128])
+def test_vector_add(dtype, n, block):
     rng = np.random.default_rng(n)
     x, y = (random_array(rng, n, NUMPY[dtype]) for _ in range(2))
-    out = run_elementwise("add", [x, y], [dtype, dtype], dtype)
+    out = run_elementwise("add", [x, y], [dtype, dtype], dtype, block=block)
     with np.errstate(over="ignore"):
         np.testing.assert_array_equal(out, x + y)

@@ -35,7 +35,7 @@ def declare(module: ir.Module, name: str, ret: ir.Type, params: list[ir.Type]) -
 
 
 def _suffix(t: ir.Type) -> str:
-    return {"half": "f16", "bfloat": "bf16", "float": "f32", "double": "f64"}.get(str(t), str(t))
+    return {"half": "f16", "float": "f32", "double": "f64"}.get(str(t), str(t))
 
 
 def _float_intrinsic(name: str) -> Emitter:

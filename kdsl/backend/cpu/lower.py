@@ -18,8 +18,8 @@ from kdsl.backend.cpu.llvm_types import I32, I64, constant, elem_of, from_memory
 from kdsl.backend.cpu.loops import Buffer, counted_loop, element_loop, memcpy, strides
 from kdsl.errors import CompilationError
 from kdsl.ir.core import Function, Operation, Region, Value
-from kdsl.ir.ops import has_trait, ELEMENTWISE as ELEMENTWISE_TRAIT
-from kdsl.ir.types import BlockType, ScalarType
+from kdsl.ir.ops import ELEMENTWISE as ELEMENTWISE_TRAIT, has_trait
+from kdsl.ir.types import BlockType
 
 Lowered = Union[ir.Value, Buffer]
 GRID_PARAMS = ("pid_x", "pid_y", "pid_z", "num_x", "num_y", "num_z")
@@ -42,7 +42,8 @@ class KernelLowering:
         self.func.linkage = "internal"
         allocas = self.func.append_basic_block("allocas")
         self.entry = ir.IRBuilder(allocas)
-        self.b = ir.IRBuilder(self.func.append_basic_block("body"))
+        self.body = self.func.append_basic_block("body")
+        self.b = ir.IRBuilder(self.body)
         self.values: dict[Value, Lowered] = {}
         params = list(self.func.args)
         for arg, param in zip(fn.args, params):
@@ -54,7 +55,7 @@ class KernelLowering:
             self.region(self.fn.body)
         except CompilationError as err:
             raise err.with_context(kernel=self.fn.name) from None
-        self.entry.branch(self.b.function.blocks[1])
+        self.entry.branch(self.body)
         return self.func
 
     # values ----------------------------------------------------------------
