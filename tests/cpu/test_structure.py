@@ -324,3 +324,50 @@ def test_llvm_text_is_exposed():
     prog = compiled(scale_kernel("f32", "f32"))
     assert "define void @\"launch\"" in prog.llvm or "define void @launch" in prog.llvm
     assert "launch" in prog.llvm_optimized
+
+
+NESTED = """
+kernel @nested(%out: *i32, %k: i32) {
+  %lb = constant {value = 0} : i32
+  %st = constant {value = 1} : i32
+  %two = constant {value = 2} : i32
+  %zero = constant {value = 0} : i32
+  %acc0 = constant {value = 1} : block<4xi32>
+  %acc = for %lb, %k, %st, %acc0 : block<4xi32> {
+  ^(%i: i32, %cur: block<4xi32>):
+    %r = rem %i, %two : i32
+    %even = cmp %r, %zero {pred = "eq"} : i1
+    %next = if %even : block<4xi32> {
+      %ones = constant {value = 1} : block<4xi32>
+      %inc = add %cur, %ones : block<4xi32>
+      yield %inc
+    } {
+      %twos = constant {value = 2} : block<4xi32>
+      %dbl = mul %cur, %twos : block<4xi32>
+      yield %dbl
+    }
+    %inner = for %lb, %i, %st, %next : block<4xi32> {
+    ^(%j: i32, %c2: block<4xi32>):
+      %ones2 = constant {value = 1} : block<4xi32>
+      %s = add %c2, %ones2 : block<4xi32>
+      yield %s
+    }
+    yield %inner
+  }
+  %a = arange {end = 4, start = 0} : block<4xi32>
+  %op = splat %out : block<4x*i32>
+  %oa = addptr %op, %a : block<4x*i32>
+  store %oa, %acc
+  return
+}
+"""
+
+
+@pytest.mark.parametrize("k", [0, 1, 4, 5])
+def test_if_and_loop_inside_loop(k):
+    out = np.full(4, -1, np.int32)
+    launch(NESTED, [out, k])
+    acc = 1
+    for i in range(k):
+        acc = (acc + 1 if i % 2 == 0 else acc * 2) + i
+    np.testing.assert_array_equal(out, [acc] * 4)
