@@ -1,0 +1,251 @@
+"""The scalar emitter table: one LLVM emitter per elementwise kdsl op.
+
+Each emitter is `emit(builder, args, src, dst, attrs) -> value`, where `args`
+are LLVM scalars, `src` is the kdsl element type of the (first value) operand
+and `dst` the element type of the result. Block lowering calls the same
+emitters inside element loops, so a fusion pass can chain them in one loop.
+
+Legalisation: arithmetic on `f16`/`bf16` is done in `f32` and rounded back
+(exact for + - * / sqrt, as f32 carries more than twice the bits).
+Integer semantics that would trap or be poison on x86 are defined with selects:
+`x / 0 = -1` (all ones), `x % 0 = x`, `MIN / -1 = MIN`, `MIN % -1 = 0`; shift
+amounts (taken as unsigned) >= the width give 0, or the sign fill for an
+arithmetic `shr` (PTX clamping).
+"""
+from __future__ import annotations
+
+from typing import Any, Callable
+
+from llvmlite import ir
+
+from kdsl.backend.cpu.llvm_types import F32, I16, I32, I64, mem_type, reg_type, unsupported
+from kdsl.ir.types import PointerType, ScalarType, bf16 as BF16, f32 as _F32_T
+
+Emitter = Callable[[ir.IRBuilder, list[ir.Value], Any, Any, dict], ir.Value]
+
+_CMP = {"eq": "==", "ne": "!=", "lt": "<", "le": "<=", "gt": ">", "ge": ">="}
+
+
+def declare(module: ir.Module, name: str, ret: ir.Type, params: list[ir.Type]) -> ir.Function:
+    """The function `name` of `module`, declared on first use."""
+    fn = module.globals.get(name)
+    if fn is None:
+        fn = ir.Function(module, ir.FunctionType(ret, params), name=name)
+    return fn
+
+
+def _suffix(t: ir.Type) -> str:
+    return {"half": "f16", "float": "f32", "double": "f64"}.get(str(t), str(t))
+
+
+def _float_intrinsic(name: str) -> Emitter:
+    """An emitter calling `llvm.<name>.<type>` on operands of one float type."""
+    def emit(b, args, src, dst, attrs):
+        t = args[0].type
+        fn = declare(b.module, f"llvm.{name}.{_suffix(t)}", t, [a.type for a in args])
+        return b.call(fn, args)
+    return emit
+
+
+def _half_promoted(inner: Emitter) -> Emitter:
+    """Run a float emitter in f32 for 16-bit float operands, rounding the result back."""
+    def emit(b, args, src, dst, attrs):
+        if not (isinstance(src, ScalarType) and src.is_float and src.bits == 16):
+            return inner(b, args, src, dst, attrs)
+        wide = [to_f32(b, a, src) for a in args]
+        out = inner(b, wide, _F32_T, _F32_T if dst == src else dst, attrs)
+        return from_f32(b, out, src) if dst == src else out
+    return emit
+
+
+def _by_kind(signed: Emitter, unsigned: Emitter, floating: Emitter) -> Emitter:
+    """Dispatch on the operand type: signed int, unsigned int (and i1, pointers) or float."""
+    promoted = _half_promoted(floating)
+
+    def emit(b, args, src, dst, attrs):
+        if isinstance(src, ScalarType) and src.is_float:
+            return promoted(b, args, src, dst, attrs)
+        chosen = signed if isinstance(src, ScalarType) and src.is_signed else unsigned
+        return chosen(b, args, src, dst, attrs)
+    return emit
+
+
+def _simple(method: str) -> Emitter:
+    return lambda b, args, src, dst, attrs: getattr(b, method)(*args)
+
+
+def _all_ones(t: ir.Type) -> ir.Constant:
+    return ir.Constant(t, -1)
+
+
+def _int_min(t: ir.IntType) -> ir.Constant:
+    return ir.Constant(t, 1 << (t.width - 1))
+
+
+def _safe_divisor(b: ir.IRBuilder, x: ir.Value, y: ir.Value, signed: bool) -> tuple[ir.Value, ir.Value]:
+    """(y == 0, a divisor that cannot trap: 1 where y is 0 or where MIN / -1 would overflow)."""
+    zero = b.icmp_unsigned("==", y, ir.Constant(y.type, 0))
+    bad = zero
+    if signed:
+        overflow = b.and_(b.icmp_unsigned("==", x, _int_min(x.type)), b.icmp_unsigned("==", y, _all_ones(y.type)))
+        bad = b.or_(zero, overflow)
+    return zero, b.select(bad, ir.Constant(y.type, 1), y)
+
+
+def _int_div(signed: bool) -> Emitter:
+    def emit(b, args, src, dst, attrs):
+        x, y = args
+        zero, safe = _safe_divisor(b, x, y, signed)
+        q = b.sdiv(x, safe) if signed else b.udiv(x, safe)
+        return b.select(zero, _all_ones(x.type), q)
+    return emit
+
+
+def _int_rem(signed: bool) -> Emitter:
+    def emit(b, args, src, dst, attrs):
+        x, y = args
+        zero, safe = _safe_divisor(b, x, y, signed)
+        r = b.srem(x, safe) if signed else b.urem(x, safe)
+        return b.select(zero, x, r)
+    return emit
+
+
+def _shift(kind: str) -> Emitter:
+    def emit(b, args, src, dst, attrs):
+        x, y = args
+        width = ir.Constant(x.type, x.type.width)
+        too_far = b.icmp_unsigned(">=", y, width)
+        if kind == "shl":
+            return b.select(too_far, ir.Constant(x.type, 0), b.shl(x, y))
+        if kind == "lshr":
+            return b.select(too_far, ir.Constant(x.type, 0), b.lshr(x, y))
+        fill = b.ashr(x, ir.Constant(x.type, x.type.width - 1))
+        return b.select(too_far, fill, b.ashr(x, y))
+    return emit
+
+
+def _int_minmax(pred: str, signed: bool) -> Emitter:
+    def emit(b, args, src, dst, attrs):
+        x, y = args
+        cmp = b.icmp_signed(pred, x, y) if signed else b.icmp_unsigned(pred, x, y)
+        return b.select(cmp, x, y)
+    return emit
+
+
+def _int_abs(b, args, src, dst, attrs):
+    (x,) = args
+    return b.select(b.icmp_signed("<", x, ir.Constant(x.type, 0)), b.neg(x), x)
+
+
+def _identity(b, args, src, dst, attrs):
+    return args[0]
+
+
+def _cmp(b, args, src, dst, attrs):
+    x, y = args
+    pred = _CMP[attrs["pred"]]
+    if isinstance(src, ScalarType) and src.is_float:
+        return b.fcmp_unordered(pred, x, y) if pred == "!=" else b.fcmp_ordered(pred, x, y)
+    if isinstance(src, ScalarType) and src.is_signed:
+        return b.icmp_signed(pred, x, y)
+    return b.icmp_unsigned(pred, x, y)
+
+
+def _select(b, args, src, dst, attrs):
+    return b.select(*args)
+
+
+def _addptr(b, args, src, dst, attrs):
+    p, off = args
+    off_type = attrs["offset_type"]
+    wide = off if off.type == I64 else (b.sext(off, I64) if off_type.is_signed else b.zext(off, I64))
+    return b.gep(p, [wide], source_etype=_mem(dst))
+
+
+def _mem(t: ScalarType | PointerType) -> ir.Type:
+    return mem_type(t.elem if isinstance(t, PointerType) else t)
+
+
+def cast(b: ir.IRBuilder, x: ir.Value, src: ScalarType, dst: ScalarType) -> ir.Value:
+    """Numeric conversion. Float to int saturates (NaN gives 0); to `i1` means `!= 0`."""
+    if isinstance(src, PointerType) or isinstance(dst, PointerType):
+        raise unsupported(src if isinstance(src, PointerType) else dst)
+    if src == dst:
+        return x
+    if BF16 in (src, dst):
+        wide = to_f32(b, x, src) if src == BF16 else cast(b, x, src, _F32_T)
+        return from_f32(b, wide, dst) if dst == BF16 else cast(b, wide, _F32_T, dst)
+    if dst.is_bool:
+        if src.is_float:
+            return b.fcmp_unordered("!=", x, ir.Constant(x.type, 0.0))
+        return b.icmp_unsigned("!=", x, ir.Constant(x.type, 0))
+    to = reg_type(dst)
+    if src.is_int and dst.is_int:
+        if dst.bits < src.bits:
+            return b.trunc(x, to)
+        if dst.bits == src.bits:
+            return x
+        return b.sext(x, to) if src.is_signed else b.zext(x, to)
+    if src.is_int:
+        return b.sitofp(x, to) if src.is_signed else b.uitofp(x, to)
+    if dst.is_int:
+        name = "fptosi" if dst.is_signed else "fptoui"
+        fn = declare(b.module, f"llvm.{name}.sat.i{dst.bits}.{_suffix(x.type)}", to, [x.type])
+        return b.call(fn, [x])
+    return b.fpext(x, to) if dst.bits > src.bits else b.fptrunc(x, to)
+
+
+def _bitcast(b: ir.IRBuilder, x: ir.Value, dst: ScalarType) -> ir.Value:
+    to = reg_type(dst)
+    return x if x.type == to else b.bitcast(x, to)
+
+
+def to_f32(b: ir.IRBuilder, x: ir.Value, t: ScalarType) -> ir.Value:
+    """A 16-bit float widened to f32 (exact); bf16 by moving its bits up."""
+    if t != BF16:
+        return b.fpext(x, F32)
+    return b.bitcast(b.shl(b.zext(x, I32), ir.Constant(I32, 16)), F32)
+
+
+def from_f32(b: ir.IRBuilder, x: ir.Value, t: ScalarType) -> ir.Value:
+    """An f32 rounded to nearest even as `t`; bf16 with integer ops (no libcall; NaN stays quiet NaN)."""
+    if t != BF16:
+        return b.fptrunc(x, reg_type(t)) if t.bits < 32 else b.fpext(x, reg_type(t))
+    bits = b.bitcast(x, I32)
+    high = b.lshr(bits, ir.Constant(I32, 16))
+    odd = b.and_(high, ir.Constant(I32, 1))
+    rounded = b.lshr(b.add(bits, b.add(odd, ir.Constant(I32, 0x7FFF))), ir.Constant(I32, 16))
+    is_nan = b.fcmp_unordered("uno", x, x)
+    result = b.select(is_nan, b.or_(high, ir.Constant(I32, 0x40)), rounded)
+    return b.trunc(result, I16)
+
+
+
+_FLOAT_MIN = _float_intrinsic("minnum")
+_FLOAT_MAX = _float_intrinsic("maxnum")
+
+ELEMENTWISE: dict[str, Emitter] = {
+    "add": _by_kind(_simple("add"), _simple("add"), _simple("fadd")),
+    "sub": _by_kind(_simple("sub"), _simple("sub"), _simple("fsub")),
+    "mul": _by_kind(_simple("mul"), _simple("mul"), _simple("fmul")),
+    "div": _by_kind(_int_div(True), _int_div(False), _simple("fdiv")),
+    "rem": _by_kind(_int_rem(True), _int_rem(False), _simple("frem")),
+    "min": _by_kind(_int_minmax("<", True), _int_minmax("<", False), _FLOAT_MIN),
+    "max": _by_kind(_int_minmax(">", True), _int_minmax(">", False), _FLOAT_MAX),
+    "and": _simple("and_"),
+    "or": _simple("or_"),
+    "xor": _simple("xor"),
+    "shl": _shift("shl"),
+    "shr": _by_kind(_shift("ashr"), _shift("lshr"), _shift("lshr")),
+    "neg": _by_kind(_simple("neg"), _simple("neg"), _simple("fneg")),
+    "abs": _by_kind(_int_abs, _identity, _float_intrinsic("fabs")),
+    "not": _simple("not_"),
+    "exp": _half_promoted(_float_intrinsic("exp")),
+    "log": _half_promoted(_float_intrinsic("log")),
+    "sqrt": _half_promoted(_float_intrinsic("sqrt")),
+    "cmp": _half_promoted(_cmp),
+    "select": _select,
+    "cast": lambda b, args, src, dst, attrs: cast(b, args[0], src, dst),
+    "bitcast": lambda b, args, src, dst, attrs: _bitcast(b, args[0], dst),
+    "addptr": _addptr,
+}

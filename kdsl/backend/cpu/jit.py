@@ -1,0 +1,56 @@
+"""The host target machine, the O3 pipeline and the MCJIT execution engine."""
+from __future__ import annotations
+
+import ctypes.util
+from dataclasses import dataclass
+from functools import lru_cache
+
+import llvmlite.binding as llvm
+
+
+@lru_cache(maxsize=None)
+def _initialize() -> None:
+    """Native target, and libgcc_s for the conversion helpers LLVM calls (`__truncdfhf2`)."""
+    llvm.initialize_native_target()
+    llvm.initialize_native_asmprinter()
+    runtime = ctypes.util.find_library("gcc_s")
+    if runtime is not None:
+        llvm.load_library_permanently(runtime)
+
+
+def target_machine() -> llvm.TargetMachine:
+    """A new host target machine: an MCJIT engine takes ownership of the one it is given."""
+    _initialize()
+    target = llvm.Target.from_default_triple()
+    return target.create_target_machine(cpu=llvm.get_host_cpu_name(),
+                                        features=llvm.get_host_cpu_features().flatten(), opt=3)
+
+
+def host_triple() -> str:
+    return llvm.get_process_triple()
+
+
+@dataclass
+class Jitted:
+    """A JIT-compiled module; holds the engine, which owns the machine code."""
+
+    engine: llvm.ExecutionEngine
+    optimized_ir: str
+
+    def address(self, name: str) -> int:
+        return self.engine.get_function_address(name)
+
+
+def jit(llvm_ir: str) -> Jitted:
+    """Parse, verify, optimise at O3 and compile `llvm_ir` for the host."""
+    tm = target_machine()
+    mod = llvm.parse_assembly(llvm_ir)
+    mod.verify()
+    mod.triple = tm.triple
+    mod.data_layout = str(tm.target_data)
+    pto = llvm.create_pipeline_tuning_options(speed_level=3)
+    pb = llvm.create_pass_builder(tm, pto)
+    pb.getModulePassManager().run(mod, pb)
+    engine = llvm.create_mcjit_compiler(mod, tm)
+    engine.finalize_object()
+    return Jitted(engine, str(mod))

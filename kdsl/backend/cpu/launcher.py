@@ -1,0 +1,35 @@
+"""The LLVM entry point the runtime calls: unpacks arguments, walks a range of programs.
+
+    void launch(ptr argv, i64 begin, i64 end, i32 gx, i32 gy, i32 gz)
+
+`argv` holds one 8-byte slot per kernel argument (its bits in the low bytes);
+linear program ids `begin..end` map to (x, y, z) with x fastest.
+"""
+from __future__ import annotations
+
+from llvmlite import ir
+
+from kdsl.backend.cpu.llvm_types import I32, I64, I8, PTR, from_memory, mem_type
+from kdsl.backend.cpu.loops import counted_loop
+from kdsl.ir.core import Function
+
+LAUNCH_NAME = "launch"
+SLOT_BYTES = 8
+
+
+def emit_launcher(module: ir.Module, fn: Function, kernel: ir.Function) -> ir.Function:
+    sig = ir.FunctionType(ir.VoidType(), [PTR, I64, I64, I32, I32, I32])
+    launch = ir.Function(module, sig, name=LAUNCH_NAME)
+    argv, begin, end, gx, gy, gz = launch.args
+    b = ir.IRBuilder(launch.append_basic_block("entry"))
+    args = []
+    for index, arg in enumerate(fn.args):
+        slot = b.gep(argv, [ir.Constant(I64, index * SLOT_BYTES)], inbounds=True, source_etype=I8)
+        args.append(from_memory(b, b.load(slot, typ=mem_type(arg.type)), arg.type))
+    wide_x, wide_y = b.zext(gx, I64), b.zext(gy, I64)
+    with counted_loop(b, begin, end, ir.Constant(I64, 1), name="program") as pid:
+        rest = b.udiv(pid, wide_x)
+        x, y, z = b.urem(pid, wide_x), b.urem(rest, wide_y), b.udiv(rest, wide_y)
+        b.call(kernel, args + [b.trunc(v, I32) for v in (x, y, z)] + [gx, gy, gz])
+    b.ret_void()
+    return launch

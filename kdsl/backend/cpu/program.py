@@ -1,0 +1,68 @@
+"""`compile_cpu` and `CpuProgram`: the CPU backend's interface to the runtime."""
+from __future__ import annotations
+
+import ctypes
+from dataclasses import dataclass
+from typing import Callable, Sequence
+
+from llvmlite import ir
+
+from kdsl.backend.cpu.jit import Jitted, host_triple, jit
+from kdsl.backend.cpu.launcher import LAUNCH_NAME, emit_launcher
+from kdsl.backend.cpu.llvm_types import scalar_bits
+from kdsl.backend.cpu.lower import KernelLowering
+from kdsl.errors import CompilationError, LaunchError
+from kdsl.ir.core import Module
+from kdsl.ir.types import PointerType, ScalarType
+
+_LAUNCH_TYPE = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_int64, ctypes.c_int64,
+                                ctypes.c_int32, ctypes.c_int32, ctypes.c_int32)
+Packer = Callable[[object], int]
+
+
+def _packer(t: ScalarType | PointerType) -> Packer:
+    """Turns a launch value into the bits of its argument slot."""
+    return lambda value: scalar_bits(value, t)  # type: ignore[arg-type]
+
+
+@dataclass
+class CpuProgram:
+    """A compiled kernel: LLVM text before and after optimisation, and a launcher."""
+
+    name: str
+    llvm: str
+    llvm_optimized: str
+    _jitted: Jitted
+    _entry: Callable[..., None]
+    _packers: list[Packer]
+
+    def launch(self, values: Sequence[object], grid: Sequence[int]) -> None:
+        """Run the kernel over `grid` (gx, gy, gz); `values` one per kernel argument."""
+        if len(values) != len(self._packers):
+            raise LaunchError(f"kernel '{self.name}' takes {len(self._packers)} arguments, got {len(values)}")
+        gx, gy, gz = (int(g) for g in grid)
+        if min(gx, gy, gz) < 0 or max(gx, gy, gz) >= 2**31:
+            raise LaunchError(f"grid {tuple(grid)} must hold non-negative 32-bit sizes")
+        total = gx * gy * gz
+        if total == 0:
+            return
+        argv = (ctypes.c_uint64 * max(1, len(values)))(*(pack(v) for pack, v in zip(self._packers, values)))
+        self._entry(ctypes.addressof(argv), 0, total, gx, gy, gz)
+
+
+def compile_cpu(module: Module) -> CpuProgram:
+    """Lower the (verified, inlined) kernel of `module` to native code for this host."""
+    fn = module.kernel
+    for op in fn.walk():
+        if op.name == "call":
+            raise CompilationError(f"internal error: call to '{op.attrs['callee']}' left after inlining",
+                                   op.loc, fn.name)
+    llmod = ir.Module(name=fn.name)
+    llmod.triple = host_triple()
+    kernel = KernelLowering(llmod, fn, f"kdsl.{fn.name}").lower()
+    emit_launcher(llmod, fn, kernel)
+    text = str(llmod)
+    jitted = jit(text)
+    entry = _LAUNCH_TYPE(jitted.address(LAUNCH_NAME))
+    packers = [_packer(arg.type) for arg in fn.args]  # type: ignore[arg-type]
+    return CpuProgram(fn.name, text, jitted.optimized_ir, jitted, entry, packers)
