@@ -56,7 +56,9 @@ def scalar_dtype(value: np.generic) -> ScalarType:
 
 
 def adapt_array(obj: Any) -> ArrayArg | None:
-    """`obj` as an ArrayArg, or None when it is not an array at all."""
+    """`obj` as an ArrayArg, or None when it is not an array at all (numpy scalars are numbers)."""
+    if isinstance(obj, np.generic):
+        return None
     if isinstance(obj, np.ndarray):
         return ArrayArg(obj.__array_interface__["data"][0], numpy_dtype(obj.dtype), "cpu",
                         not obj.flags.writeable)

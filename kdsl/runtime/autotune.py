@@ -139,17 +139,22 @@ class Autotuner:
         timings: dict[Config, float] = {}
         for config in self._candidates(named):
             def launch_once(config: Config = config) -> None:
-                for name in self.reset_to_zero:
-                    named[name][...] = 0
+                self._reset(named)
                 self._launch(config, args, grid, kwargs)
 
             timings[config] = do_bench(launch_once, self.warmup, self.rep)
         for name, value in saved.items():
             named[name][...] = value
+        self._reset(named)
         best = min(timings, key=timings.__getitem__)
         self.cache[key] = best
         self.timings[key] = timings
         return best
+
+    def _reset(self, named: dict[str, Any]) -> None:
+        """Zero the `reset_to_zero` arrays, before each timed run and before the real launch after tuning."""
+        for name in self.reset_to_zero:
+            named[name][...] = 0
 
     def _launch(self, config: Config, args: tuple, grid: Any, kwargs: dict[str, Any]) -> None:
         if config.pre_hook is not None:
