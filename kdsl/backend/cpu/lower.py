@@ -19,7 +19,7 @@ from kdsl.backend.cpu.loops import Buffer, counted_loop, element_loop, memcpy, s
 from kdsl.errors import CompilationError
 from kdsl.ir.core import Function, Operation, Region, Value
 from kdsl.ir.ops import ELEMENTWISE as ELEMENTWISE_TRAIT, has_trait
-from kdsl.ir.types import BlockType
+from kdsl.ir.types import BlockType, PointerType
 
 Lowered = Union[ir.Value, Buffer]
 GRID_PARAMS = ("pid_x", "pid_y", "pid_z", "num_x", "num_y", "num_z")
@@ -45,6 +45,7 @@ class KernelLowering:
         self.body = self.func.append_basic_block("body")
         self.b = ir.IRBuilder(self.body)
         self.values: dict[Value, Lowered] = {}
+        self.stack_bytes = 0
         params = list(self.func.args)
         for arg, param in zip(fn.args, params):
             self.values[arg] = param
@@ -60,6 +61,7 @@ class KernelLowering:
 
     # values ----------------------------------------------------------------
     def buffer(self, t: BlockType) -> Buffer:
+        self.stack_bytes += t.numel * (8 if isinstance(t.elem, PointerType) else t.elem.bytes) + 32
         ptr = self.entry.alloca(mem_type(t.elem), size=t.numel)
         ptr.align = 32
         return Buffer(ptr, t)

@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import ctypes
+import functools
+import threading
 from dataclasses import dataclass
 from typing import Callable, Sequence
 
@@ -19,6 +21,11 @@ _LAUNCH_TYPE = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_int64, ctypes.c_
                                 ctypes.c_int32, ctypes.c_int32, ctypes.c_int32)
 Packer = Callable[[object], int]
 
+# Block buffers live on the stack. A kernel needing more than this runs on a
+# thread of its own whose stack is sized for it, never overflowing the caller's.
+CALLER_STACK_BUDGET = 256 * 1024
+_STACK_SIZE_LOCK = threading.Lock()
+
 
 def _packer(t: ScalarType | PointerType) -> Packer:
     """Turns a launch value into the bits of its argument slot."""
@@ -35,6 +42,7 @@ class CpuProgram:
     _jitted: Jitted
     _entry: Callable[..., None]
     _packers: list[Packer]
+    stack_bytes: int = 0
 
     def launch(self, values: Sequence[object], grid: Sequence[int]) -> None:
         """Run the kernel over `grid` (gx, gy, gz); `values` one per kernel argument."""
@@ -47,7 +55,23 @@ class CpuProgram:
         if total == 0:
             return
         argv = (ctypes.c_uint64 * max(1, len(values)))(*(pack(v) for pack, v in zip(self._packers, values)))
-        self._entry(ctypes.addressof(argv), 0, total, gx, gy, gz)
+        run = functools.partial(self._entry, ctypes.addressof(argv), 0, total, gx, gy, gz)
+        if self.stack_bytes <= CALLER_STACK_BUDGET:
+            run()
+        else:
+            _run_with_stack(run, self.stack_bytes + (1 << 20))
+
+
+def _run_with_stack(run: Callable[[], None], size: int) -> None:
+    """Run `run` on a new thread with a stack of at least `size` bytes."""
+    with _STACK_SIZE_LOCK:
+        previous = threading.stack_size(size)
+        try:
+            worker = threading.Thread(target=run, name="kdsl-kernel")
+            worker.start()
+        finally:
+            threading.stack_size(previous)
+    worker.join()
 
 
 def compile_cpu(module: Module) -> CpuProgram:
@@ -59,10 +83,11 @@ def compile_cpu(module: Module) -> CpuProgram:
                                    op.loc, fn.name)
     llmod = ir.Module(name=fn.name)
     llmod.triple = host_triple()
-    kernel = KernelLowering(llmod, fn, f"kdsl.{fn.name}").lower()
+    lowering = KernelLowering(llmod, fn, f"kdsl.{fn.name}")
+    kernel = lowering.lower()
     emit_launcher(llmod, fn, kernel)
     text = str(llmod)
     jitted = jit(text)
     entry = _LAUNCH_TYPE(jitted.address(LAUNCH_NAME))
     packers = [_packer(arg.type) for arg in fn.args]  # type: ignore[arg-type]
-    return CpuProgram(fn.name, text, jitted.optimized_ir, jitted, entry, packers)
+    return CpuProgram(fn.name, text, jitted.optimized_ir, jitted, entry, packers, lowering.stack_bytes)
