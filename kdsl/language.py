@@ -223,3 +223,53 @@ def multiple_of(input, values):
 @_builtin
 def max_contiguous(input, values):
     """A promise that the first `values` elements of `input` are contiguous; returns `input`."""
+
+
+@_builtin
+def exp2(x):
+    """Elementwise 2**x."""
+
+
+@_builtin
+def log2(x):
+    """Elementwise base-2 logarithm."""
+
+
+@_builtin
+def rsqrt(x):
+    """Elementwise 1 / sqrt(x)."""
+
+
+@_builtin
+def sin(x):
+    """Elementwise sine (radians)."""
+
+
+@_builtin
+def cos(x):
+    """Elementwise cosine (radians)."""
+
+
+@_builtin
+def erf(x):
+    """Elementwise error function."""
+
+
+@_builtin
+def floor(x):
+    """Elementwise largest integral value not greater than x (a float)."""
+
+
+@_builtin
+def ceil(x):
+    """Elementwise smallest integral value not less than x (a float)."""
+
+
+@_builtin
+def fma(x, y, z):
+    """Elementwise x * y + z rounded once (16-bit floats are computed in float32 and rounded back)."""
+
+
+@_builtin
+def umulhi(x, y):
+    """Elementwise high half of the double-width product of two integers (signed for signed types)."""

@@ -11,6 +11,7 @@ from kdsl.frontend import semantic as sem
 from kdsl.frontend.semantic import Tensor
 from kdsl.ir import types as t
 from kdsl.ir.builder import Builder
+from kdsl.ir.ops import FLOAT_UNARY
 
 
 @dataclass
@@ -50,6 +51,10 @@ def _cdiv(b: Builder, x: Any, div: Any) -> Any:
 
 def _static_range(b: Builder, *args: Any) -> None:
     raise CompilationError("kl.static_range can only be used as the iterable of a for loop")
+
+
+def _math(name: str) -> Callable[[Builder, Any], Tensor]:
+    return lambda b, x: sem.unary_math(b, name, x)
 
 
 def _float_operand(x: Any, what: str) -> Tensor:
@@ -133,9 +138,9 @@ HANDLERS: dict[str, Callable[..., Any]] = {
     "where": sem.where,
     "minimum": lambda b, x, y: sem.binary(b, "min", x, y),
     "maximum": lambda b, x, y: sem.binary(b, "max", x, y),
-    "exp": lambda b, x: sem.unary_math(b, "exp", x),
-    "log": lambda b, x: sem.unary_math(b, "log", x),
-    "sqrt": lambda b, x: sem.unary_math(b, "sqrt", x),
+    **{name: _math(name) for name in FLOAT_UNARY},
+    "fma": sem.fma,
+    "umulhi": sem.umulhi,
     "abs": sem.absolute,
     "sum": lambda b, input, axis=None, keep_dims=False: sem.reduce(b, input, axis, "sum", keep_dims),
     "max": lambda b, input, axis=None, keep_dims=False: sem.reduce(b, input, axis, "max", keep_dims),

@@ -345,6 +345,22 @@ def unary_math(b: Builder, op: str, x: object) -> Tensor:
     return Tensor(b.value(op, [x.handle], x.type))
 
 
+def fma(b: Builder, x: object, y: object, z: object) -> Tensor:
+    x, y = _numeric_pair(b, x, y, "mul")
+    x, z = _numeric_pair(b, x, z, "add")
+    if not x.dtype.is_float:  # type: ignore[union-attr]
+        raise fail(f"kl.fma needs floating-point operands, got {x.type}")
+    y = broadcast_to(b, cast(b, y, x.dtype), x.shape)  # type: ignore[arg-type]
+    return Tensor(b.value("fma", [x.handle, y.handle, z.handle], x.type))
+
+
+def umulhi(b: Builder, x: object, y: object) -> Tensor:
+    x, y = _numeric_pair(b, x, y, "umulhi")
+    if not x.dtype.is_int or x.dtype.is_bool:  # type: ignore[union-attr]
+        raise fail(f"kl.umulhi needs integer operands, got {x.type}")
+    return Tensor(b.value("umulhi", [x.handle, y.handle], x.type))
+
+
 def absolute(b: Builder, x: object) -> Tensor:
     x = to_tensor(b, x)
     if not isinstance(x.dtype, ScalarType) or x.dtype.is_fp8:

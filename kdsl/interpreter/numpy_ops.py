@@ -19,7 +19,9 @@ arrays (see `dtypes`) exactly as `kdsl.ir.ops` defines it:
 """
 from __future__ import annotations
 
+import math
 import operator
+from fractions import Fraction
 from typing import Any, Callable, Protocol
 
 import numpy as np
@@ -172,6 +174,26 @@ def _addptr(rt: Type, args: list[np.ndarray], attrs: dict[str, Any], env: Env) -
     return ptr + offset.astype(np.int64).astype(np.uint64) * step
 
 
+# math ------------------------------------------------------------------------
+
+def _fma(rt: Type, x: np.ndarray, y: np.ndarray, z: np.ndarray) -> np.ndarray:
+    """x*y+z rounded once: exact in float64 for narrower types, through fractions for float64."""
+    if _elem(rt).bits < 64:
+        return x.astype(np.float64) * y + z
+    exact = np.frompyfunc(lambda a, b, c: float(Fraction(a) * Fraction(b) + Fraction(c))
+                          if math.isfinite(a) and math.isfinite(b) and math.isfinite(c) else a * b + c, 3, 1)
+    return exact(x, y, z).astype(np.float64)
+
+
+def _umulhi(rt: Type, x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    bits = _elem(rt).bits
+    product = np.frompyfunc(lambda a, b: (int(a) * int(b)) >> bits, 2, 1)(x, y)
+    return np.frompyfunc(lambda v: v & ((1 << bits) - 1), 1, 1)(product).astype(np.uint64).astype(x.dtype)
+
+
+_ERF = np.frompyfunc(math.erf, 1, 1)
+
+
 # the table -------------------------------------------------------------------
 
 def _elementwise(fn: Callable[..., Any]) -> Impl:
@@ -220,6 +242,16 @@ OPS: dict[str, Impl] = {
     "exp": _elementwise(np.exp),
     "log": _elementwise(np.log),
     "sqrt": _elementwise(np.sqrt),
+    "exp2": _elementwise(np.exp2),
+    "log2": _elementwise(np.log2),
+    "rsqrt": _elementwise(lambda x: 1 / np.sqrt(x)),
+    "sin": _elementwise(np.sin),
+    "cos": _elementwise(np.cos),
+    "erf": _elementwise(lambda x: _ERF(x.astype(np.float64)).astype(np.float64)),
+    "floor": _elementwise(np.floor),
+    "ceil": _elementwise(np.ceil),
+    "fma": _typed(_fma),
+    "umulhi": _typed(_umulhi),
 }
 
 def evaluate(name: str, rt: Type | None, operands: list[np.ndarray], attrs: dict[str, Any], env: Env,

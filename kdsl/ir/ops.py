@@ -14,6 +14,9 @@ backends. Semantics, for every target:
 - `cast` converts numerically (float→int truncates toward zero); `bitcast`
   reinterprets bits of an equal-width type.
 - `constant {value}` gives a scalar, or a block with every element `value`.
+- Float math (`exp log sqrt exp2 log2 rsqrt sin cos erf floor ceil`, `fma`) follows
+  the C library; 16-bit floats are computed in f32 and rounded. `umulhi` is the
+  high half of the double-width product, signed for signed types.
 - `reduce {axis, kind}` combines along `axis` with `kind` in sum max min.
 - `load ptr [mask [other]]` / `store ptr value [mask]`: masked-off lanes read
   `other` (or an undefined value when there is none) and write nothing.
@@ -67,6 +70,7 @@ TERMINATOR = "terminator"
 
 CMP_PREDICATES = ("eq", "ne", "lt", "le", "gt", "ge")
 REDUCE_KINDS = ("sum", "max", "min")
+FLOAT_UNARY = ("exp", "log", "sqrt", "exp2", "log2", "rsqrt", "sin", "cos", "erf", "floor", "ceil")
 
 
 def _fail(op: Operation, message: str) -> None:
@@ -307,8 +311,10 @@ def _defs() -> dict[str, OpDef]:
     defs.append(OpDef("neg", (1, 1), 1, traits=elementwise, check=_arith))
     defs.append(OpDef("abs", (1, 1), 1, traits=elementwise, check=_arith))
     defs.append(OpDef("not", (1, 1), 1, traits=elementwise, check=_integer))
-    for name in ("exp", "log", "sqrt"):
+    for name in FLOAT_UNARY:
         defs.append(OpDef(name, (1, 1), 1, traits=elementwise, check=_float))
+    defs.append(OpDef("fma", (3, 3), 1, traits=elementwise, check=_float))
+    defs.append(OpDef("umulhi", (2, 2), 1, traits=commutative, check=_integer))
     return {d.name: d for d in defs}
 
 

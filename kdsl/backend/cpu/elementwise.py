@@ -221,6 +221,31 @@ def from_f32(b: ir.IRBuilder, x: ir.Value, t: ScalarType) -> ir.Value:
 
 
 
+def _libm(name: str) -> Emitter:
+    """An emitter calling the C library's `name` (f32: `namef`) on one float operand."""
+    def emit(b, args, src, dst, attrs):
+        (x,) = args
+        symbol = name + ("f" if x.type == F32 else "")
+        return b.call(declare(b.module, symbol, x.type, [x.type]), [x])
+    return emit
+
+
+def _rsqrt(b, args, src, dst, attrs):
+    root = _float_intrinsic("sqrt")(b, args, src, dst, attrs)
+    return b.fdiv(ir.Constant(root.type, 1.0), root)
+
+
+def _mulhi(signed: bool) -> Emitter:
+    """The high half of the double-width product."""
+    def emit(b, args, src, dst, attrs):
+        x, y = args
+        wide = ir.IntType(2 * x.type.width)
+        extend = b.sext if signed else b.zext
+        product = b.mul(extend(x, wide), extend(y, wide))
+        return b.trunc(b.lshr(product, ir.Constant(wide, x.type.width)), x.type)
+    return emit
+
+
 _FLOAT_MIN = _float_intrinsic("minnum")
 _FLOAT_MAX = _float_intrinsic("maxnum")
 
@@ -243,6 +268,16 @@ ELEMENTWISE: dict[str, Emitter] = {
     "exp": _half_promoted(_float_intrinsic("exp")),
     "log": _half_promoted(_float_intrinsic("log")),
     "sqrt": _half_promoted(_float_intrinsic("sqrt")),
+    "exp2": _half_promoted(_float_intrinsic("exp2")),
+    "log2": _half_promoted(_float_intrinsic("log2")),
+    "sin": _half_promoted(_float_intrinsic("sin")),
+    "cos": _half_promoted(_float_intrinsic("cos")),
+    "floor": _half_promoted(_float_intrinsic("floor")),
+    "ceil": _half_promoted(_float_intrinsic("ceil")),
+    "rsqrt": _half_promoted(_rsqrt),
+    "erf": _half_promoted(_libm("erf")),
+    "fma": _half_promoted(_float_intrinsic("fma")),
+    "umulhi": _by_kind(_mulhi(True), _mulhi(False), _mulhi(False)),
     "cmp": _half_promoted(_cmp),
     "select": _select,
     "cast": lambda b, args, src, dst, attrs: cast(b, args[0], src, dst),
