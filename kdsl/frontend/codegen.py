@@ -43,7 +43,6 @@ _PY_BUILTINS: dict[str, Callable] = {
 }
 
 _UNSUPPORTED = {
-    ast.While: "`while` loops are not supported yet; use `for i in range(...)`",
     ast.Break: "`break` is not supported; use a mask or kl.where",
     ast.Continue: "`continue` is not supported; use a mask or kl.where",
     ast.With: "`with` is not supported in kernels",

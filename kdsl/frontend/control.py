@@ -3,14 +3,14 @@ structured IR whose yields carry every variable the statement changes."""
 from __future__ import annotations
 
 import ast
-from typing import Any
+from typing import Any, Callable
 
 from kdsl import language
 from kdsl.errors import CompilationError
 from kdsl.frontend import semantic as sem
 from kdsl.frontend.semantic import Tensor
 from kdsl.ir.core import Region
-from kdsl.ir.types import ScalarType, Type
+from kdsl.ir.types import Type
 
 
 def _assigned_names(stmts: list[ast.stmt]) -> set[str]:
@@ -66,19 +66,10 @@ class ControlFlow:
             raise CompilationError(f"`if` needs a scalar condition, got a block {cond.type}; use kl.where for blocks")
         cond = sem.to_bool(self.builder, cond)
         before = dict(self.scope)
-        regions, scopes = [], []
-        for stmts in (node.body, node.orelse):
-            self.scope = dict(before)
-            region = Region()
-            with self.builder.at(region):
-                self.region_depth += 1
-                try:
-                    self.visit_body(stmts)
-                finally:
-                    self.region_depth -= 1
-            regions.append(region)
-            scopes.append(self.scope)
-        self.scope = before
+        regions, scopes = [Region(), Region()], []
+        for region, stmts in zip(regions, (node.body, node.orelse)):
+            _, scope = self._in_region(region, {}, lambda stmts=stmts: self.visit_body(stmts))
+            scopes.append(scope)
         self._join_if(node, cond, regions, scopes, before)
 
     def _join_if(self, node: ast.If, cond: Tensor, regions: list[Region], scopes: list[dict], before: dict) -> None:
@@ -137,27 +128,69 @@ class ControlFlow:
     def _runtime_for(self, node: ast.For, start: Any, end: Any, step: Any) -> None:
         b = self.builder
         iv_type = sem.loop_type(start, end, step)
-        lb, ub, st = (sem.cast(b, sem.to_tensor(b, v, iv_type), iv_type).handle for v in (start, end, step))
-        names = sorted(n for n in _assigned_names(node.body) if n in self.scope and n != node.target.id)
+        bounds = [sem.cast(b, sem.to_tensor(b, v, iv_type), iv_type).handle for v in (start, end, step)]
+        target = node.target.id
+
+        def build(names: list[str], types: list[Type]) -> tuple[list[Region], Region, dict[str, Any]]:
+            body = Region([iv_type, *types], [target, *names])
+            bindings = {target: Tensor(body.args[0]), **{n: Tensor(a) for n, a in zip(names, body.args[1:])}}
+            _, scope = self._in_region(body, bindings, lambda: self.visit_body(node.body))
+            return [body], body, scope
+
+        self._carried_loop(node, "for", bounds, build, exclude={target})
+
+    def visit_While(self, node: ast.While) -> None:
+        if node.orelse:
+            raise CompilationError("`while ... else` is not supported")
+
+        def condition() -> Tensor:
+            cond = self.visit(node.test)
+            if not isinstance(cond, Tensor):
+                raise CompilationError("a `while` condition must change at run time; this one is the compile-time "
+                                       f"value {cond!r}" + (" and the loop would never end" if cond else ""))
+            if cond.shape:
+                raise CompilationError(f"`while` needs a scalar condition, got a block {cond.type}")
+            return sem.to_bool(self.builder, cond)
+
+        def build(names: list[str], types: list[Type]) -> tuple[list[Region], Region, dict[str, Any]]:
+            before, after = Region(types, names), Region(types, names)
+            cond, _ = self._in_region(before, {n: Tensor(a) for n, a in zip(names, before.args)}, condition)
+            with self.builder.at(before):
+                self.builder.create("condition", [cond.handle, *before.args], [])
+            _, scope = self._in_region(after, {n: Tensor(a) for n, a in zip(names, after.args)},
+                                       lambda: self.visit_body(node.body))
+            return [before, after], after, scope
+
+        self._carried_loop(node, "while", [], build, exclude=set())
+
+    def _carried_loop(self, node: ast.For | ast.While, name: str, operands: list, build, exclude: set[str]) -> None:
+        """A runtime loop carrying every variable its body assigns that exists before it.
+
+        `build(names, types)` generates the loop's regions and returns them, the body
+        region and the scope at the end of the body. A carried variable that starts as a
+        Python number takes the type the body gives it (one retry), as `acc = 0` then
+        `acc += x` expects.
+        """
+        b = self.builder
+        names = sorted(n for n in _assigned_names(node.body) if n in self.scope and n not in exclude)
         types = {n: self._initial_type(n, self.scope[n]) for n in names}
         for _attempt in range(2):
-            region, yielded = self._loop_body(node, iv_type, names, types)
-            retyped = {n: v.type for n, v in yielded.items()
-                       if isinstance(v, Tensor) and v.type != types[n] and not isinstance(self.scope[n], Tensor)}
+            regions, body, scope = build(names, [types[n] for n in names])
+            retyped = {n: scope[n].type for n in names if isinstance(scope[n], Tensor)
+                       and scope[n].type != types[n] and not isinstance(self.scope[n], Tensor)}
             if not retyped:
                 break
             types.update(retyped)
-        with b.at(region):
-            b.create("yield", [self.materialize(n, yielded[n], types[n]).handle for n in names], [])
+        with b.at(body):
+            b.create("yield", [self.materialize(n, scope[n], types[n]).handle for n in names], [])
         inits = [self.materialize(n, self.scope[n], types[n]).handle for n in names]
-        op = b.create("for", [lb, ub, st, *inits], [types[n] for n in names], regions=[region])
-        for name, result in zip(names, op.results):
-            self.scope[name] = Tensor(result)
-        for name in _assigned_names(node.body) - set(names):
-            if name in self.scope:
-                del self.scope[name]
-            self.dropped[name] = (f"'{name}' is first assigned inside the loop on line {self.src.loc(node).line}; "
-                                  "assign it before the loop to use it after")
+        op = b.create(name, [*operands, *inits], [types[n] for n in names], regions=regions)
+        for var, result in zip(names, op.results):
+            self.scope[var] = Tensor(result)
+        for var in _assigned_names(node.body) - set(names) - exclude:
+            self.scope.pop(var, None)
+            self.dropped[var] = (f"'{var}' is first assigned inside the loop on line {self.src.loc(node).line}; "
+                                 "assign it before the loop to use it after")
 
     def _initial_type(self, name: str, value: Any) -> Type:
         if isinstance(value, Tensor):
@@ -166,19 +199,15 @@ class ControlFlow:
             return sem.python_type(value)
         raise CompilationError(f"'{name}' holds {sem.type_name(value)}, which cannot be reassigned inside a loop")
 
-    def _loop_body(self, node: ast.For, iv_type: ScalarType, names: list[str], types: dict[str, Type]):
-        """Visit the body once with the carried variables as region arguments."""
-        region = Region([iv_type, *(types[n] for n in names)], [node.target.id, *names])
+    def _in_region(self, region: Region, bindings: dict[str, Any], visit: Callable[[], Any]) -> tuple[Any, dict]:
+        """Run `visit` building into `region` with `bindings` in scope; its result and the scope it leaves."""
         saved = dict(self.scope)
-        self.scope[node.target.id] = Tensor(region.args[0])
-        for name, arg in zip(names, region.args[1:]):
-            self.scope[name] = Tensor(arg)
+        self.scope.update(bindings)
         with self.builder.at(region):
             self.region_depth += 1
             try:
-                self.visit_body(node.body)
+                result = visit()
             finally:
                 self.region_depth -= 1
-        yielded = {n: self.scope[n] for n in names}
-        self.scope = saved
-        return region, yielded
+        scope, self.scope = self.scope, saved
+        return result, scope

@@ -22,6 +22,9 @@ backends. Semantics, for every target:
   `other` (or an undefined value when there is none) and write nothing.
 - `for lb, ub, step, inits...` runs its region with (iv, iter args...) while
   iv < ub; `if cond` runs one of two regions; both yield their results.
+- `while inits...` runs its first region on the carried values; it ends with
+  `condition %c, values...`: while %c holds, the second region runs on those
+  values and yields the next ones; otherwise the values are the results.
 """
 from __future__ import annotations
 
@@ -267,6 +270,22 @@ def _if(op: Operation) -> None:
         _region_yields(op, i, types)
 
 
+def _while(op: Operation) -> None:
+    types = [v.type for v in op.operands]
+    if [r.type for r in op.results] != types:
+        _fail(op, "results must match the initial values")
+    before, after = op.regions
+    for region in (before, after):
+        if [a.type for a in region.args] != types:
+            _fail(op, "both regions take the carried values as arguments")
+    term = before.terminator
+    if term is None or term.name != "condition":
+        _fail(op, "the first region must end with condition")
+    if [v.type for v in term.operands] != [i1, *types]:
+        _fail(op, "condition takes an i1 and the carried values")
+    _region_yields(op, 1, types)
+
+
 def _terminator(op: Operation) -> None:
     region = op.parent
     if region is not None and region.terminator is not op:
@@ -296,6 +315,8 @@ def _defs() -> dict[str, OpDef]:
         OpDef("reduce", (1, 1), 1, {"axis": int, "kind": str}, traits=pure, check=_reduce),
         OpDef("for", (3, None), None, regions=1, check=_for),
         OpDef("if", (1, 1), None, regions=2, check=_if),
+        OpDef("while", (0, None), None, regions=2, check=_while),
+        OpDef("condition", (1, None), 0, traits=frozenset({TERMINATOR}), check=_terminator),
         OpDef("yield", (0, None), 0, traits=frozenset({TERMINATOR}), check=_terminator),
         OpDef("return", (0, None), 0, traits=frozenset({TERMINATOR}), check=_terminator),
         OpDef("call", (0, None), None, {"callee": str}),

@@ -45,9 +45,9 @@ def block_condition(x_ptr):
 
 
 @kdsl.kernel
-def while_loop(x_ptr, n):
+def while_forever(x_ptr, n):
     i = 0
-    while i < n:
+    while True:
         i += 1
     kl.store(x_ptr, i)
 
@@ -179,7 +179,7 @@ CASES = [
     (undefined_name, "kl.store(x_ptr, undefined_thing)", r"name 'undefined_thing' is not defined"),
     (shape_mismatch, "a = kl.arange(0, 64) + kl.arange(0, 128)", r"cannot broadcast shapes \(64,\) and \(128,\)"),
     (block_condition, "if offs < 3:", r"`if` needs a scalar condition.*kl.where"),
-    (while_loop, "while i < n:", r"`while` loops are not supported yet"),
+    (while_forever, "while True:", r"a `while` condition must change at run time.*would never end"),
     (float_floordiv, "kl.store(x_ptr, x // 2.0)", r"'//' needs integer operands"),
     (float_bitwise, "kl.store(x_ptr, x & y)", r"'and' needs integer operands, got f32 and f32"),
     (unknown_builtin, "kl.store(x_ptr, kl.frobnicate(1.0))", r"has no attribute 'frobnicate'"),

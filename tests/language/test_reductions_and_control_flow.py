@@ -130,3 +130,56 @@ def test_if_elif_else_on_runtime_scalars(target):
     pid = np.arange(40)
     expected = np.where((x > 0) & (pid < 30), x * 2, np.where(x < -1, -x, 0.5)).astype(np.float32)
     np.testing.assert_array_equal(out, expected)
+
+
+@kdsl.kernel
+def collatz_steps(x_ptr, out_ptr, limit):
+    pid = kl.program_id(0)
+    v = kl.load(x_ptr + pid)
+    steps = 0
+    while v != 1 and steps < limit:
+        if v % 2 == 0:
+            v = v // 2
+        else:
+            v = 3 * v + 1
+        steps += 1
+    kl.store(out_ptr + pid, steps)
+
+
+def collatz_reference(v, limit):
+    steps = 0
+    while v != 1 and steps < limit:
+        v = v // 2 if v % 2 == 0 else 3 * v + 1
+        steps += 1
+    return steps
+
+
+@pytest.mark.parametrize("limit", [0, 5, 1000])
+def test_while_loop_with_a_runtime_condition(target, limit):
+    x = np.arange(1, 80, dtype=np.int64)
+    out = poisoned(79, np.int32)
+    collatz_steps[(79,)](x, out, limit, target=target)
+    np.testing.assert_array_equal(out, [collatz_reference(int(v), limit) for v in x])
+
+
+@kdsl.kernel
+def halve_block_until_small(x_ptr, out_ptr, BLOCK: kl.constexpr):
+    offs = kl.arange(0, BLOCK)
+    x = kl.load(x_ptr + offs)
+    rounds = 0
+    while kl.max(kl.abs(x), axis=0) > 1.0:
+        x = x * 0.5
+        rounds += 1
+    kl.store(out_ptr + offs, x + rounds)
+
+
+def test_while_loop_carrying_a_block(target):
+    x = random_array(np.random.default_rng(5), 32, np.float32) * 40
+    out = poisoned(32, np.float32)
+    halve_block_until_small[(1,)](x, out, BLOCK=32, target=target)
+    rounds = 0
+    y = x.copy()
+    while np.abs(y).max() > 1.0:
+        y = y * np.float32(0.5)
+        rounds += 1
+    np.testing.assert_array_equal(out, y + rounds)

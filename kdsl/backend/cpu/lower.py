@@ -81,7 +81,7 @@ class KernelLowering:
     def region(self, region: Region) -> list[Value]:
         """Lower a region's ops; returns the terminator's operands."""
         for op in region.ops:
-            if op.name in ("yield", "return"):
+            if op.name in ("yield", "return", "condition"):
                 if op.name == "return":
                     self.b.ret_void()
                 return op.operands
@@ -264,6 +264,27 @@ class KernelLowering:
             self.write_slots(slots, self.region(body))
         self.read_slots(slots, op.results)
 
+    def while_(self, op: Operation) -> None:
+        """Slots carry the values: the first region tests and forwards them, the second updates them."""
+        before, after = op.regions
+        slots = [self.slot(v.type) for v in op.operands]
+        self.write_slots(slots, op.operands)
+        test = self.func.append_basic_block("while.test")
+        body = self.func.append_basic_block("while.body")
+        done = self.func.append_basic_block("while.done")
+        self.b.branch(test)
+        self.b.position_at_end(test)
+        self.read_slots(slots, before.args)
+        cond, *forwarded = self.region(before)
+        self.write_slots(slots, forwarded)
+        self.b.cbranch(self.values[cond], body, done)
+        self.b.position_at_end(body)
+        self.read_slots(slots, after.args)
+        self.write_slots(slots, self.region(after))
+        self.b.branch(test)
+        self.b.position_at_end(done)
+        self.read_slots(slots, op.results)
+
     def if_(self, op: Operation) -> None:
         slots = [self.slot(r.type) for r in op.results]
         with self.b.if_else(self.values[op.operands[0]]) as (then, otherwise):
@@ -290,4 +311,5 @@ _HANDLERS: dict[str, Callable[[KernelLowering, Operation], None]] = {
     "reduce": KernelLowering.reduce,
     "for": KernelLowering.for_,
     "if": KernelLowering.if_,
+    "while": KernelLowering.while_,
 }
