@@ -17,7 +17,7 @@ from kdsl import language
 from kdsl.errors import CompilationError
 from kdsl.frontend import semantic as sem
 from kdsl.frontend.builtins import BuiltinCall, MethodCall, attribute_of_tensor, call_builtin
-from kdsl.frontend.control import ControlFlow
+from kdsl.frontend.control import ControlFlow, ReturnSignal, with_continuation
 from kdsl.frontend.source import KernelSource
 from kdsl.frontend.semantic import Tensor
 from kdsl.ir.builder import Builder
@@ -68,10 +68,6 @@ _UNSUPPORTED = {
 }
 
 
-class ReturnSignal(Exception):
-    """Unwinds the statement lists after a `return` at the top level of a function."""
-
-
 class CodeGenerator(ast.NodeVisitor, ControlFlow):
     """Builds one IR function from one kernel's AST."""
 
@@ -84,7 +80,7 @@ class CodeGenerator(ast.NodeVisitor, ControlFlow):
         self.builder = Builder(fn.body)
         self.specializer = specializer
         self.returned: list[Any] | None = None
-        self.region_depth = 0
+        self.loop_depth = 0
         self.dropped: dict[str, str] = {}
 
     # the visitor boundary: every error leaves with the user's line --------------
@@ -116,7 +112,7 @@ class CodeGenerator(ast.NodeVisitor, ControlFlow):
     def run(self) -> list[Any] | None:
         """Generate the function body; the returned values, if any."""
         try:
-            self.visit_body(self.src.tree.body)
+            self.visit_body(with_continuation(self.src.tree.body, []))
         except ReturnSignal:
             pass
         return self.returned
@@ -163,8 +159,9 @@ class CodeGenerator(ast.NodeVisitor, ControlFlow):
                                "use kl.store to write memory")
 
     def visit_Return(self, node: ast.Return) -> None:
-        if self.region_depth:
-            raise CompilationError("`return` inside a runtime `if` or loop is not supported yet")
+        if self.loop_depth:
+            raise CompilationError("`return` inside a loop is not supported; compute the result and return "
+                                   "after the loop")
         value = self.visit(node.value) if node.value is not None else None
         self.returned = [] if value is None else list(value) if isinstance(value, tuple) else [value]
         raise ReturnSignal()

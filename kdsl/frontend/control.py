@@ -13,6 +13,31 @@ from kdsl.ir.core import Region
 from kdsl.ir.types import Type
 
 
+class ReturnSignal(Exception):
+    """Unwinds the statement lists after a `return`; the values are in `CodeGenerator.returned`."""
+
+
+def contains_return(stmt: ast.stmt) -> bool:
+    """Whether an `if` holds a `return` in one of its branches (loops are not searched)."""
+    return isinstance(stmt, ast.If) and any(isinstance(s, ast.Return) or contains_return(s)
+                                            for s in stmt.body + stmt.orelse)
+
+
+def with_continuation(stmts: list[ast.stmt], rest: list[ast.stmt]) -> list[ast.stmt]:
+    """`stmts` then `rest`, where each `if` holding a `return` takes everything after it into
+    both branches. Then every `return` ends a path through the function, and an `if` with
+    returning branches yields the returned values."""
+    for i, stmt in enumerate(stmts):
+        if isinstance(stmt, ast.Return):
+            return stmts[:i + 1]
+        if contains_return(stmt):
+            after = stmts[i + 1:] + rest
+            branches = ast.If(test=stmt.test, body=with_continuation(stmt.body, after),
+                              orelse=with_continuation(stmt.orelse, after))
+            return stmts[:i] + [ast.copy_location(branches, stmt)]
+    return stmts + rest
+
+
 def _assigned_names(stmts: list[ast.stmt]) -> set[str]:
     names: set[str] = set()
     for stmt in stmts:
@@ -65,12 +90,44 @@ class ControlFlow:
         if cond.shape:
             raise CompilationError(f"`if` needs a scalar condition, got a block {cond.type}; use kl.where for blocks")
         cond = sem.to_bool(self.builder, cond)
+        if contains_return(node):
+            self._returning_if(cond, node)
         before = dict(self.scope)
         regions, scopes = [Region(), Region()], []
         for region, stmts in zip(regions, (node.body, node.orelse)):
             _, scope = self._in_region(region, {}, lambda stmts=stmts: self.visit_body(stmts))
             scopes.append(scope)
         self._join_if(node, cond, regions, scopes, before)
+
+    def _returning_if(self, cond: Tensor, node: ast.If) -> None:
+        """An `if` whose branches end the function: it yields the values they return."""
+        if self.loop_depth:
+            raise CompilationError("`return` inside a loop is not supported; compute the result and return "
+                                   "after the loop")
+        regions, returned = [Region(), Region()], []
+        for region, stmts in zip(regions, (node.body, node.orelse)):
+            values, _ = self._in_region(region, {}, lambda stmts=stmts: self._path_result(stmts))
+            returned.append(values)
+        if len(returned[0]) != len(returned[1]):
+            raise CompilationError(f"the paths through this `if` return {len(returned[0])} and {len(returned[1])} "
+                                   "values; every return must give the same number")
+        types = [_merge_type(f"return value {i}", a, b) or sem.python_type(a) for i, (a, b) in enumerate(zip(*returned))]
+        for region, values in zip(regions, returned):
+            with self.builder.at(region):
+                self.builder.create("yield", [self.materialize("a return value", v, ty).handle
+                                              for v, ty in zip(values, types)], [])
+        op = self.builder.create("if", [cond.handle], types, regions=regions)
+        self.returned = [Tensor(r) for r in op.results]
+        raise ReturnSignal()
+
+    def _path_result(self, stmts: list[ast.stmt]) -> list[Any]:
+        """Visit a path to the end of the function; the values it returns (none when it falls off the end)."""
+        self.returned = None
+        try:
+            self.visit_body(stmts)
+        except ReturnSignal:
+            pass
+        return self.returned or []
 
     def _join_if(self, node: ast.If, cond: Tensor, regions: list[Region], scopes: list[dict], before: dict) -> None:
         then_scope, else_scope = scopes
@@ -134,7 +191,7 @@ class ControlFlow:
         def build(names: list[str], types: list[Type]) -> tuple[list[Region], Region, dict[str, Any]]:
             body = Region([iv_type, *types], [target, *names])
             bindings = {target: Tensor(body.args[0]), **{n: Tensor(a) for n, a in zip(names, body.args[1:])}}
-            _, scope = self._in_region(body, bindings, lambda: self.visit_body(node.body))
+            _, scope = self._in_region(body, bindings, lambda: self.visit_body(node.body), loop=True)
             return [body], body, scope
 
         self._carried_loop(node, "for", bounds, build, exclude={target})
@@ -154,11 +211,11 @@ class ControlFlow:
 
         def build(names: list[str], types: list[Type]) -> tuple[list[Region], Region, dict[str, Any]]:
             before, after = Region(types, names), Region(types, names)
-            cond, _ = self._in_region(before, {n: Tensor(a) for n, a in zip(names, before.args)}, condition)
+            cond, _ = self._in_region(before, {n: Tensor(a) for n, a in zip(names, before.args)}, condition, loop=True)
             with self.builder.at(before):
                 self.builder.create("condition", [cond.handle, *before.args], [])
             _, scope = self._in_region(after, {n: Tensor(a) for n, a in zip(names, after.args)},
-                                       lambda: self.visit_body(node.body))
+                                       lambda: self.visit_body(node.body), loop=True)
             return [before, after], after, scope
 
         self._carried_loop(node, "while", [], build, exclude=set())
@@ -199,15 +256,16 @@ class ControlFlow:
             return sem.python_type(value)
         raise CompilationError(f"'{name}' holds {sem.type_name(value)}, which cannot be reassigned inside a loop")
 
-    def _in_region(self, region: Region, bindings: dict[str, Any], visit: Callable[[], Any]) -> tuple[Any, dict]:
+    def _in_region(self, region: Region, bindings: dict[str, Any], visit: Callable[[], Any],
+                   loop: bool = False) -> tuple[Any, dict]:
         """Run `visit` building into `region` with `bindings` in scope; its result and the scope it leaves."""
         saved = dict(self.scope)
         self.scope.update(bindings)
-        with self.builder.at(region):
-            self.region_depth += 1
-            try:
+        self.loop_depth += loop
+        try:
+            with self.builder.at(region):
                 result = visit()
-            finally:
-                self.region_depth -= 1
+        finally:
+            self.loop_depth -= loop
         scope, self.scope = self.scope, saved
         return result, scope

@@ -172,6 +172,14 @@ def bad_axis(x_ptr):
     kl.store(x_ptr, kl.sum(offs, axis=1))
 
 
+@kdsl.kernel
+def return_in_loop(x_ptr, n):
+    for i in range(0, n):
+        if i > 3:
+            return
+    kl.store(x_ptr, 1.0)
+
+
 CASES = [
     (runtime_arange, "offs = kl.arange(0, n)", r"arange's bounds must be compile-time constants: end is a runtime value"),
     (arange_not_pow2, "offs = kl.arange(0, 100)", r"must be a positive power of two"),
@@ -187,6 +195,7 @@ CASES = [
     (carried_type_change, "for i in range(0, n):", r"'acc' changes type from block<64xf32> to block<128xf32>"),
     (constant_too_big, "kl.store(x_ptr, x + 1000)", r"the constant 1000 does not fit in i8"),
     (kernel_returns, "def kernel_returns(x_ptr):", r"a kernel cannot return a value"),
+    (return_in_loop, "if i > 3:", r"`return` inside a loop is not supported"),
     (calls_recursive, "return recursive(x)", r"'recursive' calls itself; recursion is not supported"),
     (one_branch, "kl.store(x_ptr, y)", r"'y' is assigned in only one branch of the `if`"),
     (uses_global_array, "kl.store(x_ptr, GLOBAL_ARRAY)", r"the global 'GLOBAL_ARRAY' \(ndarray\) cannot be used"),

@@ -183,3 +183,45 @@ def test_while_loop_carrying_a_block(target):
         y = y * np.float32(0.5)
         rounds += 1
     np.testing.assert_array_equal(out, y + rounds)
+
+
+@kdsl.kernel
+def early_exit(x_ptr, out_ptr, n, BLOCK: kl.constexpr):
+    pid = kl.program_id(0)
+    if pid * BLOCK >= n:
+        return
+    offs = pid * BLOCK + kl.arange(0, BLOCK)
+    kl.store(out_ptr + offs, kl.load(x_ptr + offs, mask=offs < n) * 2, mask=offs < n)
+
+
+def test_early_return_from_a_kernel(target):
+    x = random_array(np.random.default_rng(8), 100, np.float32)
+    out = poisoned(200, np.float32)
+    early_exit[(8,)](x, out, 100, BLOCK=32, target=target)
+    np.testing.assert_array_equal(out[:100], x * 2)
+    assert np.isnan(out[100:]).all()
+
+
+@kdsl.kernel
+def sign_class(x):
+    if x > 0:
+        if x > 10:
+            return 2
+        return 1
+    elif x == 0:
+        return 0
+    y = -1
+    return y
+
+
+@kdsl.kernel
+def classify(x_ptr, out_ptr):
+    pid = kl.program_id(0)
+    kl.store(out_ptr + pid, sign_class(kl.load(x_ptr + pid)))
+
+
+def test_device_function_with_returns_on_every_path(target):
+    x = np.array([-3.5, 0.0, 0.5, 10.0, 11.0, -0.0, np.inf, -np.inf], np.float32)
+    out = poisoned(8, np.int32)
+    classify[(8,)](x, out, target=target)
+    np.testing.assert_array_equal(out, np.where(x > 10, 2, np.where(x > 0, 1, np.where(x == 0, 0, -1))))
