@@ -30,7 +30,8 @@ def foldable(t: object) -> bool:
 def wrap(value: Number, t: ScalarType) -> Number:
     """`value` as an element of `t`: wrapped to its width and signedness, or rounded to its precision."""
     if t.is_float:
-        return float(_NUMPY_FLOATS[t.bits](value))
+        with np.errstate(over="ignore"):
+            return float(_NUMPY_FLOATS[t.bits](value))
     v = int(value) & ((1 << t.bits) - 1)
     if t.is_bool:
         return bool(v)
