@@ -32,7 +32,8 @@ def constant_values(t: ScalarType) -> st.SearchStrategy:
         return st.booleans()
     if t.is_int:
         lo, hi = (-(1 << (t.bits - 1)), (1 << (t.bits - 1)) - 1) if t.is_signed else (0, (1 << t.bits) - 1)
-        return st.one_of(st.integers(lo, hi), st.sampled_from([lo, hi, 0, -1 if t.is_signed else hi]))
+        small = st.integers(max(lo, -9), min(hi, 9))
+        return st.one_of(st.integers(lo, hi), small, st.sampled_from([lo, hi, 0, -1 if t.is_signed else hi]))
     return st.one_of(st.floats(width=min(t.bits, 64) if t.bits in (16, 32, 64) else 32),
                      st.sampled_from(SPECIAL_FLOATS))
 

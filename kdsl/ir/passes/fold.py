@@ -120,5 +120,6 @@ def fold_cast(src: ScalarType, dst: ScalarType, a: Number) -> Number | None:
         return v if lo <= v < hi else None
     if src.is_int and dst.is_float:
         exact = (np.uint64 if src.kind == "uint" else np.int64)(int(a))
-        return float(np.array(exact).astype(_NUMPY_FLOATS[dst.bits]))
+        with np.errstate(over="ignore"):
+            return float(np.array(exact).astype(_NUMPY_FLOATS[dst.bits]))
     return wrap(a, dst)
