@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -151,3 +152,22 @@ def test_cast_folding_matches_numpy(data) -> None:
         return builder.value("cast", [builder.value("constant", [], src, value=value)], dst)
 
     assert same(fold(dst, emit), want)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.data())
+def test_bitcast_folding_matches_numpy_view(data) -> None:
+    src = data.draw(types)
+    dst = data.draw(types.filter(lambda d: d.bits == src.bits))
+    value = data.draw(constant_values(src))
+    with np.errstate(all="ignore"):
+        want = np.array(value, dtype=DTYPES[src]).view(DTYPES[dst])
+
+    def emit(builder: Builder) -> Value:
+        return builder.value("bitcast", [builder.value("constant", [], src, value=value)], dst)
+
+    if src != dst and want.dtype.kind == "f" and np.isnan(want):
+        with pytest.raises(AssertionError, match="did not fold"):
+            fold(dst, emit)
+    else:
+        assert same(fold(dst, emit), want)
