@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Callable
 
 import pytest
 
@@ -14,7 +15,7 @@ from kdsl.ir.passes.dce import DCE
 from kdsl.ir.passes.inline import Inline
 
 GOLDEN = Path(__file__).parent / "golden"
-PIPELINES: dict[str, callable] = {
+PIPELINES: dict[str, Callable[[], list[Pass]]] = {
     "canonicalize": lambda: [Canonicalize()],
     "cse": lambda: [CSE()],
     "dce": lambda: [DCE()],
