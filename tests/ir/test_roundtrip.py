@@ -24,10 +24,12 @@ def test_print_parse_print_is_stable(module) -> None:
 
 @SETTINGS
 @given(modules())
-def test_default_pipeline_keeps_random_modules_valid(module) -> None:
+def test_default_pipeline_keeps_random_modules_valid_and_is_idempotent(module) -> None:
     record: dict[str, str] = {}
     run_pipeline(module, default_passes(), verify=True, record=record)
     assert not any(op.name == "call" for op in module.kernel.walk())
     assert list(module.functions) == ["kern"]
     text = print_module(module, locs=True)
     assert print_module(parse_module(text), locs=True) == text
+    run_pipeline(module, default_passes())
+    assert print_module(module, locs=True) == text
