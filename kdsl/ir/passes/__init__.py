@@ -44,13 +44,18 @@ def run_pipeline(module: Module, passes: list[Pass], verify: bool = True,
 
 
 def default_passes() -> list[Pass]:
-    """The target-independent pipeline every backend starts from."""
+    """The target-independent pipeline every backend starts from.
+
+    Canonicalize runs again after CSE, where merged operands expose `x - x`,
+    `select c, x, x` and the like; DCE runs last to sweep what both leave dead.
+    """
+    # Imported here: the pass modules import `Pass` from this package.
     from kdsl.ir.passes.canonicalize import Canonicalize
     from kdsl.ir.passes.cse import CSE
     from kdsl.ir.passes.dce import DCE
     from kdsl.ir.passes.inline import Inline
 
-    return [Inline(), Canonicalize(), CSE(), DCE(), Canonicalize()]
+    return [Inline(), Canonicalize(), CSE(), Canonicalize(), DCE()]
 
 
 __all__ = ["Pass", "default_passes", "run_pipeline"]

@@ -4,10 +4,11 @@ A rule looks at one op and returns the values that replace its results (new
 ops it needs are inserted just before it, at its `loc`), or None to leave it.
 Rules run over every region, innermost first, until nothing changes.
 
-What is folded: elementwise ops, `cmp`, `cast`, `splat`, `broadcast`,
-`expand_dims` on constants (a block `constant` means every element has
-`value`), with the semantics in `kdsl.ir.passes.fold`; identities that hold
-bit for bit (`x + 0`, `x * 0` on ints; `x * 1`; `x - 0` with +0.0 on floats;
+What is folded: elementwise ops, `cmp`, `cast`, `bitcast`, `splat`,
+`broadcast`, `expand_dims`, and `reduce` (min, max, integer sum) on constants
+(a block `constant` means every element has `value`), with the semantics in `kdsl.ir.passes.fold`; identities that hold
+bit for bit (`x + 0`, `x * 0`, `x - x`, `x ^ x`, `cmp x, x` on ints; `x * 1`;
+`x - 0` with +0.0 on floats; `x & x`, `x | x`, `min x, x`, `max x, x`;
 `addptr p, 0`; `select` on a constant condition or of one value twice; no-op
 `cast`/`broadcast`; `splat`/`broadcast` chains); `for` loops that never run;
 `if` on a constant condition. Never folded: anything that changes float
@@ -21,7 +22,8 @@ from typing import Callable
 from kdsl.ir.clone import erase, insert_before
 from kdsl.ir.core import Module, Operation, OpResult, Region, Value, replace_uses
 from kdsl.ir.passes import Pass
-from kdsl.ir.passes.fold import Number, fold_binary, fold_cast, fold_cmp, fold_unary, foldable, wrap
+from kdsl.ir.passes.fold import (Number, fold_binary, fold_bitcast, fold_cast, fold_cmp, fold_reduce, fold_unary,
+                                 foldable, wrap)
 from kdsl.ir.types import ScalarType, Type
 
 Rule = Callable[[Operation], "list[Value] | None"]
@@ -106,7 +108,16 @@ def _binary(op: Operation) -> list[Value] | None:
     ca, cb = const_value(a), const_value(b)
     if ca is not None and cb is not None:
         return _constant(op, fold_binary(op.name, t, ca, cb))
-    return _identity(op, a, b, t)
+    return _same_operands(op, a, t) if a is b else _identity(op, a, b, t)
+
+
+def _same_operands(op: Operation, x: Value, t: ScalarType) -> list[Value] | None:
+    """`x op x`: `and`, `or`, `min`, `max` give x (fmin/fmax too); on ints `x - x`, `x ^ x` give 0."""
+    if op.name in ("and", "or", "min", "max"):
+        return [x]
+    if op.name in ("sub", "xor") and t.is_int:
+        return _constant(op, 0)
+    return None
 
 
 def _identity(op: Operation, a: Value, b: Value, t: ScalarType) -> list[Value] | None:
@@ -130,7 +141,11 @@ def _unary(op: Operation) -> list[Value] | None:
 
 
 def _cmp(op: Operation) -> list[Value] | None:
-    a, b = (const_value(v) for v in op.operands)
+    """Constants, or an integer compared with itself (a float may be NaN)."""
+    x, y = op.operands
+    if x is y and x.type.scalar.is_int:  # type: ignore[union-attr]
+        return _constant(op, op.attrs["pred"] in ("eq", "le", "ge"))
+    a, b = const_value(x), const_value(y)
     return None if a is None or b is None else _constant(op, fold_cmp(op.attrs["pred"], a, b))
 
 
@@ -143,13 +158,24 @@ def _select(op: Operation) -> list[Value] | None:
 
 
 def _cast(op: Operation) -> list[Value] | None:
+    """`cast`/`bitcast` to the operand's own type, or of a constant."""
     (x,) = op.operands
     if x.type == op.result.type:
         return [x]
     c, dst = const_value(x), op.result.type.scalar
     if c is None or not foldable(dst):
         return None
-    return _constant(op, fold_cast(x.type.scalar, dst, c))  # type: ignore[arg-type]
+    fold = fold_cast if op.name == "cast" else fold_bitcast
+    return _constant(op, fold(x.type.scalar, dst, c))  # type: ignore[arg-type]
+
+
+def _reduce(op: Operation) -> list[Value] | None:
+    (x,) = op.operands
+    c = const_value(x)
+    if c is None:
+        return None
+    count = x.type.shape[op.attrs["axis"]]
+    return _constant(op, fold_reduce(op.attrs["kind"], x.type.scalar, c, count))  # type: ignore[arg-type]
 
 
 def _reshape_constant(op: Operation) -> list[Value] | None:
@@ -199,6 +225,7 @@ RULES: dict[str, Rule] = {
     **{name: _binary for name in ("add", "sub", "mul", "div", "rem", "min", "max",
                                   "and", "or", "xor", "shl", "shr")},
     **{name: _unary for name in ("neg", "abs", "not", "sqrt")},
-    "cmp": _cmp, "select": _select, "cast": _cast, "splat": _splat, "broadcast": _broadcast,
+    "cmp": _cmp, "select": _select, "cast": _cast, "bitcast": _cast, "reduce": _reduce,
+    "splat": _splat, "broadcast": _broadcast,
     "expand_dims": _reshape_constant, "addptr": _addptr, "for": _for, "if": _if,
 }

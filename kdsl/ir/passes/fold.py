@@ -20,6 +20,8 @@ from kdsl.ir.types import ScalarType
 Number = bool | int | float
 
 _NUMPY_FLOATS = {16: np.float16, 32: np.float32, 64: np.float64}
+_NUMPY_INTS = {(kind, bits): np.dtype(f"{'u' if kind == 'uint' else ''}int{bits}")
+               for kind in ("int", "uint") for bits in (8, 16, 32, 64)}
 
 
 def foldable(t: object) -> bool:
@@ -30,7 +32,8 @@ def foldable(t: object) -> bool:
 def wrap(value: Number, t: ScalarType) -> Number:
     """`value` as an element of `t`: wrapped to its width and signedness, or rounded to its precision."""
     if t.is_float:
-        return float(_NUMPY_FLOATS[t.bits](value))
+        with np.errstate(over="ignore"):
+            return float(_NUMPY_FLOATS[t.bits](value))
     v = int(value) & ((1 << t.bits) - 1)
     if t.is_bool:
         return bool(v)
@@ -119,5 +122,25 @@ def fold_cast(src: ScalarType, dst: ScalarType, a: Number) -> Number | None:
         return v if lo <= v < hi else None
     if src.is_int and dst.is_float:
         exact = (np.uint64 if src.kind == "uint" else np.int64)(int(a))
-        return float(np.array(exact).astype(_NUMPY_FLOATS[dst.bits]))
+        with np.errstate(over="ignore"):
+            return float(np.array(exact).astype(_NUMPY_FLOATS[dst.bits]))
     return wrap(a, dst)
+
+
+def fold_bitcast(src: ScalarType, dst: ScalarType, a: Number) -> Number | None:
+    """Reinterpret the bits of `a`; not folded to a NaN, whose payload a `constant` cannot hold."""
+    if src.is_bool or dst.is_bool:
+        return a if src == dst else None
+    value = np.array(a, dtype=_numpy_dtype(src)).view(_numpy_dtype(dst)).item()
+    return None if isinstance(value, float) and math.isnan(value) else wrap(value, dst)
+
+
+def fold_reduce(kind: str, t: ScalarType, a: Number, count: int) -> Number | None:
+    """Reducing `count` copies of `a`: exact for min/max, and for integer sums (wrapping)."""
+    if kind in ("min", "max"):
+        return a
+    return wrap(int(a) * count, t) if t.is_int else None
+
+
+def _numpy_dtype(t: ScalarType) -> np.dtype:
+    return np.dtype(_NUMPY_FLOATS[t.bits]) if t.is_float else _NUMPY_INTS[(t.kind, t.bits)]
