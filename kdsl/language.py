@@ -273,3 +273,19 @@ def fma(x, y, z):
 @_builtin
 def umulhi(x, y):
     """Elementwise high half of the double-width product of two integers (signed for signed types)."""
+
+
+@_builtin
+def dot(a, b, acc=None, input_precision=None, out_dtype=float32):
+    """The matrix product of the 2D blocks `a` (M, K) and `b` (K, N), plus `acc` (M, N) when given.
+
+    Operands are fp16, bf16, fp32, fp64 or int8 (fp16 with fp32 promotes to fp32).
+    The result type: int32 for int8 operands, fp64 for fp64, fp32 for fp32 and
+    bf16, and `out_dtype` (fp32 or fp16) for fp16; when `acc` is given its dtype
+    is the result dtype. Products accumulate in the result type.
+    `input_precision` is None, "tf32", "tf32x3" or "ieee": the GPU's choice for
+    fp32 operands; the CPU and the interpreter compute exact fp32 whatever is asked.
+    Unlike Triton (which needs every dimension >= 16), the CPU and the interpreter
+    take any power of two, 1 included.
+    """
+

@@ -8,6 +8,7 @@ from typing import Any, Callable
 from kdsl import language
 from kdsl.errors import CompilationError
 from kdsl.frontend import semantic as sem
+from kdsl.frontend.dot import dot
 from kdsl.frontend.semantic import Tensor
 from kdsl.ir import types as t
 from kdsl.ir.builder import Builder
@@ -158,6 +159,7 @@ HANDLERS: dict[str, Callable[..., Any]] = {
     "static_print": _static_print,
     "multiple_of": _hint("multiple_of"),
     "max_contiguous": _hint("max_contiguous"),
+    "dot": dot,
 }
 
 _SIGNATURES = {fn.__name__: inspect.signature(fn.__wrapped__) for fn in language.BUILTINS}

@@ -27,6 +27,7 @@ from typing import Any, Callable, Protocol
 import numpy as np
 
 from kdsl.interpreter.dtypes import elem_bytes, finish, from_bits, payload_dtype, to_bits
+from kdsl.interpreter.numpy_dot import dot
 from kdsl.ir.types import PointerType, ScalarType, Type
 
 
@@ -252,6 +253,7 @@ OPS: dict[str, Impl] = {
     "ceil": _elementwise(np.ceil),
     "fma": _typed(_fma),
     "umulhi": _typed(_umulhi),
+    "dot": dot,
 }
 
 def evaluate(name: str, rt: Type | None, operands: list[np.ndarray], attrs: dict[str, Any], env: Env,

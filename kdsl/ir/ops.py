@@ -20,6 +20,11 @@ backends. Semantics, for every target:
 - `reduce {axis, kind}` combines along `axis` with `kind` in sum max min.
 - `load ptr [mask [other]]` / `store ptr value [mask]`: masked-off lanes read
   `other` (or an undefined value when there is none) and write nothing.
+- `dot a, b, acc {input_precision}`: `acc + a @ b` for a: MxK, b: KxN (one
+  element type) and acc: MxN of the result type, products and sums in the
+  result type (the order of the sums is the target's: the CPU goes over k
+  in increasing order); `input_precision` records what the
+  user asked for fp32 operands (GPU only: the CPU computes exact fp32).
 - `for lb, ub, step, inits...` runs its region with (iv, iter args...) while
   iv < ub; `if cond` runs one of two regions; both yield their results.
 - `while inits...` runs its first region on the carried values; it ends with
@@ -235,6 +240,21 @@ def _reduce(op: Operation) -> None:
         _fail(op, f"result must be {expected}")
 
 
+DOT_OPERANDS = ("f16", "bf16", "f32", "f64", "i8")
+
+
+def _dot(op: Operation) -> None:
+    a, b, acc = (v.type for v in op.operands)
+    if not all(isinstance(x, BlockType) and len(x.shape) == 2 for x in (a, b, acc)):
+        _fail(op, f"operands must be 2D blocks, got {a}, {b}, {acc}")
+    if a.scalar != b.scalar or str(a.scalar) not in DOT_OPERANDS:
+        _fail(op, f"operands must share a type among {', '.join(DOT_OPERANDS)}, got {a.scalar} and {b.scalar}")
+    if a.shape[1] != b.shape[0] or acc.shape != (a.shape[0], b.shape[1]):
+        _fail(op, f"shapes {a.shape} x {b.shape} + {acc.shape} do not chain")
+    if op.results[0].type != acc:
+        _fail(op, f"result must be {acc}")
+
+
 def _region_yields(op: Operation, region_index: int, types: list[Type]) -> None:
     region = op.regions[region_index]
     term = region.terminator
@@ -320,6 +340,7 @@ def _defs() -> dict[str, OpDef]:
         OpDef("yield", (0, None), 0, traits=frozenset({TERMINATOR}), check=_terminator),
         OpDef("return", (0, None), 0, traits=frozenset({TERMINATOR}), check=_terminator),
         OpDef("call", (0, None), None, {"callee": str}),
+        OpDef("dot", (3, 3), 1, {"input_precision": str}, traits=pure, check=_dot),
     ]
     for name in ("add", "mul", "min", "max"):
         defs.append(OpDef(name, (2, 2), 1, traits=commutative, check=_arith))

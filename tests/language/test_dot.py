@@ -1,0 +1,242 @@
+"""`kl.dot` (API.md "linear algebra"): result types and accumulation against a float64 reference,
+shapes from 1 to 64, `acc`, `out_dtype`, `input_precision`, tiled matmuls with a K loop and masked
+edges (Triton's tutorial 03 with grouped ordering, a fused bias + ReLU epilogue), and the errors."""
+import re
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import kdsl
+import kdsl.language as kl
+from tests.helpers import poisoned, random_array
+
+SETTINGS = settings(max_examples=4, deadline=None)
+POW2 = st.sampled_from([1, 2, 4, 8, 16, 32, 64])
+UNIT = {np.float16: 2.0**-10, np.float32: 2.0**-23, np.float64: 2.0**-52}
+BF16_UNIT = 2.0**-7
+
+
+@kdsl.kernel
+def dot_kernel(a_ptr, b_ptr, acc_ptr, c_ptr, M: kl.constexpr, N: kl.constexpr, K: kl.constexpr,
+               A_TYPE: kl.constexpr, USE_ACC: kl.constexpr, OUT: kl.constexpr, PRECISION: kl.constexpr):
+    rm = kl.arange(0, M)[:, None]
+    rn = kl.arange(0, N)[None, :]
+    rk = kl.arange(0, K)
+    a = kl.load(a_ptr + rm * K + rk[None, :])
+    b = kl.load(b_ptr + rk[:, None] * N + rn)
+    if A_TYPE is not None:
+        a = a.to(A_TYPE)
+        b = b.to(A_TYPE)
+    if USE_ACC:
+        c = kl.dot(a, b, kl.load(acc_ptr + rm * N + rn), input_precision=PRECISION)
+    else:
+        c = kl.dot(a, b, input_precision=PRECISION, out_dtype=OUT)
+    kl.store(c_ptr + rm * N + rn, c)
+
+
+def check_close(c, a, b, acc, unit):
+    """|c - (acc + a @ b)| within (K + 2) roundings of the magnitudes involved (exact for integers)."""
+    a64, b64 = a.astype(np.float64), b.astype(np.float64)
+    expected = a64 @ b64 + (0 if acc is None else acc.astype(np.float64))
+    if unit == 0:
+        np.testing.assert_array_equal(c, expected.astype(c.dtype))
+        return
+    scale = np.abs(a64) @ np.abs(b64) + (0 if acc is None else np.abs(acc.astype(np.float64)))
+    bound = (a.shape[1] + 2) * unit * scale + 1e-30
+    err = np.abs(c.astype(np.float64) - expected)
+    assert (err <= bound).all(), f"max error {err.max()} above {bound[err > bound].min()}"
+
+
+CASES = [  # (input dtype in memory, kl type to convert to or None, out_dtype, result numpy dtype, unit)
+    (np.float32, None, kl.float32, np.float32, UNIT[np.float32]),
+    (np.float16, None, kl.float32, np.float32, UNIT[np.float32]),
+    (np.float16, None, kl.float16, np.float16, UNIT[np.float16]),
+    (np.float64, None, kl.float32, np.float64, UNIT[np.float64]),
+    (np.int8, None, kl.float32, np.int32, 0),
+    (np.int8, None, kl.int32, np.int32, 0),
+    (np.float32, kl.bfloat16, kl.float32, np.float32, UNIT[np.float32]),
+]
+
+
+@pytest.mark.parametrize("case", range(len(CASES)))
+@SETTINGS
+@given(m=POW2, n=POW2, k=POW2, use_acc=st.booleans(), seed=st.integers(0, 2**32 - 1))
+def test_dot_matches_float64_reference(target, case, m, n, k, use_acc, seed):
+    dtype, convert, out_dtype, result, unit = CASES[case]
+    rng = np.random.default_rng(seed)
+    a, b = random_array(rng, (m, k), dtype), random_array(rng, (k, n), dtype)
+    if dtype == np.int8:
+        a, b = random_array(rng, (m, k), dtype, full_range=True), random_array(rng, (k, n), dtype, full_range=True)
+    if convert is not None:  # bf16 operands: the reference sees the values rounded to bf16
+        a, b = _round_bf16(a), _round_bf16(b)
+    acc = random_array(rng, (m, n), result) if use_acc else None
+    c = poisoned((m, n), result)
+    dot_kernel[(1,)](a, b, acc if use_acc else c, c, M=m, N=n, K=k, A_TYPE=convert, USE_ACC=use_acc,
+                     OUT=out_dtype, PRECISION=None, target=target)
+    check_close(c, a, b, acc, unit)
+
+
+def _round_bf16(x):
+    bits = x.astype(np.float32).view(np.uint32)
+    rounded = (bits + np.uint32(0x7FFF) + ((bits >> np.uint32(16)) & np.uint32(1))) & np.uint32(0xFFFF0000)
+    return rounded.view(np.float32)
+
+
+@pytest.mark.parametrize("precision", [None, "tf32", "tf32x3", "ieee"])
+def test_every_input_precision_is_exact_fp32(target, precision):
+    rng = np.random.default_rng(7)
+    a, b = random_array(rng, (16, 32), np.float32), random_array(rng, (32, 8), np.float32)
+    c = poisoned((16, 8), np.float32)
+    dot_kernel[(1,)](a, b, c, c, M=16, N=8, K=32, A_TYPE=None, USE_ACC=False, OUT=kl.float32,
+                     PRECISION=precision, target=target)
+    check_close(c, a, b, None, UNIT[np.float32])
+
+
+@kdsl.kernel
+def mixed_dot(a_ptr, b_ptr, c_ptr, M: kl.constexpr, N: kl.constexpr, K: kl.constexpr):
+    rm, rn, rk = kl.arange(0, M), kl.arange(0, N), kl.arange(0, K)
+    a = kl.load(a_ptr + rm[:, None] * K + rk[None, :])
+    b = kl.load(b_ptr + rk[:, None] * N + rn[None, :])
+    acc = kl.zeros((M, N), kl.float32)
+    for _ in range(2):
+        acc = kl.dot(a, b, acc)
+    kl.store(c_ptr + rm[:, None] * N + rn[None, :], acc)
+
+
+def test_fp16_times_fp32_promotes_and_acc_carries_through_a_loop(target):
+    rng = np.random.default_rng(3)
+    a, b = random_array(rng, (8, 16), np.float16), random_array(rng, (16, 4), np.float32)
+    c = poisoned((8, 4), np.float32)
+    mixed_dot[(1,)](a, b, c, M=8, N=4, K=16, target=target)
+    check_close(c, 2 * a.astype(np.float32), b, None, UNIT[np.float32])
+
+
+# tiled matmuls -----------------------------------------------------------------------------
+
+@kdsl.kernel
+def matmul_kernel(a_ptr, b_ptr, c_ptr, bias_ptr, M, N, K, stride_am, stride_ak, stride_bk, stride_bn,
+                  stride_cm, stride_cn, BLOCK_SIZE_M: kl.constexpr, BLOCK_SIZE_N: kl.constexpr,
+                  BLOCK_SIZE_K: kl.constexpr, GROUP_SIZE_M: kl.constexpr, EPILOGUE: kl.constexpr):
+    """Triton's tutorial 03: grouped program ordering, a K loop carrying the accumulator,
+    masked edges; EPILOGUE "bias_relu" fuses `relu(c + bias[None, :])`."""
+    pid = kl.program_id(axis=0)
+    num_pid_m = kl.cdiv(M, BLOCK_SIZE_M)
+    num_pid_n = kl.cdiv(N, BLOCK_SIZE_N)
+    num_pid_in_group = GROUP_SIZE_M * num_pid_n
+    group_id = pid // num_pid_in_group
+    first_pid_m = group_id * GROUP_SIZE_M
+    group_size_m = kl.minimum(num_pid_m - first_pid_m, GROUP_SIZE_M)
+    pid_m = first_pid_m + ((pid % num_pid_in_group) % group_size_m)
+    pid_n = (pid % num_pid_in_group) // group_size_m
+
+    offs_am = pid_m * BLOCK_SIZE_M + kl.arange(0, BLOCK_SIZE_M)
+    offs_bn = pid_n * BLOCK_SIZE_N + kl.arange(0, BLOCK_SIZE_N)
+    offs_k = kl.arange(0, BLOCK_SIZE_K)
+    a_ptrs = a_ptr + (offs_am[:, None] * stride_am + offs_k[None, :] * stride_ak)
+    b_ptrs = b_ptr + (offs_k[:, None] * stride_bk + offs_bn[None, :] * stride_bn)
+    accumulator = kl.zeros((BLOCK_SIZE_M, BLOCK_SIZE_N), dtype=kl.float32)
+    for k in range(0, kl.cdiv(K, BLOCK_SIZE_K)):
+        a = kl.load(a_ptrs, mask=(offs_am[:, None] < M) & (offs_k[None, :] < K - k * BLOCK_SIZE_K), other=0.0)
+        b = kl.load(b_ptrs, mask=(offs_k[:, None] < K - k * BLOCK_SIZE_K) & (offs_bn[None, :] < N), other=0.0)
+        accumulator = kl.dot(a, b, accumulator)
+        a_ptrs += BLOCK_SIZE_K * stride_ak
+        b_ptrs += BLOCK_SIZE_K * stride_bk
+    if EPILOGUE == "bias_relu":
+        bias = kl.load(bias_ptr + offs_bn, mask=offs_bn < N, other=0.0)
+        accumulator = kl.maximum(accumulator + bias[None, :], 0.0)
+    offs_cm = pid_m * BLOCK_SIZE_M + kl.arange(0, BLOCK_SIZE_M)
+    offs_cn = pid_n * BLOCK_SIZE_N + kl.arange(0, BLOCK_SIZE_N)
+    c_ptrs = c_ptr + stride_cm * offs_cm[:, None] + stride_cn * offs_cn[None, :]
+    kl.store(c_ptrs, accumulator, mask=(offs_cm[:, None] < M) & (offs_cn[None, :] < N))
+
+
+def elements(x):
+    return [s // x.itemsize for s in x.strides]
+
+
+def matmul(a, b, target, epilogue=None, bias=None, out_dtype=np.float32, blocks=(32, 32, 16), group=4):
+    (m, k), n = a.shape, b.shape[1]
+    c = poisoned((m, n), out_dtype)
+    bm, bn, bk = blocks
+    grid = lambda meta: (kdsl.cdiv(meta["M"], meta["BLOCK_SIZE_M"]) * kdsl.cdiv(meta["N"], meta["BLOCK_SIZE_N"]),)
+    matmul_kernel[grid](a, b, c, c if bias is None else bias, m, n, k, *elements(a), *elements(b), *elements(c),
+                        BLOCK_SIZE_M=bm, BLOCK_SIZE_N=bn, BLOCK_SIZE_K=bk, GROUP_SIZE_M=group,
+                        EPILOGUE=epilogue, target=target)
+    return c
+
+
+@pytest.mark.parametrize("dtype", [np.float16, np.float32])
+@settings(max_examples=3, deadline=None)
+@given(m=st.integers(1, 100), n=st.integers(1, 100), k=st.integers(1, 80), seed=st.integers(0, 2**32 - 1))
+def test_tiled_matmul_with_masked_edges(target, dtype, m, n, k, seed):
+    rng = np.random.default_rng(seed)
+    a, b = random_array(rng, (m, k), dtype), random_array(rng, (k, n), dtype)
+    c = matmul(a, b, target)
+    check_close(c, a, b, None, UNIT[np.float32])
+
+
+@pytest.mark.parametrize("blocks, group", [((16, 16, 16), 1), ((16, 32, 8), 3), ((64, 16, 32), 8)])
+def test_grouped_ordering_covers_every_tile(target, blocks, group):
+    rng = np.random.default_rng(11)
+    a, b = random_array(rng, (77, 45), np.float16), random_array(rng, (45, 130), np.float16)
+    c = matmul(a, b, target, blocks=blocks, group=group, out_dtype=np.float16)
+    check_close(c.astype(np.float32), a, b, None, UNIT[np.float16])
+
+
+def test_transposed_operand_through_strides(target):
+    rng = np.random.default_rng(5)
+    a, b = random_array(rng, (40, 24), np.float32), random_array(rng, (33, 24), np.float32).T
+    check_close(matmul(a, b, target), a, b, None, UNIT[np.float32])
+
+
+def test_fused_bias_relu_epilogue(target):
+    rng = np.random.default_rng(9)
+    a, b = random_array(rng, (50, 70), np.float32), random_array(rng, (70, 60), np.float32)
+    bias = random_array(rng, 60, np.float32)
+    c = matmul(a, b, target, epilogue="bias_relu", bias=bias)
+    expected = np.maximum(a.astype(np.float64) @ b + bias, 0)
+    scale = np.abs(a.astype(np.float64)) @ np.abs(b) + np.abs(bias)
+    assert (np.abs(c - expected) <= 72 * UNIT[np.float32] * scale).all()
+    assert (c >= 0).all()
+
+
+# errors ----------------------------------------------------------------------------------
+
+@kdsl.kernel
+def bad_dot(x_ptr, CASE: kl.constexpr):
+    x = kl.load(x_ptr + kl.arange(0, 16)[:, None] * 16 + kl.arange(0, 16)[None, :])
+    if CASE == "rank":
+        kl.dot(kl.load(x_ptr + kl.arange(0, 16)), x)
+    elif CASE == "k":
+        kl.dot(x, kl.load(x_ptr + kl.arange(0, 8)[:, None] * 16 + kl.arange(0, 16)[None, :]))
+    elif CASE == "dtype":
+        kl.dot(x.to(kl.int32), x.to(kl.int32))
+    elif CASE == "int_float":
+        kl.dot(x.to(kl.int8), x)
+    elif CASE == "precision":
+        kl.dot(x, x, input_precision="tf16")
+    elif CASE == "out_dtype":
+        kl.dot(x, x, out_dtype=kl.float16)
+    elif CASE == "acc_dtype":
+        kl.dot(x, x, kl.zeros((16, 16), kl.float16))
+    else:
+        kl.dot(x, x, kl.zeros((16, 8), kl.float32))
+
+
+@pytest.mark.parametrize("case, message", [
+    ("rank", "kl.dot needs 2D blocks; its operand `a` is a block of shape (16,)"),
+    ("k", "inner dimensions differ: a is 16x16, b is 8x16"),
+    ("dtype", "does not support i32 operands"),
+    ("int_float", "operands have types i8 and f32"),
+    ("precision", "input_precision must be one of"),
+    ("out_dtype", "on f32 operands gives f32, not out_dtype=f16"),
+    ("acc_dtype", "accumulates in f32; acc is f16"),
+    ("acc_shape", "acc must be a block of shape (16, 16), got shape (16, 8)"),
+])
+def test_dot_errors_name_the_problem(target, case, message):
+    x = np.zeros((16, 16), np.float32)
+    with pytest.raises(kdsl.CompilationError, match=re.escape(message)) as info:
+        bad_dot[(1,)](x, CASE=case, target=target)
+    assert "kl.dot" in str(info.value)
