@@ -25,6 +25,7 @@ from typing import Any, Callable, Protocol
 import numpy as np
 
 from kdsl.interpreter.dtypes import elem_bytes, finish, from_bits, payload_dtype, to_bits
+from kdsl.ir.ops import permute_order
 from kdsl.ir.types import PointerType, ScalarType, Type
 
 
@@ -220,6 +221,10 @@ OPS: dict[str, Impl] = {
     "exp": _elementwise(np.exp),
     "log": _elementwise(np.log),
     "sqrt": _elementwise(np.sqrt),
+    "reshape": lambda rt, args, attrs, env: np.reshape(args[0], rt.shape),
+    "permute": lambda rt, args, attrs, env: np.transpose(args[0], permute_order(attrs)),
+    "join": lambda rt, args, attrs, env: np.stack(args, axis=-1),
+    "split": lambda rt, args, attrs, env: args[0][..., attrs["index"]],
 }
 
 def evaluate(name: str, rt: Type | None, operands: list[np.ndarray], attrs: dict[str, Any], env: Env,

@@ -17,6 +17,12 @@ backends. Semantics, for every target:
 - `reduce {axis, kind}` combines along `axis` with `kind` in sum max min.
 - `load ptr [mask [other]]` / `store ptr value [mask]`: masked-off lanes read
   `other` (or an undefined value when there is none) and write nothing.
+- `reshape` regroups a block's elements, in row-major order, into another shape
+  of the same element count; `permute {order}` gives a block whose dimension i
+  is the operand's dimension order[i] (`order` is written "2,0,1");
+  `join a, b` stacks two blocks of one type along a new minor dimension of size
+  2; `split {index}` takes element `index` (0 or 1) of the size-2 minor
+  dimension (a scalar when the operand's shape is (2,)).
 - `for lb, ub, step, inits...` runs its region with (iv, iter args...) while
   iv < ub; `if cond` runs one of two regions; both yield their results.
 """
@@ -228,6 +234,45 @@ def _reduce(op: Operation) -> None:
         _fail(op, f"result must be {expected}")
 
 
+def _reshape(op: Operation) -> None:
+    (x,) = op.operands
+    t = op.results[0].type
+    if not (x.type.is_block and t.is_block and x.type.scalar == t.scalar and x.type.numel == t.numel):
+        _fail(op, f"cannot reshape {x.type} to {t}")
+
+
+def permute_order(attrs: dict) -> tuple[int, ...]:
+    """The permutation of a `permute` op, from its attribute "2,0,1"."""
+    return tuple(int(d) for d in attrs["order"].split(","))
+
+
+def _permute(op: Operation) -> None:
+    (x,) = op.operands
+    order = permute_order(op.attrs)
+    if not x.type.is_block or sorted(order) != list(range(len(x.type.shape))):
+        _fail(op, f"order {op.attrs['order']!r} is not a permutation of the dimensions of {x.type}")
+    expected = BlockType(tuple(x.type.shape[d] for d in order), x.type.scalar)
+    if op.results[0].type != expected:
+        _fail(op, f"result must be {expected}")
+
+
+def _join(op: Operation) -> None:
+    a, b = op.operands
+    expected = BlockType((*a.type.shape, 2), a.type.scalar)
+    if a.type != b.type or op.results[0].type != expected:
+        _fail(op, f"joins two values of one type into {expected}")
+
+
+def _split(op: Operation) -> None:
+    (x,) = op.operands
+    if not x.type.is_block or x.type.shape[-1] != 2 or op.attrs["index"] not in (0, 1):
+        _fail(op, f"splits a block whose last dimension is 2 at index 0 or 1, not {x.type}")
+    shape = x.type.shape[:-1]
+    expected: Type = BlockType(shape, x.type.scalar) if shape else x.type.scalar
+    if op.results[0].type != expected:
+        _fail(op, f"result must be {expected}")
+
+
 def _region_yields(op: Operation, region_index: int, types: list[Type]) -> None:
     region = op.regions[region_index]
     term = region.terminator
@@ -309,6 +354,12 @@ def _defs() -> dict[str, OpDef]:
     defs.append(OpDef("not", (1, 1), 1, traits=elementwise, check=_integer))
     for name in ("exp", "log", "sqrt"):
         defs.append(OpDef(name, (1, 1), 1, traits=elementwise, check=_float))
+    defs += [
+        OpDef("reshape", (1, 1), 1, traits=pure, check=_reshape),
+        OpDef("permute", (1, 1), 1, {"order": str}, traits=pure, check=_permute),
+        OpDef("join", (2, 2), 1, traits=pure, check=_join),
+        OpDef("split", (1, 1), 1, {"index": int}, traits=pure, check=_split),
+    ]
     return {d.name: d for d in defs}
 
 
