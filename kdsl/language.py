@@ -289,3 +289,44 @@ def dot(a, b, acc=None, input_precision=None, out_dtype=float32):
     take any power of two, 1 included.
     """
 
+
+@_builtin
+def reshape(input, *shape, can_reorder=False):
+    """`input`'s elements, in row-major order, as a block of `shape` (same element count).
+
+    `shape` is given as arguments or as one tuple. `can_reorder` is accepted for
+    Triton compatibility; kdsl always keeps the row-major order.
+    """
+
+
+@_builtin
+def view(input, *shape):
+    """As `reshape` (Triton's older name)."""
+
+
+@_builtin
+def ravel(x, can_reorder=False):
+    """`x` as a 1D block, row-major."""
+
+
+@_builtin
+def trans(input, *dims):
+    """`input` with its dimensions permuted: result dimension i is `input`'s dimension dims[i].
+
+    Without `dims`, a 2D block is transposed. `dims` may also be one tuple.
+    """
+
+
+@_builtin
+def permute(input, *dims):
+    """`input` with its dimensions permuted: result dimension i is `input`'s dimension dims[i]."""
+
+
+@_builtin
+def join(a, b):
+    """`a` and `b` (broadcast to one shape, of one dtype) side by side along a new minor dimension of size 2."""
+
+
+@_builtin
+def split(a):
+    """The two halves of `a` along its last dimension, which must have size 2: `x0, x1 = kl.split(a)`."""

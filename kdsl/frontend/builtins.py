@@ -8,6 +8,7 @@ from typing import Any, Callable
 from kdsl import language
 from kdsl.errors import CompilationError
 from kdsl.frontend import semantic as sem
+from kdsl.frontend import shapes
 from kdsl.frontend.dot import dot
 from kdsl.frontend.semantic import Tensor
 from kdsl.ir import types as t
@@ -160,6 +161,13 @@ HANDLERS: dict[str, Callable[..., Any]] = {
     "multiple_of": _hint("multiple_of"),
     "max_contiguous": _hint("max_contiguous"),
     "dot": dot,
+    "reshape": lambda b, input, *shape, can_reorder=False: shapes.reshape(b, input, shape, can_reorder),
+    "view": lambda b, input, *shape: shapes.reshape(b, input, shape, True, "view"),
+    "ravel": shapes.ravel,
+    "trans": lambda b, input, *dims: shapes.permute(b, input, dims, "trans"),
+    "permute": lambda b, input, *dims: shapes.permute(b, input, dims),
+    "join": shapes.join,
+    "split": shapes.split,
 }
 
 _SIGNATURES = {fn.__name__: inspect.signature(fn.__wrapped__) for fn in language.BUILTINS}
@@ -174,17 +182,26 @@ def _bind(name: str, signature: inspect.Signature, args: list[Any], kwargs: dict
     return bound.arguments
 
 
-def call_builtin(ctx: BuiltinCall, name: str, args: list[Any], kwargs: dict[str, Any]) -> Any:
-    signature = _SIGNATURES[name]
-    arguments = _bind(f"kl.{name}", signature, args, kwargs)
-    positional: list[Any] = []
+def _call(fn: Callable[..., Any], b: Builder, what: str, signature: inspect.Signature, leading: list[Any],
+          args: list[Any], kwargs: dict[str, Any]) -> Any:
+    """`fn(b, *leading, ...)` with `args`/`kwargs` bound to `signature`, defaults applied;
+    keyword-only parameters (after `*shape`) are passed by keyword."""
+    arguments = _bind(what, signature, args, kwargs)
+    positional: list[Any] = list(leading)
+    keywords: dict[str, Any] = {}
     for param in signature.parameters.values():
         value = arguments[param.name]
         if param.kind is param.VAR_POSITIONAL:
             positional.extend(value)
+        elif param.kind is param.KEYWORD_ONLY:
+            keywords[param.name] = value
         else:
             positional.append(value)
-    return HANDLERS[name](ctx.builder, *positional)
+    return fn(b, *positional, **keywords)
+
+
+def call_builtin(ctx: BuiltinCall, name: str, args: list[Any], kwargs: dict[str, Any]) -> Any:
+    return _call(HANDLERS[name], ctx.builder, f"kl.{name}", _SIGNATURES[name], [], args, kwargs)
 
 
 def _to(b: Builder, x: Tensor, dtype: Any, bitcast: bool = False) -> Tensor:
@@ -198,6 +215,12 @@ _METHODS: dict[str, Callable[..., Any]] = {
     "sum": HANDLERS["sum"],
     "max": HANDLERS["max"],
     "min": HANDLERS["min"],
+    "reshape": HANDLERS["reshape"],
+    "view": HANDLERS["view"],
+    "ravel": HANDLERS["ravel"],
+    "trans": HANDLERS["trans"],
+    "permute": HANDLERS["permute"],
+    "split": HANDLERS["split"],
 }
 
 
@@ -211,9 +234,7 @@ class MethodCall:
     def __call__(self, b: Builder, args: list[Any], kwargs: dict[str, Any]) -> Any:
         fn = _METHODS[self.name]
         params = list(inspect.signature(fn).parameters.values())[2:]
-        signature = inspect.Signature(params)
-        arguments = _bind(f".{self.name}", signature, args, kwargs)
-        return fn(b, self.tensor, *arguments.values())
+        return _call(fn, b, f".{self.name}", inspect.Signature(params), [self.tensor], args, kwargs)
 
 
 def attribute_of_tensor(x: Tensor, attr: str) -> Any:

@@ -28,6 +28,7 @@ import numpy as np
 
 from kdsl.interpreter.dtypes import elem_bytes, finish, from_bits, payload_dtype, to_bits
 from kdsl.interpreter.numpy_dot import dot
+from kdsl.ir.ops import permute_order
 from kdsl.ir.types import PointerType, ScalarType, Type
 
 
@@ -254,6 +255,10 @@ OPS: dict[str, Impl] = {
     "fma": _typed(_fma),
     "umulhi": _typed(_umulhi),
     "dot": dot,
+    "reshape": lambda rt, args, attrs, env: np.reshape(args[0], rt.shape),
+    "permute": lambda rt, args, attrs, env: np.transpose(args[0], permute_order(attrs)),
+    "join": lambda rt, args, attrs, env: np.stack(args, axis=-1),
+    "split": lambda rt, args, attrs, env: args[0][..., attrs["index"]],
 }
 
 def evaluate(name: str, rt: Type | None, operands: list[np.ndarray], attrs: dict[str, Any], env: Env,

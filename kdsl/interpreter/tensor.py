@@ -60,6 +60,15 @@ def _compare(pred: str) -> Callable[["InterpTensor", Any], Any]:
     return lambda self, other: _apply(sem.compare, pred, self, other)
 
 
+def _method_named(name: str) -> Callable[..., Any]:
+    """The block method `name` (see `builtins._METHODS`), as interpreted code calls it."""
+    def method(self: "InterpTensor", *args: Any, **kwargs: Any) -> Any:
+        return self._method(name, args, kwargs)
+
+    method.__name__ = name
+    return method
+
+
 class InterpTensor(sem.Tensor):
     """A scalar or block computed by the interpreter; its `handle` is an `EvalValue`."""
 
@@ -114,6 +123,9 @@ class InterpTensor(sem.Tensor):
 
     def min(self, *args: Any, **kwargs: Any) -> Any:
         return self._method("min", args, kwargs)
+
+    reshape, view, ravel = _method_named("reshape"), _method_named("view"), _method_named("ravel")
+    trans, permute, split = _method_named("trans"), _method_named("permute"), _method_named("split")
 
     # Python conversions of runtime scalars -------------------------------------------
     def _scalar(self, what: str) -> Any:

@@ -25,6 +25,12 @@ backends. Semantics, for every target:
   result type (the order of the sums is the target's: the CPU goes over k
   in increasing order); `input_precision` records what the
   user asked for fp32 operands (GPU only: the CPU computes exact fp32).
+- `reshape` regroups a block's elements, in row-major order, into another shape
+  of the same element count; `permute {order}` gives a block whose dimension i
+  is the operand's dimension order[i] (`order` is written "2,0,1");
+  `join a, b` stacks two blocks of one type along a new minor dimension of size
+  2; `split {index}` takes element `index` (0 or 1) of the size-2 minor
+  dimension (a scalar when the operand's shape is (2,)).
 - `for lb, ub, step, inits...` runs its region with (iv, iter args...) while
   iv < ub; `if cond` runs one of two regions; both yield their results.
 - `while inits...` runs its first region on the carried values; it ends with
@@ -253,6 +259,43 @@ def _dot(op: Operation) -> None:
         _fail(op, f"shapes {a.shape} x {b.shape} + {acc.shape} do not chain")
     if op.results[0].type != acc:
         _fail(op, f"result must be {acc}")
+def _reshape(op: Operation) -> None:
+    (x,) = op.operands
+    t = op.results[0].type
+    if not (x.type.is_block and t.is_block and x.type.scalar == t.scalar and x.type.numel == t.numel):
+        _fail(op, f"cannot reshape {x.type} to {t}")
+
+
+def permute_order(attrs: dict) -> tuple[int, ...]:
+    """The permutation of a `permute` op, from its attribute "2,0,1"."""
+    return tuple(int(d) for d in attrs["order"].split(","))
+
+
+def _permute(op: Operation) -> None:
+    (x,) = op.operands
+    order = permute_order(op.attrs)
+    if not x.type.is_block or sorted(order) != list(range(len(x.type.shape))):
+        _fail(op, f"order {op.attrs['order']!r} is not a permutation of the dimensions of {x.type}")
+    expected = BlockType(tuple(x.type.shape[d] for d in order), x.type.scalar)
+    if op.results[0].type != expected:
+        _fail(op, f"result must be {expected}")
+
+
+def _join(op: Operation) -> None:
+    a, b = op.operands
+    expected = BlockType((*a.type.shape, 2), a.type.scalar)
+    if a.type != b.type or op.results[0].type != expected:
+        _fail(op, f"joins two values of one type into {expected}")
+
+
+def _split(op: Operation) -> None:
+    (x,) = op.operands
+    if not x.type.is_block or x.type.shape[-1] != 2 or op.attrs["index"] not in (0, 1):
+        _fail(op, f"splits a block whose last dimension is 2 at index 0 or 1, not {x.type}")
+    shape = x.type.shape[:-1]
+    expected: Type = BlockType(shape, x.type.scalar) if shape else x.type.scalar
+    if op.results[0].type != expected:
+        _fail(op, f"result must be {expected}")
 
 
 def _region_yields(op: Operation, region_index: int, types: list[Type]) -> None:
@@ -357,6 +400,12 @@ def _defs() -> dict[str, OpDef]:
         defs.append(OpDef(name, (1, 1), 1, traits=elementwise, check=_float))
     defs.append(OpDef("fma", (3, 3), 1, traits=elementwise, check=_float))
     defs.append(OpDef("umulhi", (2, 2), 1, traits=commutative, check=_integer))
+    defs += [
+        OpDef("reshape", (1, 1), 1, traits=pure, check=_reshape),
+        OpDef("permute", (1, 1), 1, {"order": str}, traits=pure, check=_permute),
+        OpDef("join", (2, 2), 1, traits=pure, check=_join),
+        OpDef("split", (1, 1), 1, {"index": int}, traits=pure, check=_split),
+    ]
     return {d.name: d for d in defs}
 
 
