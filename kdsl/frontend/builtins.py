@@ -7,7 +7,7 @@ from typing import Any, Callable
 
 from kdsl import language
 from kdsl.errors import CompilationError
-from kdsl.frontend import semantic as sem
+from kdsl.frontend import atomics, semantic as sem
 from kdsl.frontend.dot import dot
 from kdsl.frontend.semantic import Tensor
 from kdsl.ir import types as t
@@ -155,6 +155,7 @@ HANDLERS: dict[str, Callable[..., Any]] = {
     "multiple_of": _hint("multiple_of"),
     "max_contiguous": _hint("max_contiguous"),
     "dot": dot,
+    **atomics.HANDLERS,
 }
 
 _SIGNATURES = {fn.__name__: inspect.signature(fn.__wrapped__) for fn in language.BUILTINS}

@@ -25,6 +25,7 @@ from typing import Any, Callable, Protocol
 import numpy as np
 
 from kdsl.interpreter.dtypes import elem_bytes, finish, from_bits, payload_dtype, to_bits
+from kdsl.interpreter.numpy_atomics import atomic_cas, atomic_rmw
 from kdsl.interpreter.numpy_dot import dot
 from kdsl.ir.types import PointerType, ScalarType, Type
 
@@ -222,6 +223,8 @@ OPS: dict[str, Impl] = {
     "log": _elementwise(np.log),
     "sqrt": _elementwise(np.sqrt),
     "dot": dot,
+    "atomic_rmw": atomic_rmw,
+    "atomic_cas": atomic_cas,
 }
 
 def evaluate(name: str, rt: Type | None, operands: list[np.ndarray], attrs: dict[str, Any], env: Env,

@@ -16,6 +16,7 @@ from llvmlite import ir
 from kdsl.backend.cpu.elementwise import ELEMENTWISE
 from kdsl.backend.cpu.llvm_types import I32, I64, constant, elem_of, from_memory, mem_type, reg_type, to_memory
 from kdsl.backend.cpu.loops import Buffer, counted_loop, element_loop, memcpy, strides
+from kdsl.backend.cpu.lower_atomics import lower_atomic_cas, lower_atomic_rmw
 from kdsl.backend.cpu.lower_dot import lower_dot
 from kdsl.errors import CompilationError
 from kdsl.ir.core import Function, Operation, Region, Value
@@ -292,4 +293,6 @@ _HANDLERS: dict[str, Callable[[KernelLowering, Operation], None]] = {
     "for": KernelLowering.for_,
     "if": KernelLowering.if_,
     "dot": lower_dot,
+    "atomic_rmw": lower_atomic_rmw,
+    "atomic_cas": lower_atomic_cas,
 }
