@@ -330,3 +330,62 @@ def join(a, b):
 @_builtin
 def split(a):
     """The two halves of `a` along its last dimension, which must have size 2: `x0, x1 = kl.split(a)`."""
+
+
+@_builtin
+def atomic_add(pointer, val, mask=None, sem=None, scope=None):
+    """Atomically add `val` at each `pointer` where `mask` holds; returns the values before.
+
+    int32, int64, uint32, uint64, fp16, fp32 and fp64 (integers wrap). Duplicate
+    addresses in one block all take effect. Masked-off lanes touch no memory and
+    return an undefined value. `sem` is None, "acquire", "release", "acq_rel"
+    (the default) or "relaxed"; `scope` is None, "gpu" (the default), "cta" or "sys".
+    """
+
+
+@_builtin
+def atomic_max(pointer, val, mask=None, sem=None, scope=None):
+    """Atomically store max(old, `val`) at each `pointer` where `mask` holds; returns the old values.
+
+    Integers and fp16/fp32/fp64. Floats compare as in Triton's implementation, by
+    their bits (signed max for a non-negative `val`, unsigned min for a negative
+    one): exact on numbers, with -0.0 < +0.0; NaNs order by their bit patterns.
+    Masked-off lanes touch no memory and return an undefined value.
+    """
+
+
+@_builtin
+def atomic_min(pointer, val, mask=None, sem=None, scope=None):
+    """Atomically store min(old, `val`) at each `pointer` where `mask` holds; returns the old values.
+
+    Integers and fp16/fp32/fp64, floats compared as `atomic_max` describes.
+    Masked-off lanes touch no memory and return an undefined value.
+    """
+
+
+@_builtin
+def atomic_and(pointer, val, mask=None, sem=None, scope=None):
+    """Atomically store old & `val` (integers) where `mask` holds; returns the old values."""
+
+
+@_builtin
+def atomic_or(pointer, val, mask=None, sem=None, scope=None):
+    """Atomically store old | `val` (integers) where `mask` holds; returns the old values."""
+
+
+@_builtin
+def atomic_xor(pointer, val, mask=None, sem=None, scope=None):
+    """Atomically store old ^ `val` (integers) where `mask` holds; returns the old values."""
+
+
+@_builtin
+def atomic_xchg(pointer, val, mask=None, sem=None, scope=None):
+    """Atomically store `val` where `mask` holds (integers, fp16/fp32/fp64); returns the old values."""
+
+
+@_builtin
+def atomic_cas(pointer, cmp, val, sem=None, scope=None):
+    """Atomically store `val` where the old value equals `cmp` (integers); returns the old values.
+
+    Every lane takes part (there is no mask, as in Triton).
+    """

@@ -7,7 +7,7 @@ from typing import Any, Callable
 
 from kdsl import language
 from kdsl.errors import CompilationError
-from kdsl.frontend import semantic as sem
+from kdsl.frontend import atomics, semantic as sem
 from kdsl.frontend import shapes
 from kdsl.frontend.dot import dot
 from kdsl.frontend.semantic import Tensor
@@ -161,6 +161,7 @@ HANDLERS: dict[str, Callable[..., Any]] = {
     "multiple_of": _hint("multiple_of"),
     "max_contiguous": _hint("max_contiguous"),
     "dot": dot,
+    **atomics.HANDLERS,
     "reshape": lambda b, input, *shape, can_reorder=False: shapes.reshape(b, input, shape, can_reorder),
     "view": lambda b, input, *shape: shapes.reshape(b, input, shape, True, "view"),
     "ravel": shapes.ravel,

@@ -27,6 +27,7 @@ from typing import Any, Callable, Protocol
 import numpy as np
 
 from kdsl.interpreter.dtypes import elem_bytes, finish, from_bits, payload_dtype, to_bits
+from kdsl.interpreter.numpy_atomics import atomic_cas, atomic_rmw
 from kdsl.interpreter.numpy_dot import dot
 from kdsl.ir.ops import permute_order
 from kdsl.ir.types import PointerType, ScalarType, Type
@@ -255,6 +256,8 @@ OPS: dict[str, Impl] = {
     "fma": _typed(_fma),
     "umulhi": _typed(_umulhi),
     "dot": dot,
+    "atomic_rmw": atomic_rmw,
+    "atomic_cas": atomic_cas,
     "reshape": lambda rt, args, attrs, env: np.reshape(args[0], rt.shape),
     "permute": lambda rt, args, attrs, env: np.transpose(args[0], permute_order(attrs)),
     "join": lambda rt, args, attrs, env: np.stack(args, axis=-1),

@@ -31,6 +31,16 @@ backends. Semantics, for every target:
   `join a, b` stacks two blocks of one type along a new minor dimension of size
   2; `split {index}` takes element `index` (0 or 1) of the size-2 minor
   dimension (a scalar when the operand's shape is (2,)).
+- `atomic_rmw ptr, val [mask] {kind, sem, scope}` and `atomic_cas ptr, cmp, val
+  {sem, scope}`: per element, in lane order, atomically read the old value,
+  write `op(old, val)` (kind in add max min and or xor xchg; integers wrap;
+  float max/min compare bit patterns as Triton does: signed max, or unsigned
+  min when `val` has its sign bit set, and the reverse for min) or, for cas,
+  `val` where old == cmp; the result is the old values. Lanes with the same
+  address all take effect. Masked-off lanes touch no memory and give an
+  undefined value. `sem` in acquire release acq_rel relaxed orders the access
+  (the CPU maps it to LLVM's orderings); `scope` in gpu cta sys is for GPUs.
+  Not pure: DCE and CSE keep them.
 - `for lb, ub, step, inits...` runs its region with (iv, iter args...) while
   iv < ub; `if cond` runs one of two regions; both yield their results.
 - `while inits...` runs its first region on the carried values; it ends with
@@ -298,6 +308,27 @@ def _split(op: Operation) -> None:
         _fail(op, f"result must be {expected}")
 
 
+ATOMIC_KINDS = ("add", "max", "min", "and", "or", "xor", "xchg")
+ATOMIC_SEMS = ("acquire", "release", "acq_rel", "relaxed")
+ATOMIC_SCOPES = ("gpu", "cta", "sys")
+
+
+def _atomic(op: Operation, values: int) -> None:
+    """`ptr`, then `values` operands of the pointee type, then an optional mask; result the pointee type."""
+    ptr = op.operands[0].type
+    if not isinstance(ptr.scalar, PointerType):
+        _fail(op, f"atomics need pointers, not {ptr}")
+    value_type = ptr.with_scalar(ptr.scalar.elem)
+    if any(v.type != value_type for v in op.operands[1:1 + values]) or op.results[0].type != value_type:
+        _fail(op, f"values and result must be {value_type}")
+    if len(op.operands) > 1 + values and op.operands[1 + values].type != ptr.with_scalar(i1):
+        _fail(op, f"mask must be {ptr.with_scalar(i1)}")
+    if op.attrs["sem"] not in ATOMIC_SEMS or op.attrs["scope"] not in ATOMIC_SCOPES:
+        _fail(op, f"unknown sem {op.attrs['sem']!r} or scope {op.attrs['scope']!r}")
+    if op.name == "atomic_rmw" and op.attrs["kind"] not in ATOMIC_KINDS:
+        _fail(op, f"unknown atomic kind {op.attrs['kind']!r}")
+
+
 def _region_yields(op: Operation, region_index: int, types: list[Type]) -> None:
     region = op.regions[region_index]
     term = region.terminator
@@ -384,6 +415,8 @@ def _defs() -> dict[str, OpDef]:
         OpDef("return", (0, None), 0, traits=frozenset({TERMINATOR}), check=_terminator),
         OpDef("call", (0, None), None, {"callee": str}),
         OpDef("dot", (3, 3), 1, {"input_precision": str}, traits=pure, check=_dot),
+        OpDef("atomic_rmw", (2, 3), 1, {"kind": str, "sem": str, "scope": str}, check=lambda op: _atomic(op, 1)),
+        OpDef("atomic_cas", (3, 3), 1, {"sem": str, "scope": str}, check=lambda op: _atomic(op, 2)),
     ]
     for name in ("add", "mul", "min", "max"):
         defs.append(OpDef(name, (2, 2), 1, traits=commutative, check=_arith))

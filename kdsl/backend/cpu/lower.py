@@ -17,6 +17,7 @@ from kdsl.backend.cpu import lower_shape
 from kdsl.backend.cpu.elementwise import ELEMENTWISE
 from kdsl.backend.cpu.llvm_types import I32, I64, constant, elem_of, from_memory, mem_type, reg_type, to_memory
 from kdsl.backend.cpu.loops import Buffer, counted_loop, element_loop, memcpy, strides
+from kdsl.backend.cpu.lower_atomics import lower_atomic_cas, lower_atomic_rmw
 from kdsl.backend.cpu.lower_dot import lower_dot
 from kdsl.errors import CompilationError
 from kdsl.ir.core import Function, Operation, Region, Value
@@ -315,5 +316,7 @@ _HANDLERS: dict[str, Callable[[KernelLowering, Operation], None]] = {
     "if": KernelLowering.if_,
     "while": KernelLowering.while_,
     "dot": lower_dot,
+    "atomic_rmw": lower_atomic_rmw,
+    "atomic_cas": lower_atomic_cas,
 }
 _HANDLERS.update(lower_shape.HANDLERS)
