@@ -134,7 +134,7 @@ def build_testp(inst: Instruction, ctx: DecodeContext):
 FLOAT_ARITH = {"add": build_binary, "sub": build_binary, "mul": build_binary, "div": build_binary,
                "min": build_binary, "max": build_binary, "fma": build_fma, "mad": build_fma,
                "neg": build_unary, "abs": build_unary}
-HANDLERS = {"sqrt": build_unary, "rcp": build_unary, "rsqrt": build_unary, "ex2": build_unary, "lg2": build_unary,
+HANDLERS = {"fma": build_fma, "sqrt": build_unary, "rcp": build_unary, "rsqrt": build_unary, "ex2": build_unary, "lg2": build_unary,
             "sin": build_unary, "cos": build_unary, "tanh": build_unary, "copysign": build_binary, "testp": build_testp}
 
 

@@ -8,7 +8,7 @@ from kdsl.sim.memory import LOCAL_WINDOW, SHARED_WINDOW, gather, scatter
 from kdsl.sim.operands import DecodeContext, address, reader, vector_items, writer
 from kdsl.sim.ops_float import _pack, _unpack
 from kdsl.sim.parser import Instruction
-from kdsl.sim.types import TYPES, PtxType, find_type
+from kdsl.sim.types import TYPES, PtxType, find_type, from_bits
 
 _SPACES = ("global", "shared", "local", "param", "const")
 
@@ -54,7 +54,11 @@ def build_ld(inst: Instruction, ctx: DecodeContext):
     writers = [writer(d, t, ctx) for d in dests]
     if space == "param" and addr is None:
         read, _ = _param_reader(inst, ctx, t, len(dests))
-        return lambda st, m: [w(st, v, m) for w, v in zip(writers, read(st))] and None
+        
+        def run_param(st, m):
+            for w, v in zip(writers, read(st)):
+                w(st, from_bits(v, t), m)
+        return run_param
     text, size = inst.text, t.size
 
     def run(st, m):
@@ -65,13 +69,8 @@ def build_ld(inst: Instruction, ctx: DecodeContext):
             for acc in st.resolve(space, addrs + np.uint64(i * size), size, text, lanes):
                 out[i][lanes[acc.lanes]] = gather(acc.buffer, acc.offsets, t.udtype)
         for w, v in zip(writers, out):
-            w(st, v.view(t.dtype) if t.kind in ("s", "f") else (v if t.kind != "bf" else _bf(v)), m)
+            w(st, from_bits(v, t), m)
     return run
-
-
-def _bf(raw: np.ndarray) -> np.ndarray:
-    from kdsl.sim.types import bf16_to_f32
-    return bf16_to_f32(raw)
 
 
 def build_st(inst: Instruction, ctx: DecodeContext):

@@ -1,0 +1,63 @@
+"""Shared fixtures: CUDA C compiled to PTX once per session with nvcc."""
+from __future__ import annotations
+
+import shutil
+import subprocess
+
+import pytest
+
+needs_nvcc = pytest.mark.skipif(shutil.which("nvcc") is None, reason="nvcc is not on the PATH")
+
+KERNELS = r"""
+extern "C" __global__ void saxpy(const float* x, const float* y, float* out, float a, int n) {
+  int i = blockIdx.x * blockDim.x + threadIdx.x;
+  if (i < n) out[i] = a * x[i] + y[i];
+}
+extern "C" __global__ void warp_sum(const float* x, float* out, int n) {
+  int i = blockIdx.x * blockDim.x + threadIdx.x;
+  float v = i < n ? x[i] : 0.f;
+  for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffff, v, o);
+  __shared__ float s[32];
+  if ((threadIdx.x & 31) == 0) s[threadIdx.x >> 5] = v;
+  __syncthreads();
+  if (threadIdx.x == 0) { float t = 0; for (int k = 0; k < blockDim.x / 32; k++) t += s[k]; atomicAdd(out, t); }
+}
+extern "C" __global__ void transpose(const float* in, float* out, int rows, int cols) {
+  __shared__ float tile[32][33];
+  int x = blockIdx.x * 32 + threadIdx.x, y = blockIdx.y * 32 + threadIdx.y;
+  if (x < cols && y < rows) tile[threadIdx.y][threadIdx.x] = in[y * cols + x];
+  __syncthreads();
+  x = blockIdx.y * 32 + threadIdx.x; y = blockIdx.x * 32 + threadIdx.y;
+  if (x < rows && y < cols) out[y * rows + x] = tile[threadIdx.x][threadIdx.y];
+}
+extern "C" __global__ void histogram(const unsigned* in, unsigned* bins, int n, int nbins) {
+  int i = blockIdx.x * blockDim.x + threadIdx.x;
+  if (i < n) atomicAdd(&bins[in[i] % nbins], 1u);
+}
+extern "C" __global__ void collatz(const int* in, int* steps, int n) {
+  int i = blockIdx.x * blockDim.x + threadIdx.x;
+  if (i >= n) return;
+  long long v = in[i]; int s = 0;
+  while (v != 1) { if (v & 1) v = 3 * v + 1; else v >>= 1; s++; }
+  steps[i] = s;
+}
+extern "C" __global__ void mixed(const int* a, const double* d, long long* o64, float* of, unsigned short* oh, int n) {
+  int i = blockIdx.x * blockDim.x + threadIdx.x;
+  if (i >= n) return;
+  int x = a[i];
+  o64[i] = (long long)x * 123456789LL / 7 + (x % 13) - (unsigned)x / 3u;
+  of[i] = (float)(d[i] * 0.5 + (double)(x >> 3));
+  oh[i] = __popc(x) + __clz(x) * 64 + (__brev(x) & 0xF) * 4096;
+}
+"""
+
+
+@pytest.fixture(scope="session")
+def cuda_ptx(tmp_path_factory) -> str:
+    """The test kernels above, compiled once per session."""
+    if shutil.which("nvcc") is None:
+        pytest.skip("nvcc is not on the PATH")
+    d = tmp_path_factory.mktemp("nvcc")
+    (d / "k.cu").write_text(KERNELS)
+    subprocess.run(["nvcc", "-arch=sm_80", "-ptx", str(d / "k.cu"), "-o", str(d / "k.ptx")], check=True)
+    return (d / "k.ptx").read_text()

@@ -1,0 +1,74 @@
+"""CUDA C compiled by nvcc, simulated, and checked against numpy."""
+import numpy as np
+import pytest
+
+import kdsl.sim as sim
+
+rng = np.random.default_rng()
+
+
+def test_saxpy(cuda_ptx):
+    n = 1000
+    x, y = rng.random(n, np.float32) + 0.5, rng.random(n, np.float32) + 0.5
+    out = np.full(n + 24, np.nan, np.float32)
+    sim.launch_ptx(cuda_ptx, "saxpy", (4, 1, 1), (256, 1, 1), [x, y, out, ("f32", 1.5), ("s32", n)])
+    np.testing.assert_allclose(out[:n], np.float32(1.5) * x + y, rtol=1e-6)
+    assert np.isnan(out[n:]).all()
+
+
+def test_warp_shuffle_reduction(cuda_ptx):
+    n = 3000
+    x = rng.random(n, np.float32)
+    out = np.zeros(1, np.float32)
+    sim.launch_ptx(cuda_ptx, "warp_sum", (12, 1, 1), (256, 1, 1), [x, out, ("s32", n)])
+    np.testing.assert_allclose(out[0], x.sum(dtype=np.float64), rtol=1e-5)
+
+
+def test_shared_transpose(cuda_ptx):
+    rows, cols = 40, 70
+    a = rng.random((rows, cols), np.float32)
+    out = np.full((cols, rows), np.nan, np.float32)
+    sim.launch_ptx(cuda_ptx, "transpose", (3, 2, 1), (32, 32, 1), [a, out, ("s32", rows), ("s32", cols)])
+    np.testing.assert_array_equal(out, a.T)
+
+
+def test_atomic_histogram(cuda_ptx):
+    n, nbins = 2000, 7
+    data = rng.integers(0, 1 << 20, n, dtype=np.uint32)
+    bins = np.zeros(nbins, np.uint32)
+    sim.launch_ptx(cuda_ptx, "histogram", (8, 1, 1), (256, 1, 1), [data, bins, ("s32", n), ("s32", nbins)])
+    np.testing.assert_array_equal(bins, np.bincount(data % nbins, minlength=nbins))
+
+
+def _collatz(v: int) -> int:
+    s = 0
+    while v != 1:
+        v = 3 * v + 1 if v & 1 else v >> 1
+        s += 1
+    return s
+
+
+def test_divergent_loop(cuda_ptx):
+    n = 100
+    data = rng.integers(1, 300, n, dtype=np.int32)
+    out = np.full(n, -7, np.int32)
+    sim.launch_ptx(cuda_ptx, "collatz", (1, 1, 1), (128, 1, 1), [data, out, ("s32", n)])
+    np.testing.assert_array_equal(out, [_collatz(int(v)) for v in data])
+
+
+def test_mixed_integer_and_double(cuda_ptx):
+    n = 200
+    a = rng.integers(-2**31, 2**31, n, dtype=np.int64).astype(np.int32)
+    d = rng.standard_normal(n)
+    o64, of, oh = np.zeros(n, np.int64), np.full(n, np.nan, np.float32), np.zeros(n, np.uint16)
+    sim.launch_ptx(cuda_ptx, "mixed", (2, 1, 1), (128, 1, 1), [a, d, o64, of, oh, ("s32", n)])
+    x = a.astype(np.int64)
+    prod = x * 123456789
+    expect = np.where(prod < 0, -(-prod // 7), prod // 7) + np.fmod(x, 13) - (a.view(np.uint32).astype(np.int64) // 3)
+    np.testing.assert_array_equal(o64, expect)
+    np.testing.assert_array_equal(of, (d * 0.5 + (x >> 3)).astype(np.float32))
+    u = a.view(np.uint32)
+    popc = np.array([bin(int(v)).count("1") for v in u])
+    clz = np.array([32 - int(v).bit_length() for v in u])
+    brev = np.array([int(f"{int(v):032b}"[::-1], 2) for v in u])
+    np.testing.assert_array_equal(oh, ((popc + clz * 64 + (brev & 0xF) * 4096) & 0xFFFF).astype(np.uint16))
