@@ -29,8 +29,9 @@ def round_float(x: np.ndarray, t: PtxType, mode: str) -> np.ndarray:
     if mode == "rn":
         return r
     step = _directed(x, r.astype(np.float64), mode)
-    return np.where(step > 0, np.nextafter(r, t.dtype.type(np.inf)),
-                    np.where(step < 0, np.nextafter(r, t.dtype.type(-np.inf)), r)).astype(t.dtype)
+    with np.errstate(over="ignore"):
+        return np.where(step > 0, np.nextafter(r, t.dtype.type(np.inf)),
+                        np.where(step < 0, np.nextafter(r, t.dtype.type(-np.inf)), r)).astype(t.dtype)
 
 
 def _directed(x: np.ndarray, r: np.ndarray, mode: str) -> np.ndarray:

@@ -234,7 +234,7 @@ def build_bfe(inst: Instruction, ctx: DecodeContext):
         keep = np.where(eff >= 64, full, (np.uint64(1) << np.minimum(eff, np.uint64(63))) - np.uint64(1))
         field &= keep
         if t.kind == "s":
-            sb = (x >> np.minimum(p + n - np.uint64(1), np.uint64(w - 1))) & np.uint64(1)
+            sb = (x >> np.minimum(p + np.maximum(n, np.uint64(1)) - np.uint64(1), np.uint64(w - 1))) & np.uint64(1)
             sb = np.where(n == 0, np.uint64(0), sb)
             field |= np.where(sb == 1, ~keep, np.uint64(0))
         d(st, (field & np.uint64(2**w - 1 if w < 64 else 2**64 - 1)).astype(t.udtype).view(t.dtype), m)

@@ -367,6 +367,7 @@ def parse(text: str) -> ParsedModule:
     module = ParsedModule()
     text = _COMMENTS.sub("", text)
     text = re.sub(r"^\s*\.(loc|file)\b[^\n]*$", "", text, flags=re.M)
+    text = re.sub(r"^(\s*\.(?:version|target|address_size)\b[^\n;]*)$", r"\1;", text, flags=re.M)
     func: Function | None = None
     scopes = _Scopes()
     depth = 0

@@ -1,0 +1,158 @@
+"""Hand-written PTX for instruction semantics, and fault reporting."""
+import numpy as np
+import pytest
+from hypothesis import given, settings, strategies as st
+
+import kdsl.sim as sim
+from kdsl.errors import MemoryAccessError
+
+HEAD = ".version 8.0\n.target sm_80\n.address_size 64\n"
+
+
+def unary_kernel(body: str, in_type: str = "b32", out_type: str = "b32") -> str:
+    """A kernel reading %a from in[tid] and storing %d to out[tid]; `body` computes %d from %a."""
+    isz = {"b32": 4, "b64": 8, "b16": 2}[in_type]
+    osz = {"b32": 4, "b64": 8, "b16": 2}[out_type]
+    return HEAD + f"""
+.visible .entry k(.param .u64 pin, .param .u64 pout)
+{{
+  .reg .b32 %r<4>; .reg .b64 %rd<8>; .reg .pred %p<4>; .reg .{in_type} %a; .reg .{out_type} %d;
+  .reg .b16 %h<4>; .reg .f32 %f<4>;
+  ld.param.u64 %rd1, [pin];
+  ld.param.u64 %rd2, [pout];
+  mov.u32 %r1, %tid.x;
+  mul.wide.u32 %rd3, %r1, {isz};
+  add.s64 %rd4, %rd1, %rd3;
+  ld.global.{in_type} %a, [%rd4];
+  {body}
+  mul.wide.u32 %rd5, %r1, {osz};
+  add.s64 %rd6, %rd2, %rd5;
+  st.global.{out_type} [%rd6], %d;
+  ret;
+}}
+"""
+
+
+def run_unary(body, x, out_dtype, in_type="b32", out_type="b32"):
+    out = np.full(x.size, 0xAB, out_dtype)
+    sim.launch_ptx(unary_kernel(body, in_type, out_type), "k", (1, 1, 1), (x.size, 1, 1), [x, out])
+    return out
+
+
+def test_cvt_rounding_modes_f32_to_int():
+    x = np.array([2.5, -2.5, 3.5, -0.7, 0.7, 1e10, -1e10, np.nan], np.float32)
+    for mode, ref in (("rni", np.rint), ("rzi", np.trunc), ("rmi", np.floor), ("rpi", np.ceil)):
+        out = run_unary(f"mov.b32 %f1, %a; cvt.{mode}.s32.f32 %d, %f1;", x, np.int32)
+        expect = np.clip(np.nan_to_num(ref(x.astype(np.float64)), nan=0), -2**31, 2**31 - 1).astype(np.int32)
+        np.testing.assert_array_equal(out, expect, err_msg=mode)
+
+
+def test_cvt_f32_to_f16_directed():
+    x = np.array([1.0 + 2**-12, -(1.0 + 2**-12), 65519.0, 1e-8], np.float32)
+    out = {m: run_unary(f"mov.b32 %f1, %a; cvt.{m}.f16.f32 %h1, %f1; cvt.u32.u16 %d, %h1;", x, np.uint32)
+           .astype(np.uint16).view(np.float16) for m in ("rn", "rz", "rm", "rp")}
+    assert out["rn"][0] == 1.0 and out["rp"][0] == np.float16(1.0009765625) and out["rz"][0] == 1.0
+    assert out["rm"][1] == np.float16(-1.0009765625) and out["rz"][1] == -1.0
+    assert out["rn"][2] == np.float16(65504) and out["rp"][3] > 0 and out["rm"][3] == 0
+
+
+def test_cvt_bf16x2_and_e4m3x2():
+    x = np.array([1.00390625, 3.14159, -448.0, 1000.0], np.float32)
+    out = run_unary("mov.b32 %f1, %a; cvt.rn.bf16x2.f32 %d, %f1, %f1;", x, np.uint32)
+    bf = (out & 0xFFFF).astype(np.uint32) << 16
+    np.testing.assert_array_equal(bf.view(np.float32), [1.0, 3.140625, -448.0, 1000.0])
+    out = run_unary("mov.b32 %f1, %a; cvt.rn.satfinite.e4m3x2.f32 %h1, %f1, %f1; cvt.rn.f16x2.e4m3x2 %d, %h1;",
+                    x, np.uint32)
+    np.testing.assert_array_equal((out & 0xFFFF).astype(np.uint16).view(np.float16), [1.0, 3.25, -448.0, 448.0])
+
+
+@settings(max_examples=20, deadline=None)
+@given(st.lists(st.integers(0, 2**32 - 1), min_size=32, max_size=32), st.integers(0, 2**32 - 1))
+def test_prmt_default(values, sel):
+    x = np.array(values, np.uint32)
+    out = run_unary(f"prmt.b32 %d, %a, 0x89abcdef, {sel};", x, np.uint32)
+    for v, o in zip(x, out):
+        b = int(v).to_bytes(4, "little") + (0x89ABCDEF).to_bytes(4, "little")
+        exp = 0
+        for i in range(4):
+            nib = (sel >> (4 * i)) & 0xF
+            byte = b[nib & 7]
+            exp |= ((0xFF if byte & 0x80 else 0) if nib & 8 else byte) << (8 * i)
+        assert o == exp
+
+
+@settings(max_examples=20, deadline=None)
+@given(st.integers(0, 2**32 - 1), st.integers(0, 40), st.integers(0, 40))
+def test_bfe_signed(value, pos, length):
+    out = run_unary(f"bfe.s32 %d, %a, {pos}, {length};", np.full(32, value, np.uint32), np.int32)
+    bits = [(value >> min(pos + i, 31)) & 1 if pos + i <= 31 else None for i in range(32)]
+    sbit = 0 if length == 0 else (value >> min(pos + length - 1, 31)) & 1
+    exp = 0
+    for i in range(32):
+        bit = bits[i] if i < length and pos + i <= 31 else sbit
+        exp |= bit << i
+    assert out[0] == np.array(exp, np.uint32).view(np.int32)
+
+
+def test_setp_unordered_and_minmax_nan():
+    x = np.array([1.0, np.nan, -2.0, 0.0], np.float32)
+    body = ("mov.b32 %f1, %a; mov.f32 %f2, 0f00000000; setp.ltu.f32 %p1, %f1, %f2; setp.lt.f32 %p2, %f1, %f2;"
+            "setp.nan.f32 %p3, %f1, %f1; selp.u32 %r2, 1, 0, %p1; selp.u32 %r3, 2, 0, %p2; add.u32 %d, %r2, %r3;"
+            "selp.u32 %r3, 4, 0, %p3; add.u32 %d, %d, %r3;")
+    np.testing.assert_array_equal(run_unary(body, x, np.uint32), [0, 1 + 4, 3, 0])
+    out = run_unary("mov.b32 %f1, %a; mov.f32 %f2, 0f3F000000; min.f32 %f3, %f1, %f2; mov.b32 %d, %f3;",
+                    x, np.float32)
+    np.testing.assert_array_equal(out, [0.5, 0.5, -2.0, 0.0])
+    out = run_unary("mov.b32 %f1, %a; mov.f32 %f2, 0f3F000000; max.NaN.f32 %f3, %f1, %f2; mov.b32 %d, %f3;",
+                    x, np.float32)
+    assert np.isnan(out[1]) and out[0] == 1.0
+
+
+def test_shf_and_lop3_and_mul_hi():
+    x = np.random.default_rng().integers(1, 2**32, 64, dtype=np.uint64).astype(np.uint32)
+    out = run_unary("shf.l.wrap.b32 %d, %a, 0x12345678, 36;", x, np.uint32)
+    expect = (((np.uint64(0x12345678) << np.uint64(32)) | x.astype(np.uint64)) << np.uint64(4)) >> np.uint64(32)
+    np.testing.assert_array_equal(out, expect.astype(np.uint32))
+    out = run_unary("lop3.b32 %d, %a, 0xF0F0F0F0, 0x0FF00FF0, 0x96;", x, np.uint32)
+    np.testing.assert_array_equal(out, x ^ np.uint32(0xF0F0F0F0) ^ np.uint32(0x0FF00FF0))
+    out = run_unary("mul.hi.u64 %d, %a, -3;", x.astype(np.uint64) << np.uint64(31), np.uint64, "b64", "b64")
+    big = [(int(v) << 31) * (2**64 - 3) >> 64 for v in x]
+    np.testing.assert_array_equal(out, np.array(big, np.uint64))
+
+
+def test_out_of_bounds_fault_names_instruction_thread_and_address():
+    x = np.zeros(4, np.uint32)
+    with pytest.raises(MemoryAccessError) as info:
+        sim.launch_ptx(unary_kernel("mov.u32 %d, %a;"), "k", (1, 1, 1), (8, 1, 1), [x, np.zeros(8, np.uint32)])
+    msg = str(info.value)
+    assert "ld.global.b32 %a, [%rd4]" in msg and "thread (4, 0, 0)" in msg and "block (0, 0, 0)" in msg
+    assert "0x" in msg and info.value.address > 0
+
+
+def test_misaligned_fault():
+    ptx = unary_kernel("mov.u32 %d, %a;").replace("add.s64 %rd4, %rd1, %rd3;", "add.s64 %rd4, %rd1, 2;")
+    with pytest.raises(MemoryAccessError, match="misaligned"):
+        sim.launch_ptx(ptx, "k", 1, 4, [np.zeros(8, np.uint32), np.zeros(4, np.uint32)])
+
+
+def test_unsupported_instruction_is_named():
+    with pytest.raises(sim.UnsupportedInstruction, match="frobnicate.b32"):
+        run_unary("frobnicate.b32 %d, %a;", np.ones(4, np.uint32), np.uint32)
+
+
+def test_parse_error():
+    with pytest.raises(sim.PtxParseError):
+        sim.load_module(HEAD + "bogus directive here;")
+
+
+def test_module_and_memory_persist_across_launches():
+    mem = sim.DeviceMemory()
+    mod = sim.load_module(unary_kernel("add.u32 %d, %a, 1;"), mem)
+    buf = mem.allocate(64)
+    mem.copy_in(buf, np.arange(16, dtype=np.uint32))
+    for _ in range(3):
+        mod.launch("k", 1, 16, [("u64", buf), ("u64", buf)])
+    out = np.zeros(16, np.uint32)
+    mem.copy_out(buf, out)
+    np.testing.assert_array_equal(out, np.arange(16) + 3)
+    mem.free(buf)
