@@ -145,8 +145,13 @@ def _split_statements(text: str) -> list[tuple[str, str]]:
         elif ch == "}" and depth > 0:
             depth -= 1
         elif ch == "}":
-            if "".join(buf).strip():
-                raise PtxParseError(f"unterminated statement before '}}': {''.join(buf).strip()!r}")
+            cur = "".join(buf).strip()
+            while (m := _LABEL.match(cur)):
+                events.append(("label", m.group(1)))
+                cur = cur[m.end():].strip()
+            if cur:
+                raise PtxParseError(f"unterminated statement before '}}': {cur!r}")
+            buf = []
             events.append(("close", ""))
             continue
         elif ch == ";" and depth == 0:
@@ -276,9 +281,10 @@ def _instruction(stmt: str, scopes: _Scopes) -> Instruction:
         neg = m.group(1) == "!"
         guard = Reg(scopes.resolve(m.group(2)))
         rest = stmt[m.end():]
-    parts = rest.split(None, 1)
-    name = parts[0]
-    ops_text = parts[1] if len(parts) > 1 else ""
+    m = re.match(r"([\w.:]+)\s*(.*)", rest, re.S)
+    if not m:
+        raise PtxParseError(f"cannot read instruction {stmt!r}")
+    name, ops_text = m.group(1), m.group(2)
     pieces = name.split(".")
     if pieces[0] == "call":
         operands = [_operand(x, scopes) if not x.strip().startswith("(") else
@@ -366,6 +372,7 @@ def parse(text: str) -> ParsedModule:
     """Read a PTX module."""
     module = ParsedModule()
     text = _COMMENTS.sub("", text)
+    text = re.sub(r"\.section\s+[^{;]*?\{[^}]*\}", "", text)
     text = re.sub(r"^\s*\.(loc|file)\b[^\n]*$", "", text, flags=re.M)
     text = re.sub(r"^(\s*\.(?:version|target|address_size)\b[^\n;]*)$", r"\1;", text, flags=re.M)
     func: Function | None = None
