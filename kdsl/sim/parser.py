@@ -113,12 +113,21 @@ class ParsedModule:
 _TYPE_SIZES = {"b8": 1, "u8": 1, "s8": 1, "b16": 2, "u16": 2, "s16": 2, "f16": 2, "bf16": 2,
                "b32": 4, "u32": 4, "s32": 4, "f32": 4, "f16x2": 4, "bf16x2": 4,
                "b64": 8, "u64": 8, "s64": 8, "f64": 8, "b128": 16, "pred": 1}
-_LABEL = re.compile(r"^\s*([A-Za-z_$.%][\w$.]*)\s*:(?!:)")
+_LABEL = re.compile(r"^\s*([A-Za-z_$][\w$]*)\s*:(?!:)")
 _COMMENTS = re.compile(r"//[^\n]*|/\*.*?\*/", re.S)
 
 
+def _strip_labels(buf: list[str], events: list[tuple[str, str]]) -> str:
+    """The buffered statement text with leading `label:`s moved into `events`."""
+    cur = "".join(buf).strip()
+    while m := _LABEL.match(cur):
+        events.append(("label", m.group(1)))
+        cur = cur[m.end():].strip()
+    return cur
+
+
 def _split_statements(text: str) -> list[tuple[str, str]]:
-    """Split into ('stmt', text), ('open', header) and ('close', '') events.
+    """Split into ('stmt', text), ('label', name), ('open', header) and ('close', '') events.
 
     A `{` opens a block when nothing but a function header precedes it in the
     current statement; otherwise it belongs to an operand (`{%r1, %r2}`) or
@@ -129,45 +138,30 @@ def _split_statements(text: str) -> list[tuple[str, str]]:
     depth = 0  # brace depth inside the current statement
     for ch in text:
         if ch == "{" and depth == 0:
-            cur = "".join(buf).strip()
-            while (m := _LABEL.match(cur)) and not cur.startswith("."):
-                events.append(("label", m.group(1)))
-                cur = cur[m.end():].strip()
+            cur = _strip_labels(buf, events)
             if not cur or (re.search(r"\.(entry|func)\b", cur) and "=" not in cur):
                 events.append(("open", cur))
                 buf = []
-                continue
-            depth = 1
-            buf = [cur, ch]
+            else:
+                depth, buf = 1, [cur, ch]
             continue
         if ch == "{":
             depth += 1
         elif ch == "}" and depth > 0:
             depth -= 1
-        elif ch == "}":
-            cur = "".join(buf).strip()
-            while (m := _LABEL.match(cur)):
-                events.append(("label", m.group(1)))
-                cur = cur[m.end():].strip()
-            if cur:
+        elif ch == "}" or (ch == ";" and depth == 0):
+            cur = _strip_labels(buf, events)
+            buf = []
+            if ch == ";":
+                if cur:
+                    events.append(("stmt", cur))
+            elif cur:
                 raise PtxParseError(f"unterminated statement before '}}': {cur!r}")
-            buf = []
-            events.append(("close", ""))
-            continue
-        elif ch == ";" and depth == 0:
-            stmt = "".join(buf).strip()
-            while (m := _LABEL.match(stmt)) and not stmt.startswith("."):
-                events.append(("label", m.group(1)))
-                stmt = stmt[m.end():].strip()
-            if stmt:
-                events.append(("stmt", stmt))
-            buf = []
+            else:
+                events.append(("close", ""))
             continue
         buf.append(ch)
-    rest = "".join(buf).strip()
-    while (m := _LABEL.match(rest)):
-        events.append(("label", m.group(1)))
-        rest = rest[m.end():].strip()
+    rest = _strip_labels(buf, events)
     if rest:
         raise PtxParseError(f"statement without ';' at end of input: {rest!r}")
     return events
