@@ -53,11 +53,25 @@ extern "C" __global__ void mixed(const int* a, const double* d, long long* o64, 
 
 
 @pytest.fixture(scope="session")
-def cuda_ptx(tmp_path_factory) -> str:
-    """The test kernels above, compiled once per session."""
+def compile_cuda(tmp_path_factory):
+    """`compile_cuda(source, arch)` → PTX text; each distinct source is compiled once per session."""
     if shutil.which("nvcc") is None:
         pytest.skip("nvcc is not on the PATH")
     d = tmp_path_factory.mktemp("nvcc")
-    (d / "k.cu").write_text(KERNELS)
-    subprocess.run(["nvcc", "-arch=sm_80", "-ptx", str(d / "k.cu"), "-o", str(d / "k.ptx")], check=True)
-    return (d / "k.ptx").read_text()
+    cache: dict[tuple[str, str], str] = {}
+
+    def compile_(source: str, arch: str = "sm_80") -> str:
+        key = (source, arch)
+        if key not in cache:
+            cu, ptx = d / f"k{len(cache)}.cu", d / f"k{len(cache)}.ptx"
+            cu.write_text(source)
+            subprocess.run(["nvcc", f"-arch={arch}", "-ptx", str(cu), "-o", str(ptx)], check=True)
+            cache[key] = ptx.read_text()
+        return cache[key]
+    return compile_
+
+
+@pytest.fixture(scope="session")
+def cuda_ptx(compile_cuda) -> str:
+    """The test kernels above, compiled once per session."""
+    return compile_cuda(KERNELS)

@@ -64,8 +64,6 @@ def test_row_softmax():
     assert np.isnan(out[:, cols:]).all()
 
 
-@pytest.mark.xfail(raises=sim.UnsupportedInstruction, strict=True,
-                   reason="tensor-core instructions (ldmatrix, mma.sync) are not implemented yet")
 def test_small_dot_fp16():
     ptx, name, shared = compile_ptx(dot_kernel, {"a_ptr": "*fp16", "b_ptr": "*fp16", "c_ptr": "*fp32"},
                                     {"M": 32, "N": 32, "K": 32})
