@@ -8,6 +8,7 @@ import numpy as np
 from kdsl.errors import LaunchError
 from kdsl.sim import cta
 from kdsl.sim.dispatch import decode
+from kdsl.sim.linker import inline_calls
 from kdsl.sim.memory import DeviceMemory
 from kdsl.sim.operands import DecodeContext
 from kdsl.sim.parser import Function, Instruction, ParsedModule, parse
@@ -60,7 +61,8 @@ class Module:
         symbols = dict(self.symbols)
         shared, local = self.module_shared, 0
         externs = []
-        for var in func.variables:
+        full_body, variables = inline_calls(func, self.parsed.functions)
+        for var in variables:
             if var.space == "shared" and var.extern:
                 externs.append(var)
             elif var.space == "shared":
@@ -77,7 +79,7 @@ class Module:
         for p in func.params:
             symbols[p.name] = ("param", 0)
         body, labels = [], {}
-        for item in func.body:
+        for item in full_body:
             if isinstance(item, str):
                 labels[item] = len(body)
             else:

@@ -36,9 +36,12 @@ def _param_reader(inst: Instruction, ctx: DecodeContext, t: PtxType, count: int)
         return [buf[:, off + i * t.size: off + (i + 1) * t.size].copy().view(t.udtype)[:, 0] for i in range(count)]
 
     def write(st: CtaState, values: list, m: Mask):
-        buf = st.params.setdefault(name, np.zeros((st.n, 256), np.uint8))
-        if buf.shape[0] != st.n:
-            buf = st.params[name] = np.repeat(buf, st.n, axis=0)
+        need = off + count * t.size
+        buf = st.params.setdefault(name, np.zeros((st.n, need), np.uint8))
+        if buf.shape != (st.n, max(need, buf.shape[1])):
+            grown = np.zeros((st.n, max(need, buf.shape[1])), np.uint8)
+            grown[:, : buf.shape[1]] = buf
+            buf = st.params[name] = grown
         rows = _lanes(st, m)
         for i, v in enumerate(values):
             chunk = np.broadcast_to(np.asarray(v).astype(t.udtype), (st.n,))[rows]

@@ -9,6 +9,12 @@ import pytest
 needs_nvcc = pytest.mark.skipif(shutil.which("nvcc") is None, reason="nvcc is not on the PATH")
 
 KERNELS = r"""
+__device__ __noinline__ float poly(float x, int k) { if (k & 1) return x * x + k; return x - k; }
+__device__ __noinline__ void twice(float* p, float v) { p[0] = v; p[1] = 2 * v; }
+extern "C" __global__ void calls(const float* x, float* out, int n) {
+  int i = blockIdx.x * blockDim.x + threadIdx.x;
+  if (i < n) { float v = poly(x[i], i); twice(out + 2 * i, v); }
+}
 extern "C" __global__ void saxpy(const float* x, const float* y, float* out, float a, int n) {
   int i = blockIdx.x * blockDim.x + threadIdx.x;
   if (i < n) out[i] = a * x[i] + y[i];

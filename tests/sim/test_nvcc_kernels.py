@@ -72,3 +72,16 @@ def test_mixed_integer_and_double(cuda_ptx):
     clz = np.array([32 - int(v).bit_length() for v in u])
     brev = np.array([int(f"{int(v):032b}"[::-1], 2) for v in u])
     np.testing.assert_array_equal(oh, ((popc + clz * 64 + (brev & 0xF) * 4096) & 0xFFFF).astype(np.uint16))
+
+
+def test_device_function_calls_with_divergent_returns(cuda_ptx):
+    n = 100
+    x = rng.random(n, np.float32)
+    out = np.full(2 * n + 8, np.nan, np.float32)
+    sim.launch_ptx(cuda_ptx, "calls", (1, 1, 1), (128, 1, 1), [x, out, ("s32", n)])
+    i = np.arange(n)
+    fma = x.astype(np.float64) ** 2 + i  # nvcc contracts x * x + k into one fma
+    v = np.where(i & 1, fma, x - i).astype(np.float32)
+    np.testing.assert_array_equal(out[0:2 * n:2], v)
+    np.testing.assert_array_equal(out[1:2 * n:2], 2 * v)
+    assert np.isnan(out[2 * n:]).all()
