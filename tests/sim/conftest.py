@@ -15,6 +15,43 @@ extern "C" __global__ void calls(const float* x, float* out, int n) {
   int i = blockIdx.x * blockDim.x + threadIdx.x;
   if (i < n) { float v = poly(x[i], i); twice(out + 2 * i, v); }
 }
+extern "C" __global__ void warp_ops(const int* in, int* out) {
+  // out: 10 ints per thread
+  int lane = threadIdx.x & 31, v = in[threadIdx.x];
+  int* o = out + 10 * threadIdx.x;
+  o[0] = __shfl_up_sync(0xffffffff, v, 3, 16);
+  o[1] = __shfl_down_sync(0xffffffff, v, 5, 8);
+  o[2] = __shfl_sync(0xffffffff, v, (lane * 7) & 31, 32);
+  o[3] = __ballot_sync(0xffffffff, v & 1);
+  o[4] = __all_sync(0xffffffff, v > -1000) + 2 * __any_sync(0xffffffff, v > 900) + 4 * __uni_sync(0xffffffff, v & 1);
+  o[5] = __reduce_add_sync(0xffffffff, v);
+  o[6] = __reduce_max_sync(0xffffffff, v);
+  o[7] = __match_any_sync(0xffffffff, v & 3);
+  if (v & 1) o[8] = __activemask(); else o[8] = -1;
+  o[9] = __reduce_xor_sync(0xffffffff, (unsigned)v);
+}
+extern "C" __global__ void local_and_dynamic_shared(const int* in, int* out, int n) {
+  extern __shared__ int dyn[];
+  int t = threadIdx.x;
+  int buf[16];
+  for (int k = 0; k < 16; k++) buf[k] = in[t] * k;
+  dyn[t] = buf[in[t] & 15];
+  __syncthreads();
+  out[t] = dyn[(t + 1) % n] + atomicCAS(&dyn[0], dyn[0], 7) * 0;
+}
+extern "C" __global__ void shared_atomics(const int* in, int* out) {
+  __shared__ int s[4];
+  if (threadIdx.x < 4) s[threadIdx.x] = threadIdx.x == 1 ? 1 << 30 : 0;
+  __syncthreads();
+  int v = in[threadIdx.x];
+  atomicMax(&s[0], v);
+  atomicMin(&s[1], v);
+  atomicXor(&s[2], v);
+  int old = atomicAdd(&s[3], 1);
+  __syncthreads();
+  out[threadIdx.x] = old;
+  if (threadIdx.x < 4) out[blockDim.x + threadIdx.x] = s[threadIdx.x];
+}
 extern "C" __global__ void saxpy(const float* x, const float* y, float* out, float a, int n) {
   int i = blockIdx.x * blockDim.x + threadIdx.x;
   if (i < n) out[i] = a * x[i] + y[i];

@@ -85,3 +85,47 @@ def test_device_function_calls_with_divergent_returns(cuda_ptx):
     np.testing.assert_array_equal(out[0:2 * n:2], v)
     np.testing.assert_array_equal(out[1:2 * n:2], 2 * v)
     assert np.isnan(out[2 * n:]).all()
+
+
+def test_warp_level_primitives(cuda_ptx):
+    v = rng.integers(-1000, 1000, 64).astype(np.int32)
+    out = np.full((64, 10), -12345, np.int32)
+    sim.launch_ptx(cuda_ptx, "warp_ops", 1, 64, [v, out])
+    for w in range(2):
+        x = v[32 * w: 32 * w + 32].astype(np.int64)
+        o = out[32 * w: 32 * w + 32]
+        lane = np.arange(32)
+        up = np.where(lane % 16 >= 3, x[lane - 3], x)
+        np.testing.assert_array_equal(o[:, 0], up)
+        down = np.where(lane % 8 + 5 < 8, x[np.minimum(lane + 5, 31)], x)
+        np.testing.assert_array_equal(o[:, 1], down)
+        np.testing.assert_array_equal(o[:, 2], x[(lane * 7) & 31])
+        ballot = sum(1 << i for i in range(32) if x[i] & 1)
+        np.testing.assert_array_equal(o[:, 3].view(np.uint32), ballot)
+        odd = x & 1
+        flags = 1 + 2 * int((x > 900).any()) + 4 * int((odd == odd[0]).all())
+        np.testing.assert_array_equal(o[:, 4], flags)
+        np.testing.assert_array_equal(o[:, 5], x.sum())
+        np.testing.assert_array_equal(o[:, 6], x.max())
+        match = [sum(1 << j for j in range(32) if (x[j] & 3) == (x[i] & 3)) for i in range(32)]
+        np.testing.assert_array_equal(o[:, 7].view(np.uint32), np.array(match, np.uint64).astype(np.uint32))
+        np.testing.assert_array_equal(o[:, 8].view(np.uint32), np.where(odd == 1, ballot, 0xFFFFFFFF))
+        np.testing.assert_array_equal(o[:, 9], np.bitwise_xor.reduce(x))
+
+
+def test_local_array_and_dynamic_shared(cuda_ptx):
+    n = 96
+    v = rng.integers(-50, 50, n).astype(np.int32)
+    out = np.full(n, -1, np.int32)
+    sim.launch_ptx(cuda_ptx, "local_and_dynamic_shared", 1, n, [v, out, ("s32", n)], shared_bytes=4 * n)
+    dyn = v * (v & 15)
+    np.testing.assert_array_equal(out, np.roll(dyn, -1))
+
+
+def test_shared_atomics_serialise(cuda_ptx):
+    v = rng.integers(-2**20, 2**20, 128).astype(np.int32)
+    out = np.full(132, -1, np.int32)
+    sim.launch_ptx(cuda_ptx, "shared_atomics", 1, 128, [v, out])
+    assert sorted(out[:128]) == list(range(128))
+    np.testing.assert_array_equal(out[128:], [max(0, v.max()), min(1 << 30, v.min()),
+                                              np.bitwise_xor.reduce(v), 128])
