@@ -102,8 +102,8 @@ class Module:
                 values[p.name] = self._param_bytes(p, arg, staged)
             stats = cta.LaunchStats()
             n = block[0] * block[1] * block[2]
-            if n > 1024 or n == 0 and grid[0] * grid[1] * grid[2]:
-                raise LaunchError(f"block {block} has {n} threads; 1 to 1024 are allowed")
+            if not 1 <= n <= 1024 or min(block) < 1 or min(grid) < 0:
+                raise LaunchError(f"invalid launch: grid {grid}, block {block} ({n} threads; 1 to 1024 allowed)")
             for z in range(grid[2]):
                 for y in range(grid[1]):
                     for x in range(grid[0]):

@@ -9,7 +9,7 @@ import numpy as np
 from kdsl.sim.cta import CtaState, Mask
 from kdsl.sim.errors import UnsupportedInstruction
 from kdsl.sim.parser import Addr, Imm, Instruction, Not, Pair, Reg, Sym, Vec
-from kdsl.sim.types import PtxType, from_bits, to_bits
+from kdsl.sim.types import TYPES, PtxType, from_bits, to_bits
 
 Reader = Callable[[CtaState], np.ndarray]
 Writer = Callable[[CtaState, np.ndarray, Mask], None]
@@ -66,7 +66,6 @@ def writer(op, t: PtxType, ctx: DecodeContext) -> Writer:
 
 def bits_reader(op, bits: int, ctx: DecodeContext) -> Reader:
     """Raw register bits, as uint64, truncated to `bits`."""
-    from kdsl.sim.types import TYPES
     t = TYPES[f"b{bits}"]
     r = reader(op, t, ctx)
     return lambda st: np.asarray(r(st), np.uint64)

@@ -29,6 +29,8 @@ def build_exit(inst: Instruction, ctx: DecodeContext):
 def build_barrier(inst: Instruction, ctx: DecodeContext):
     """Threads are stepped lowest-PC first, so every thread that can reach a barrier
     has done so before any thread passes it: the barrier itself has nothing to do."""
+    if "red" in inst.mods:
+        raise ctx.unsupported("barrier reductions")
     return lambda st, m: None
 
 

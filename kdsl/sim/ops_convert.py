@@ -82,6 +82,17 @@ def _f64_to_int64(v: np.ndarray, dst: PtxType) -> np.ndarray:
     return np.where(big, np.iinfo(dst.dtype).max, safe).astype(dst.dtype)
 
 
+def f32_to_tf32(bits: np.ndarray, mode: str) -> np.ndarray:
+    """§9.7.9.21: keep 10 mantissa bits; `.rna` rounds half away from zero, `.rz` truncates.
+
+    The result is a .b32 with the low 13 bits zero; NaN and infinity pass through.
+    """
+    u = np.asarray(bits).astype(np.uint32)
+    special = (u & np.uint32(0x7F800000)) == np.uint32(0x7F800000)
+    rounded = u + np.uint32(0x1000) if mode == "rna" else u
+    return np.where(special, u, rounded & np.uint32(0xFFFFE000)).astype(np.uint32)
+
+
 _MINI = {"e4m3x2": E4M3, "e5m2x2": E5M2}
 
 
@@ -116,7 +127,11 @@ def build_cvt(inst: Instruction, ctx: DecodeContext):
             hi = minifloat_to_f32(v >> np.uint16(8), fmt).astype(np.float16).view(np.uint16).astype(np.uint32)
             d(st, lo | (hi << np.uint32(16)), m)
         return widen
-    if dst.kind == "x2" or src.kind == "x2":
+    if dst.name == "tf32" and src.name == "f32":
+        a = reader(inst.operands[1], TYPES["b32"], ctx)
+        d = writer(inst.operands[0], TYPES["b32"], ctx)
+        return lambda st, m: d(st, f32_to_tf32(a(st), mode or "rna"), m)
+    if dst.kind == "x2" or src.kind == "x2" or dst.name == "tf32":
         raise ctx.unsupported(f"conversion .{dst.name}.{src.name}")
     a = reader(inst.operands[1], src, ctx)
     d = writer(inst.operands[0], dst, ctx)

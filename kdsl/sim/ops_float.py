@@ -41,7 +41,7 @@ def _pack(v: np.ndarray, half: str) -> np.ndarray:
 def float_op(inst: Instruction, ctx: DecodeContext, nargs: int, fn):
     """Shared builder: read `nargs` operands of the instruction's float type, apply `fn`, round, write."""
     t = find_type(inst.mods)
-    ftz, sat = "ftz" in inst.mods, "sat" in inst.mods
+    ftz, sat, relu = "ftz" in inst.mods, "sat" in inst.mods, "relu" in inst.mods
     srcs = [reader(inst.operands[i + 1], TYPES["b32"] if t.kind == "x2" else t, ctx) for i in range(nargs)]
     d = writer(inst.operands[0], t, ctx)
     half = t.name[:-2] if t.kind == "x2" else None
@@ -49,6 +49,8 @@ def float_op(inst: Instruction, ctx: DecodeContext, nargs: int, fn):
     def post(v):
         if sat:
             v = np.where(np.isnan(v), 0, np.clip(v, 0, 1))
+        if relu:  # §9.7.4.4: negative results become +0, NaN becomes the canonical NaN
+            v = np.where(np.isnan(v), np.nan, np.maximum(v, 0))
         return v
 
     if half:

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from kdsl.sim.operands import DecodeContext, pair, reader, writer
+from kdsl.sim.operands import DecodeContext, reader, writer
 from kdsl.sim.parser import Instruction
 from kdsl.sim.types import TYPES, PtxType, find_type
 
@@ -179,7 +179,7 @@ def build_unary(inst: Instruction, ctx: DecodeContext):
     t = find_type(inst.mods)
     if inst.opcode in ("not", "cnot"):
         t = _bits(t)
-    fn = {"not": lambda x: ~x if t.kind != "pred" else ~x,
+    fn = {"not": np.invert,
           "cnot": lambda x: (x == 0).astype(t.dtype),
           "neg": lambda x: (-np.asarray(x)).astype(t.dtype),
           "abs": lambda x: np.abs(np.asarray(x)).astype(t.dtype),

@@ -6,9 +6,9 @@ import numpy as np
 from kdsl.sim.cta import CtaState, Mask
 from kdsl.sim.memory import LOCAL_WINDOW, SHARED_WINDOW, gather, scatter
 from kdsl.sim.operands import DecodeContext, address, reader, vector_items, writer
-from kdsl.sim.ops_float import _pack, _unpack
+from kdsl.sim.ops_float import _pack, _unpack, round_half
 from kdsl.sim.parser import Instruction
-from kdsl.sim.types import TYPES, PtxType, find_type, from_bits
+from kdsl.sim.types import TYPES, PtxType, bf16_to_f32, find_type, from_bits
 
 _SPACES = ("global", "shared", "local", "param", "const")
 
@@ -105,6 +105,10 @@ def _atomic_fn(op: str, t: PtxType):
         if op != "add":
             return None
         return lambda old, b, c: _pack(_unpack(old, half) + _unpack(b, half), half)
+    if t.kind == "bf":
+        if op != "add":
+            return None
+        return lambda old, b, c: round_half(bf16_to_f32(old).astype(np.float64) + bf16_to_f32(b), "bf16")
     table = {"add": lambda o, b, c: o + b, "min": lambda o, b, c: np.minimum(o, b),
              "max": lambda o, b, c: np.maximum(o, b), "and": lambda o, b, c: o & b, "or": lambda o, b, c: o | b,
              "xor": lambda o, b, c: o ^ b, "exch": lambda o, b, c: b + o * 0,
@@ -125,7 +129,7 @@ def build_atom(inst: Instruction, ctx: DecodeContext):
     first = 0 if is_red else 1
     addr, implied = address(inst.operands[first], ctx)
     space = _space(inst, implied)
-    vt = TYPES[f"b{t.bits}"] if t.kind in ("b", "x2") else t
+    vt = TYPES[f"b{t.bits}"] if t.kind in ("b", "x2", "bf") else t
     b = reader(inst.operands[first + 1], vt, ctx)
     c = reader(inst.operands[first + 2], vt, ctx) if op == "cas" else (lambda st: np.asarray(0, vt.dtype))
     d = None if is_red else writer(inst.operands[0], vt, ctx)
@@ -178,15 +182,11 @@ def build_cp_async(inst: Instruction, ctx: DecodeContext):
             if reading.size:
                 for acc in st.resolve("global", s_addr[reading] + np.uint64(k), 1, text, lanes[reading]):
                     data[reading[acc.lanes], k] = acc.buffer[acc.offsets.astype(np.intp)]
-        _check_aligned(st, d_addr, cp_size, text, lanes)
+        st.resolve("shared", d_addr, cp_size, text, lanes)  # bounds and cp-size alignment
         for acc in st.resolve("shared", d_addr, 1, text, lanes):
             idx = acc.offsets.astype(np.intp)[:, None] + np.arange(cp_size)
             acc.buffer[idx] = data[acc.lanes]
     return run
-
-
-def _check_aligned(st: CtaState, addrs: np.ndarray, size: int, text: str, lanes: np.ndarray) -> None:
-    st.resolve("shared", addrs, size, text, lanes)
 
 
 def _is_pred(op) -> bool:

@@ -156,3 +156,63 @@ def test_module_and_memory_persist_across_launches():
     mem.copy_out(buf, out)
     np.testing.assert_array_equal(out, np.arange(16) + 3)
     mem.free(buf)
+
+
+def _directed_f32(x: float, mode: str) -> np.float32:
+    """Reference: the float32 neighbours of x, picked per rounding direction."""
+    r = np.float32(x)
+    if float(r) > x:
+        lo, hi = np.nextafter(r, np.float32(-np.inf)), r
+    elif float(r) < x:
+        lo, hi = r, np.nextafter(r, np.float32(np.inf))
+    else:
+        return r
+    return {"rz": lo if x > 0 else hi, "rm": lo, "rp": hi}[mode] if mode != "rn" else r
+
+
+@settings(max_examples=15, deadline=None)
+@given(st.lists(st.floats(-1e30, 1e30, allow_nan=False), min_size=32, max_size=32))
+def test_cvt_f64_to_f32_rounding_modes(values):
+    x = np.array(values, np.float64)
+    for mode in ("rn", "rz", "rm", "rp"):
+        out = run_unary(f"mov.b64 %fd1, %a; cvt.{mode}.f32.f64 %f1, %fd1; mov.b32 %d, %f1;", x, np.float32,
+                        "b64").astype(np.float32)
+        np.testing.assert_array_equal(out, [_directed_f32(v, mode) for v in values], err_msg=mode)
+
+
+@settings(max_examples=15, deadline=None)
+@given(st.lists(st.integers(-2**31, 2**31 - 1), min_size=32, max_size=32))
+def test_cvt_s32_to_f32_rounding_modes(values):
+    x = np.array(values, np.int32)
+    for mode in ("rn", "rz", "rm", "rp"):
+        out = run_unary(f"cvt.{mode}.f32.s32 %f1, %a; mov.b32 %d, %f1;", x, np.float32)
+        np.testing.assert_array_equal(out, [_directed_f32(float(v), mode) for v in values], err_msg=mode)
+
+
+def test_cvt_rna_tf32_and_relu():
+    x = np.array([1.0 + 2**-11, 1.0 + 3 * 2**-12, -(1.0 + 2**-11), np.inf], np.float32)
+    out = run_unary("cvt.rna.tf32.f32 %d, %a;", x, np.uint32).view(np.float32)
+    np.testing.assert_array_equal(out, [1.0 + 2**-10, 1.0 + 2**-10, -(1.0 + 2**-10), np.inf])
+    h = np.array([1.5, -2.0, 0.25, -0.0], np.float16).view(np.uint16).astype(np.uint32)
+    packed = h | (h[::-1] << 16)
+    out = run_unary("fma.rn.relu.f16x2 %d, %a, %a, %a;", packed, np.uint32)
+    lo = (out & 0xFFFF).astype(np.uint16).view(np.float16)
+    np.testing.assert_array_equal(lo, [3.75, 2.0, 0.3125, 0.0])
+
+
+def test_red_bf16_add_and_atom_cas_exch():
+    body = ("cvta.to.global.u64 %rd7, %rd2; mov.b16 %h1, 0x3F80; red.global.add.noftz.bf16 [%rd7], %h1;"
+            "atom.global.cas.b32 %r2, [%rd7+4], 5, %a; atom.global.exch.b32 %r3, [%rd7+8], %a;"
+            "atom.global.inc.u32 %r3, [%rd7+12], 3; mov.u32 %d, %r2;")
+    ptx = unary_kernel(body).replace("st.global.b32 [%rd6], %d;", "")
+    out = np.array([0x4000, 5, 0, 0], np.uint32)  # bf16 2.0 in the low half of out[0]
+    x = np.arange(10, 42, dtype=np.uint32)
+    sim.launch_ptx(ptx, "k", 1, 32, [x, out])
+    assert out[0] & 0xFFFF == 0x4208  # 2 + 32 * 1.0 = 34.0 in bf16
+    assert out[1] == 10  # only the first thread's compare succeeds
+    assert out[2] in x and out[3] == 32 % 4
+
+
+def test_barrier_reduction_is_reported_unsupported():
+    with pytest.raises(sim.UnsupportedInstruction, match="bar.red.popc.u32"):
+        run_unary("setp.ne.u32 %p1, %a, 0; bar.red.popc.u32 %d, 0, %p1;", np.ones(32, np.uint32), np.uint32)
