@@ -20,6 +20,10 @@ WINDOW_SIZE = 1 << 32
 _ALIGN = 256
 
 
+def _align_up(x: int, a: int) -> int:
+    return -(-x // a) * a
+
+
 class DeviceMemory:
     """Global memory: a bump allocator over one growable byte buffer.
 
@@ -35,10 +39,10 @@ class DeviceMemory:
 
     def allocate(self, nbytes: int, align: int = _ALIGN) -> int:
         """Reserve `nbytes` and return their device address."""
-        off = -(-self.top // max(align, _ALIGN)) * max(align, _ALIGN)
+        off = _align_up(self.top, max(align, _ALIGN))
         need = off + max(nbytes, 1)
         if need > self.data.size:
-            grown = np.zeros(max(need * 2, self.data.size * 2), np.uint8)
+            grown = np.zeros(_align_up(max(need * 2, self.data.size * 2), 1 << 16), np.uint8)
             grown[: self.data.size] = self.data
             self.data = grown
         self.top = need

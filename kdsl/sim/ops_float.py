@@ -18,7 +18,7 @@ from kdsl.sim.types import TYPES, PtxType, bf16_to_f32, f32_to_bf16, find_type
 _TINY32 = np.float32(np.finfo(np.float32).tiny)
 
 
-def _unpack(bits, half: str) -> np.ndarray:
+def unpack_half2(bits, half: str) -> np.ndarray:
     """A packed f16x2/bf16x2 as float64 array of shape (..., 2): [low, high]."""
     u = np.asarray(bits).astype(np.uint32)
     lo, hi = (u & np.uint32(0xFFFF)).astype(np.uint16), (u >> np.uint32(16)).astype(np.uint16)
@@ -33,7 +33,7 @@ def round_half(x: np.ndarray, half: str) -> np.ndarray:
     return f32_to_bf16(np.asarray(x).astype(np.float32))
 
 
-def _pack(v: np.ndarray, half: str) -> np.ndarray:
+def pack_half2(v: np.ndarray, half: str) -> np.ndarray:
     r = round_half(v, half).astype(np.uint32)
     return r[..., 0] | (r[..., 1] << np.uint32(16))
 
@@ -55,8 +55,8 @@ def float_op(inst: Instruction, ctx: DecodeContext, nargs: int, fn):
 
     if half:
         def run_x2(st, m):
-            args = [_unpack(s(st), half) for s in srcs]
-            d(st, _pack(post(fn(*args)), half), m)
+            args = [unpack_half2(s(st), half) for s in srcs]
+            d(st, pack_half2(post(fn(*args)), half), m)
         return run_x2
     if t.kind == "bf" or t.bits == 16:
         def run_half(st, m):

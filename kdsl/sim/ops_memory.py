@@ -6,7 +6,7 @@ import numpy as np
 from kdsl.sim.cta import CtaState, Mask
 from kdsl.sim.memory import LOCAL_WINDOW, SHARED_WINDOW, gather, scatter
 from kdsl.sim.operands import DecodeContext, address, reader, vector_items, writer
-from kdsl.sim.ops_float import _pack, _unpack, round_half
+from kdsl.sim.ops_float import pack_half2, unpack_half2, round_half
 from kdsl.sim.parser import Instruction
 from kdsl.sim.types import TYPES, PtxType, bf16_to_f32, find_type, from_bits
 
@@ -104,7 +104,7 @@ def _atomic_fn(op: str, t: PtxType):
     if half:
         if op != "add":
             return None
-        return lambda old, b, c: _pack(_unpack(old, half) + _unpack(b, half), half)
+        return lambda old, b, c: pack_half2(unpack_half2(old, half) + unpack_half2(b, half), half)
     if t.kind == "bf":
         if op != "add":
             return None

@@ -279,7 +279,8 @@ def _instruction(stmt: str, scopes: _Scopes) -> Instruction:
     if not m:
         raise PtxParseError(f"cannot read instruction {stmt!r}")
     name, ops_text = m.group(1), m.group(2)
-    pieces = name.split(".")
+    # `.shared::cta` is the CTA's own shared memory, which plain `.shared` means (§5.1.5).
+    pieces = [p[: -len("::cta")] if p.endswith("::cta") else p for p in name.split(".")]
     if pieces[0] == "call":
         operands = [_operand(x, scopes) if not x.strip().startswith("(") else
                     Vec(tuple(_operand(y, scopes) for y in _split_commas(x.strip()[1:-1])))
