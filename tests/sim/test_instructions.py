@@ -16,16 +16,16 @@ def unary_kernel(body: str, in_type: str = "b32", out_type: str = "b32") -> str:
     return HEAD + f"""
 .visible .entry k(.param .u64 pin, .param .u64 pout)
 {{
-  .reg .b32 %r<4>; .reg .b64 %rd<8>; .reg .pred %p<4>; .reg .{in_type} %a; .reg .{out_type} %d;
+  .reg .b32 %r<4>; .reg .b32 %rt; .reg .b64 %rd<8>; .reg .pred %p<4>; .reg .{in_type} %a; .reg .{out_type} %d;
   .reg .b16 %h<4>; .reg .f32 %f<4>;
   ld.param.u64 %rd1, [pin];
   ld.param.u64 %rd2, [pout];
-  mov.u32 %r1, %tid.x;
-  mul.wide.u32 %rd3, %r1, {isz};
+  mov.u32 %rt, %tid.x;
+  mul.wide.u32 %rd3, %rt, {isz};
   add.s64 %rd4, %rd1, %rd3;
   ld.global.{in_type} %a, [%rd4];
   {body}
-  mul.wide.u32 %rd5, %r1, {osz};
+  mul.wide.u32 %rd5, %rt, {osz};
   add.s64 %rd6, %rd2, %rd5;
   st.global.{out_type} [%rd6], %d;
   ret;
@@ -216,3 +216,51 @@ def test_red_bf16_add_and_atom_cas_exch():
 def test_barrier_reduction_is_reported_unsupported():
     with pytest.raises(sim.UnsupportedInstruction, match="bar.red.popc.u32"):
         run_unary("setp.ne.u32 %p1, %a, 0; bar.red.popc.u32 %d, 0, %p1;", np.ones(32, np.uint32), np.uint32)
+
+
+M64 = (1 << 64) - 1
+M32 = (1 << 32) - 1
+
+
+def _s32(v: int) -> int:
+    v &= M32
+    return v - (1 << 32) if v >> 31 else v
+
+
+INT_CASES = {
+    # body computing %d (b64) from %a (b64): python reference on the unsigned 64-bit input
+    "mov.b64 {%r1, %r2}, %a; mov.b64 %d, {%r2, %r1};": lambda a: ((a & M32) << 32) | (a >> 32),
+    "mov.b64 {%r1, %r2}, %a; add.cc.u32 %r3, %r1, %r1; addc.u32 %r2, %r2, %r2; mov.b64 %d, {%r3, %r2};":
+        lambda a: (a * 2) & M64,
+    "mov.b64 {%r1, %r2}, %a; mul.wide.s32 %d, %r1, %r2;": lambda a: (_s32(a) * _s32(a >> 32)) & M64,
+    "mov.b64 {%r1, %r2}, %a; mad.hi.u32 %r3, %r1, %r2, 7; cvt.u64.u32 %d, %r3;":
+        lambda a: (((a & M32) * (a >> 32) >> 32) + 7) & M32,
+    "mov.b64 {%r1, %r2}, %a; shr.s32 %r3, %r1, %r2; cvt.s64.s32 %d, %r3;":
+        lambda a: (_s32(a) >> min(a >> 32, 31)) & M64,
+    "mov.b64 {%r1, %r2}, %a; shl.b32 %r3, %r1, %r2; cvt.u64.u32 %d, %r3;":
+        lambda a: 0 if (a >> 32) >= 32 else ((a & M32) << (a >> 32)) & M32,
+    "mov.b64 {%r1, %r2}, %a; bfi.b32 %r3, %r1, %r2, 5, 9; cvt.u64.u32 %d, %r3;":
+        lambda a: ((a >> 32) & ~(0x1FF << 5) | ((a & 0x1FF) << 5)) & M32,
+    "brev.b64 %d, %a;": lambda a: int(f"{a:064b}"[::-1], 2),
+    "clz.b64 %r1, %a; popc.b64 %r2, %a; mul.wide.u32 %d, %r1, 1000; cvt.u64.u32 %rd7, %r2; add.u64 %d, %d, %rd7;":
+        lambda a: (64 - a.bit_length()) * 1000 + bin(a).count("1"),
+    "mov.b64 {%r1, %r2}, %a; slct.u32.s32 %r3, 11, 22, %r2; cvt.u64.u32 %d, %r3;":
+        lambda a: 11 if _s32(a >> 32) >= 0 else 22,
+    "mov.b64 {%r1, %r2}, %a; set.lo.u32.u32 %r3, %r1, %r2; cvt.u64.u32 %d, %r3;":
+        lambda a: M32 if (a & M32) < (a >> 32) else 0,
+    "mov.b64 {%r1, %r2}, %a; div.s32 %r3, %r1, %r2; rem.s32 %r1, %r1, %r2; mov.b64 %d, {%r3, %r1};":
+        lambda a: 0 if _s32(a >> 32) == 0 else (
+            (int(_s32(a) / _s32(a >> 32)) & M32) | ((_s32(a) - int(_s32(a) / _s32(a >> 32)) * _s32(a >> 32)) & M32) << 32),
+    "mul.hi.s64 %d, %a, -5;": lambda a: (((a - (1 << 64) if a >> 63 else a) * -5) >> 64) & M64,
+}
+
+
+@settings(max_examples=15, deadline=None)
+@given(st.lists(st.integers(0, M64), min_size=32, max_size=32))
+def test_integer_instructions_against_python(values):
+    x = np.array(values, np.uint64)
+    for body, ref in INT_CASES.items():
+        if "div.s32" in body:
+            x = np.where((x >> np.uint64(32)) == 0, x | np.uint64(1 << 32), x)
+        out = run_unary(body, x, np.uint64, "b64", "b64")
+        np.testing.assert_array_equal(out, np.array([ref(int(v)) for v in x], np.uint64), err_msg=body)
