@@ -264,3 +264,76 @@ def test_integer_instructions_against_python(values):
             x = np.where((x >> np.uint64(32)) == 0, x | np.uint64(1 << 32), x)
         out = run_unary(body, x, np.uint64, "b64", "b64")
         np.testing.assert_array_equal(out, np.array([ref(int(v)) for v in x], np.uint64), err_msg=body)
+
+
+def _bf(x: np.ndarray) -> np.ndarray:
+    return (x.astype(np.uint32) << 16).view(np.float32)
+
+
+def test_half_precision_arithmetic():
+    r = np.random.default_rng()
+    a = r.standard_normal(32).astype(np.float16)
+    b = r.standard_normal(32).astype(np.float16)
+    packed = a.view(np.uint16).astype(np.uint32) | (b.view(np.uint16).astype(np.uint32) << 16)
+    out = run_unary("mov.b32 {%h1, %h2}, %a; add.f16 %h3, %h1, %h2; mul.rn.f16 %h1, %h3, %h2;"
+                    "fma.rn.f16 %h2, %h1, %h3, %h2; mov.b32 %d, {%h3, %h2};", packed, np.uint32)
+    s = (a.astype(np.float64) + b).astype(np.float16)
+    p = (s.astype(np.float64) * b).astype(np.float16)
+    f = (p.astype(np.float64) * s + b).astype(np.float16)
+    np.testing.assert_array_equal((out & 0xFFFF).astype(np.uint16).view(np.float16), s)
+    np.testing.assert_array_equal((out >> 16).astype(np.uint16).view(np.float16), f)
+    bits = f32_to_bf16_ref(r.standard_normal(64).astype(np.float32)).reshape(32, 2)
+    packed = bits[:, 0].astype(np.uint32) | (bits[:, 1].astype(np.uint32) << 16)
+    out = run_unary("fma.rn.bf16x2 %d, %a, %a, %a;", packed, np.uint32)
+    x = _bf(bits).astype(np.float64)
+    expect = f32_to_bf16_ref((x * x + x).astype(np.float32))
+    np.testing.assert_array_equal(np.stack([out & 0xFFFF, out >> 16], 1).astype(np.uint16), expect)
+
+
+def f32_to_bf16_ref(x: np.ndarray) -> np.ndarray:
+    """Round-to-nearest-even on the float64 value, by choosing the nearer bf16 neighbour."""
+    u = x.astype(np.float32).view(np.uint32)
+    lo = (u >> 16).astype(np.uint32)
+    down, up = _bf(lo).astype(np.float64), _bf(lo + 1).astype(np.float64)
+    v = np.abs(x.astype(np.float64))
+    pick_up = (np.abs(up) - v < v - np.abs(down)) | ((np.abs(up) - v == v - np.abs(down)) & (lo & 1 == 1))
+    return np.where(pick_up, lo + 1, lo).astype(np.uint16)
+
+
+def test_f32_math_and_approximations():
+    r = np.random.default_rng()
+    x = (r.random(32) * 10 + 0.1).astype(np.float32)
+    for body, ref, rtol in (
+            ("div.rn.f32 %f2, %f1, 0f40400000;", lambda v: v / np.float32(3), 0),
+            ("sqrt.rn.f32 %f2, %f1;", np.sqrt, 0),
+            ("rcp.rn.f32 %f2, %f1;", lambda v: np.float32(1) / v, 0),
+            ("ex2.approx.ftz.f32 %f2, %f1;", np.exp2, 2**-22),
+            ("lg2.approx.f32 %f2, %f1;", np.log2, 2**-21),
+            ("rsqrt.approx.f32 %f2, %f1;", lambda v: 1 / np.sqrt(v), 2**-22),
+            ("sin.approx.f32 %f2, %f1;", np.sin, 1e-6),
+            ("tanh.approx.f32 %f2, %f1;", np.tanh, 2**-10),
+            ("neg.f32 %f3, %f1; abs.f32 %f2, %f3;", lambda v: v, 0),
+            ("add.rn.sat.f32 %f2, %f1, 0fBF800000;", lambda v: np.clip(v - 1, 0, 1), 0)):
+        out = run_unary(f"mov.b32 %f1, %a; {body} mov.b32 %d, %f2;", x, np.float32)
+        np.testing.assert_allclose(out, ref(x).astype(np.float32), rtol=rtol, atol=1e-6 if rtol else 0,
+                                   err_msg=body)
+
+
+def test_cvt_saturating_integer_conversions():
+    x = np.array([300, -300, 100, -5] * 8, np.int32)
+    out = run_unary("cvt.sat.s8.s32 %r2, %a; cvt.sat.u8.s32 %r3, %a; and.b32 %r2, %r2, 255; shl.b32 %r3, %r3, 8;"
+                    "or.b32 %d, %r2, %r3;", x, np.uint32)
+    s8 = np.clip(x, -128, 127).astype(np.int8).view(np.uint8).astype(np.uint32)
+    np.testing.assert_array_equal(out, s8 | (np.clip(x, 0, 255).astype(np.uint32) << 8))
+
+
+def test_shared_out_of_bounds_through_generic_address():
+    body = ("mul.wide.u32 %rd7, %rt, 4; mov.u64 %rd6, smem;"
+            "cvta.shared.u64 %rd6, %rd6; add.s64 %rd6, %rd6, %rd7; st.u32 [%rd6], %a; ld.u32 %d, [%rd6];")
+    ptx = unary_kernel(body).replace("{\n  .reg", "{\n  .shared .align 4 .b8 smem[64];\n  .reg")
+    x = np.arange(16, dtype=np.uint32) + 5
+    out = np.zeros(16, np.uint32)
+    sim.launch_ptx(ptx, "k", 1, 16, [x, out])
+    np.testing.assert_array_equal(out, x)
+    with pytest.raises(MemoryAccessError, match=r"st.u32 \[%rd6\], %a.*shared.*thread \(16, 0, 0\)"):
+        sim.launch_ptx(ptx, "k", 1, 17, [np.arange(17, dtype=np.uint32), np.zeros(17, np.uint32)])
