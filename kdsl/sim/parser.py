@@ -143,7 +143,7 @@ def _split_statements(text: str) -> list[tuple[str, str]]:
                 events.append(("open", cur))
                 buf = []
             else:
-                depth, buf = 1, [cur, ch]
+                depth, buf = 1, [cur, " ", ch]
             continue
         if ch == "{":
             depth += 1
