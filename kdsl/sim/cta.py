@@ -5,6 +5,9 @@ CTA's threads. Each thread has its own program counter; every step runs the
 instruction at the smallest PC among live threads, for the threads at that PC
 (the active mask). For the structured control flow compilers emit this
 reconverges threads at the immediate post-dominator, as the hardware does.
+Threads at a CTA barrier wait there (their PC moved out of reach by WAIT)
+until all live threads have arrived, so blocks laid out after the barrier
+(cold blocks placed at the end of a function) still run before it is passed.
 """
 from __future__ import annotations
 
@@ -19,6 +22,9 @@ from kdsl.sim.memory import GLOBAL_BASE, LOCAL_WINDOW, SHARED_WINDOW, WINDOW_SIZ
 Mask = np.ndarray | None
 OpFn = Callable[["CtaState", Mask], None]
 DONE = np.iinfo(np.int64).max
+# A thread waiting at a CTA barrier has WAIT added to its PC, which keeps it out
+# of scheduling until every live thread waits; then all of them pass together.
+WAIT = 1 << 40
 
 
 @dataclass
@@ -122,8 +128,12 @@ def run(ops: list[Op], st: CtaState) -> None:
     warps = -(-st.n // 32)
     while True:
         p = int(pc.min())
-        if p >= end:  # every thread has exited (the program ends with an exit op)
-            return
+        if p >= end:
+            if p == DONE:  # every thread has exited (the program ends with an exit op)
+                return
+            waiting = pc != DONE
+            pc[waiting] -= WAIT - 1
+            continue
         m = pc == p
         full = bool(m.all())
         op = ops[p]

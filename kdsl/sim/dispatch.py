@@ -13,8 +13,8 @@ BUILDERS = {**ops_int.HANDLERS, **ops_float.HANDLERS, **ops_convert.HANDLERS, **
 
 
 def _builder(inst: Instruction):
-    if inst.opcode in ops_control.CONTROL:
-        return ops_control.CONTROL[inst.opcode]
+    if ops_control.is_control(inst):
+        return ops_control.control_builder(inst)
     if inst.opcode in ops_int.INT_ARITH:
         types = [TYPES[m] for m in inst.mods if m in TYPES]
         if types and ops_float.is_float(types[-1]):
@@ -28,19 +28,19 @@ def decode(inst: Instruction, ctx: DecodeContext) -> Op:
     ctx.inst = inst
     build = _builder(inst)
     guard = inst.guard.name if inst.guard is not None else None
-    control = inst.opcode in ops_control.CONTROL
+    control = ops_control.is_control(inst)
     try:
         if build is None:
             raise ctx.unsupported()
         fn = build(inst, ctx)
     except UnsupportedInstruction as err:
-        fn = _raiser(err, control)
+        fn = _raiser(err)
     except (KeyError, IndexError, StopIteration, AttributeError, ValueError) as err:
-        fn = _raiser(ctx.unsupported(f"cannot decode: {type(err).__name__} {err}"), control)
+        fn = _raiser(ctx.unsupported(f"cannot decode: {type(err).__name__} {err}"))
     return Op(fn, inst.text, guard, inst.guard_negated, control)
 
 
-def _raiser(err: UnsupportedInstruction, control: bool):
+def _raiser(err: UnsupportedInstruction):
     def fail(*args):
         raise err
     return fail

@@ -337,3 +337,39 @@ def test_shared_out_of_bounds_through_generic_address():
     np.testing.assert_array_equal(out, x)
     with pytest.raises(MemoryAccessError, match=r"st.u32 \[%rd6\], %a.*shared.*thread \(16, 0, 0\)"):
         sim.launch_ptx(ptx, "k", 1, 17, [np.arange(17, dtype=np.uint32), np.zeros(17, np.uint32)])
+
+
+def test_barrier_waits_for_blocks_laid_out_after_it():
+    """Threads sent to a block placed after `ret` must still store before anyone passes bar.sync."""
+    ptx = HEAD + """
+.visible .entry k(.param .u64 pout)
+{
+  .shared .align 4 .b8 smem[128];
+  .reg .b32 %r<8>; .reg .b64 %rd<4>; .reg .pred %p1;
+  ld.param.u64 %rd1, [pout];
+  mov.u32 %r1, %tid.x;
+  shl.b32 %r2, %r1, 2;
+  mov.u32 %r3, smem;
+  add.u32 %r4, %r3, %r2;
+  setp.lt.u32 %p1, %r1, 16;
+  @%p1 bra FAR;
+  st.shared.u32 [%r4], 1;
+BACK:
+  bar.sync 0;
+  add.u32 %r5, %r1, 16;
+  and.b32 %r5, %r5, 31;
+  shl.b32 %r5, %r5, 2;
+  add.u32 %r5, %r3, %r5;
+  ld.shared.u32 %r6, [%r5];
+  mul.wide.u32 %rd2, %r1, 4;
+  add.s64 %rd3, %rd1, %rd2;
+  st.global.u32 [%rd3], %r6;
+  ret;
+FAR:
+  st.shared.u32 [%r4], 2;
+  bra BACK;
+}
+"""
+    out = np.zeros(32, np.uint32)
+    sim.launch_ptx(ptx, "k", 1, 32, [out])
+    np.testing.assert_array_equal(out, np.where(np.arange(32) < 16, 1, 2))
