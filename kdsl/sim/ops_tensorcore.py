@@ -106,22 +106,9 @@ def build_mma(inst: Instruction, ctx: DecodeContext):
     a_regs = [bits_reader(r, 32, ctx) for r in vector_items(inst.operands[1])]
     b_regs = [bits_reader(r, 32, ctx) for r in vector_items(inst.operands[2])]
     c_ops, d_ops = vector_items(inst.operands[3]), vector_items(inst.operands[0])
-    half_acc = dtype_ == "f16"
+    acc_kind = "f16" if dtype_ == "f16" else ("s32" if ctype == "s32" else "f32")
     c_regs = [bits_reader(r, 32, ctx) for r in c_ops]
     d_writers = [writer(r, TYPES["b32"], ctx) for r in d_ops]
-
-    def accumulators(st: CtaState, warps: int) -> np.ndarray:
-        regs = [np.broadcast_to(r(st), (st.n,)) for r in c_regs]
-        if half_acc:  # two f16x2 registers hold c0..c3
-            vals = [(regs[j // 2] >> np.uint64(16 * (j % 2))) & np.uint64(0xFFFF) for j in range(4)]
-            vals = [v.astype(np.uint16).view(np.float16).astype(np.float64) for v in vals]
-        elif ctype == "s32":
-            vals = [v.astype(np.uint32).view(np.int32).astype(np.int64) for v in regs]
-        else:
-            vals = [v.astype(np.uint32).view(np.float32).astype(np.float64) for v in regs]
-        out = np.zeros((warps, 16, 8), vals[0].dtype)
-        out[:, C.rows, C.cols] = np.stack(vals, axis=1).reshape(warps, 32, 4)
-        return out
 
     def run(st: CtaState, m: Mask):
         warps = st.n // 32
@@ -129,18 +116,35 @@ def build_mma(inst: Instruction, ctx: DecodeContext):
             raise ctx.unsupported("mma.sync needs whole warps")
         a = A.to_matrix([np.broadcast_to(r(st), (st.n,)) for r in a_regs], warps)
         b = B.to_matrix([np.broadcast_to(r(st), (st.n,)) for r in b_regs], warps)
-        d = np.matmul(a, b) + accumulators(st, warps)
-        frag = d[:, C.rows, C.cols].reshape(st.n, 4)
-        if half_acc:
-            h = frag.astype(np.float16).view(np.uint16).astype(np.uint32)
-            outs = [h[:, 0] | (h[:, 1] << np.uint32(16)), h[:, 2] | (h[:, 3] << np.uint32(16))]
-        elif ctype == "s32":
-            outs = [frag[:, j].astype(np.int64).astype(np.uint32) for j in range(4)]  # wraps like the hardware
-        else:
-            outs = [frag[:, j].astype(np.float32).view(np.uint32) for j in range(4)]
-        for w, v in zip(d_writers, outs):
+        c = _accumulator_matrix([np.broadcast_to(r(st), (st.n,)) for r in c_regs], acc_kind, C, warps)
+        d = np.matmul(a, b) + c
+        for w, v in zip(d_writers, _accumulator_registers(d[:, C.rows, C.cols].reshape(st.n, 4), acc_kind)):
             w(st, v, m)
     return run
+
+
+def _accumulator_matrix(regs: list[np.ndarray], kind: str, C: _Operand, warps: int) -> np.ndarray:
+    """C's registers → (warps, 16, 8) values; f16 accumulators are two f16x2 registers."""
+    if kind == "f16":
+        halves = [(regs[j // 2] >> np.uint64(16 * (j % 2))) & np.uint64(0xFFFF) for j in range(4)]
+        vals = [v.astype(np.uint16).view(np.float16).astype(np.float64) for v in halves]
+    elif kind == "s32":
+        vals = [v.astype(np.uint32).view(np.int32).astype(np.int64) for v in regs]
+    else:
+        vals = [v.astype(np.uint32).view(np.float32).astype(np.float64) for v in regs]
+    out = np.zeros((warps, 16, 8), vals[0].dtype)
+    out[:, C.rows, C.cols] = np.stack(vals, axis=1).reshape(warps, 32, 4)
+    return out
+
+
+def _accumulator_registers(frag: np.ndarray, kind: str) -> list[np.ndarray]:
+    """(threads, 4) results → D's register values (s32 wraps like the hardware)."""
+    if kind == "f16":
+        h = frag.astype(np.float16).view(np.uint16).astype(np.uint32)
+        return [h[:, 0] | (h[:, 1] << np.uint32(16)), h[:, 2] | (h[:, 3] << np.uint32(16))]
+    if kind == "s32":
+        return [frag[:, j].astype(np.int64).astype(np.uint32) for j in range(4)]
+    return [frag[:, j].astype(np.float32).view(np.uint32) for j in range(4)]
 
 
 def _matrix_count(inst: Instruction) -> int:
