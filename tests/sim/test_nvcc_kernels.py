@@ -129,3 +129,18 @@ def test_shared_atomics_serialise(cuda_ptx):
     assert sorted(out[:128]) == list(range(128))
     np.testing.assert_array_equal(out[128:], [max(0, v.max()), min(1 << 30, v.min()),
                                               np.bitwise_xor.reduce(v), 128])
+
+
+def test_strided_array_argument_is_the_array_memory(cuda_ptx):
+    """A strided view passes a pointer to its first element; the kernel sees the underlying layout."""
+    base = rng.random((8, 130), np.float32) + 1
+    x = base[::2, 1:]  # rows 0, 2, 4, 6, starting at column 1
+    y = np.ones(4 * 130, np.float32)
+    out = np.full((4, 130), np.nan, np.float32)
+    sim.launch_ptx(cuda_ptx, "saxpy", (3, 1, 1), (256, 1, 1), [x, y, out, ("f32", 2.0), ("s32", 4 * 130)])
+    expect = 2 * base.reshape(-1)[1: 1 + 4 * 130] + 1
+    np.testing.assert_allclose(out.reshape(-1), expect, rtol=1e-6)
+    neg = base[::-1, 0]  # negative stride: the pointer is to base[7, 0]
+    out2 = np.full(1, np.nan, np.float32)
+    sim.launch_ptx(cuda_ptx, "saxpy", 1, 32, [neg, np.ones(1, np.float32), out2, ("f32", 1.0), ("s32", 1)])
+    assert out2[0] == base[7, 0] + 1

@@ -1,4 +1,4 @@
-"""Triton 3.9 as a second, independent PTX producer (skipped without triton)."""
+"""Triton 3.9 as a second, independent PTX producer (skipped without triton: `pip install -e .[sim-triton]`)."""
 import numpy as np
 import pytest
 
