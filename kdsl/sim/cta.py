@@ -11,7 +11,7 @@ until all live threads have arrived, so blocks laid out after the barrier
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Callable
 
 import numpy as np
@@ -37,8 +37,6 @@ class CtaState:
     params: dict[str, np.ndarray]  # kernel params: bytes; call params: (n, size) bytes
     ctaid: tuple[int, int, int]
     tid: np.ndarray  # (n, 3)
-    async_groups: list = field(default_factory=list)
-    pending_async: list = field(default_factory=list)
     shared_size: int = 0
     steps: int = 0
     warp_steps: int = 0

@@ -5,7 +5,7 @@ import numpy as np
 
 from kdsl.sim.operands import DecodeContext, bits_reader, pair, reader, vector_items, writer
 from kdsl.sim.ops_float import round_half
-from kdsl.sim.parser import Instruction, Not, Vec
+from kdsl.sim.parser import Instruction, Vec
 from kdsl.sim.types import (E4M3, E5M2, TYPES, PtxType, bf16_to_f32, f32_to_bf16, f32_to_minifloat,
                             find_type, minifloat_to_f32)
 
@@ -56,8 +56,9 @@ def convert(x, src: PtxType, dst: PtxType, mode: str | None, sat: bool):
         v = np.asarray(x, np.float64)
         v = _ROUND_INT.get(mode or "rzi", np.trunc)(v)
         lo, hi = _int_range(dst)
-        return np.where(np.isnan(v), 0, np.clip(v, lo, hi)).astype(np.float64).astype(dst.dtype) if dst.bits < 64 \
-            else _f64_to_int64(v, dst)
+        if dst.bits == 64:
+            return _f64_to_int64(v, dst)
+        return np.where(np.isnan(v), 0, np.clip(v, lo, hi)).astype(dst.dtype)
     if not fsrc and not fdst:
         v = np.asarray(x)
         if sat:
@@ -75,11 +76,16 @@ def convert(x, src: PtxType, dst: PtxType, mode: str | None, sat: bool):
 
 
 def _f64_to_int64(v: np.ndarray, dst: PtxType) -> np.ndarray:
+    """Saturating float64 → 64-bit integer (NaN → 0); values ≥ 2^63 go through an offset."""
     lo, hi = _int_range(dst)
     clipped = np.clip(np.where(np.isnan(v), 0, v), lo, hi)
-    big = clipped >= 2.0**63 if dst.kind == "u" else clipped >= 2.0**63
-    safe = np.where(big, 0, clipped).astype(np.int64 if dst.kind == "s" else np.uint64)
-    return np.where(big, np.iinfo(dst.dtype).max, safe).astype(dst.dtype)
+    if dst.kind == "s":
+        safe = np.minimum(clipped, 2.0**63 - 1024).astype(np.int64)
+        return np.where(clipped >= 2.0**63, np.iinfo(np.int64).max, safe).astype(np.int64)
+    top = clipped >= 2.0**63
+    low_part = np.where(top, np.minimum(clipped - 2.0**63, 2.0**63 - 1024), clipped).astype(np.uint64)
+    out = np.where(top, low_part + np.uint64(1 << 63), low_part).astype(np.uint64)
+    return np.where(clipped >= 2.0**64, np.iinfo(np.uint64).max, out).astype(np.uint64)
 
 
 def f32_to_tf32(bits: np.ndarray, mode: str) -> np.ndarray:

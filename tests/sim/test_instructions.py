@@ -373,3 +373,13 @@ FAR:
     out = np.zeros(32, np.uint32)
     sim.launch_ptx(ptx, "k", 1, 32, [out])
     np.testing.assert_array_equal(out, np.where(np.arange(32) < 16, 1, 2))
+
+
+def test_cvt_f64_to_64_bit_integers_saturate():
+    x = np.array([1e19, -1e19, 2.0**63 + 2**11, -3.7, np.nan, 1e300, 12345.9, 2.0**64] * 4)
+    out = run_unary("mov.b64 %fd1, %a; cvt.rzi.u64.f64 %d, %fd1;", x, np.uint64, "b64", "b64")
+    np.testing.assert_array_equal(out[:8], np.array([10**19, 0, 2**63 + 2**11, 0, 0, 2**64 - 1, 12345, 2**64 - 1],
+                                                    np.uint64))
+    out = run_unary("mov.b64 %fd1, %a; cvt.rni.s64.f64 %d, %fd1;", x, np.int64, "b64", "b64")
+    big = 2**63 - 1
+    np.testing.assert_array_equal(out[:8], np.array([big, -big - 1, big, -4, 0, big, 12346, big], np.int64))

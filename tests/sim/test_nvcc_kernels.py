@@ -1,6 +1,5 @@
 """CUDA C compiled by nvcc, simulated, and checked against numpy."""
 import numpy as np
-import pytest
 
 import kdsl.sim as sim
 
