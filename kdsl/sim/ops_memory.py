@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 
 from kdsl.sim.cta import CtaState, Mask
-from kdsl.sim.memory import LOCAL_WINDOW, SHARED_WINDOW, gather, scatter
+from kdsl.sim.memory import LOCAL_WINDOW, SHARED_WINDOW, WINDOW_SIZE, gather, scatter
 from kdsl.sim.operands import DecodeContext, address, reader, vector_items, writer
 from kdsl.sim.ops_float import pack_half2, unpack_half2, round_half
 from kdsl.sim.parser import Instruction
@@ -207,11 +207,28 @@ def build_cvta(inst: Instruction, ctx: DecodeContext):
     return lambda st, m: d(st, np.asarray(a(st), np.uint64) + base, m)
 
 
+def build_isspacep(inst: Instruction, ctx: DecodeContext):
+    """§9.7.9.19: whether a generic address lies in the shared or local window (else global)."""
+    space = next(m for m in inst.mods if m in _WINDOWS)
+    a = reader(inst.operands[1], TYPES["u64"], ctx)
+    d = writer(inst.operands[0], TYPES["pred"], ctx)
+
+    def inside(v, base):
+        return (v >= np.uint64(base)) & (v < np.uint64(base + WINDOW_SIZE))
+
+    def run(st, m):
+        v = np.asarray(a(st), np.uint64)
+        sh, lo = inside(v, SHARED_WINDOW), inside(v, LOCAL_WINDOW)
+        r = {"shared": sh, "local": lo, "global": ~(sh | lo)}.get(space, np.zeros_like(sh))
+        d(st, r, m)
+    return run
+
+
 def build_noop(inst: Instruction, ctx: DecodeContext):
     """Fences, prefetches and cache hints: ordering and caching are not observable in this simulator."""
     return lambda st, m: None
 
 
 HANDLERS = {"ld": build_ld, "ldu": build_ld, "st": build_st, "atom": build_atom, "red": build_atom,
-            "cp": build_cp_async, "cvta": build_cvta, "membar": build_noop, "fence": build_noop,
+            "cp": build_cp_async, "cvta": build_cvta, "isspacep": build_isspacep, "membar": build_noop, "fence": build_noop,
             "prefetch": build_noop, "prefetchu": build_noop}

@@ -52,6 +52,15 @@ extern "C" __global__ void shared_atomics(const int* in, int* out) {
   out[threadIdx.x] = old;
   if (threadIdx.x < 4) out[blockDim.x + threadIdx.x] = s[threadIdx.x];
 }
+extern "C" __global__ void bit_tricks(const int* in, int* out) {
+  extern __shared__ int sm[];
+  int t = threadIdx.x, v = in[t];
+  sm[t] = v;
+  out[4 * t] = __ffs(v);
+  out[4 * t + 1] = __dp4a(v, in[(t + 1) % blockDim.x], 7);
+  out[4 * t + 2] = __dp4a((unsigned)v, 0x01020304u, 5u);
+  out[4 * t + 3] = __isShared(&sm[t]) + 2 * __isGlobal(in + t) + 4 * __isShared(in);
+}
 extern "C" __global__ void saxpy(const float* x, const float* y, float* out, float a, int n) {
   int i = blockIdx.x * blockDim.x + threadIdx.x;
   if (i < n) out[i] = a * x[i] + y[i];

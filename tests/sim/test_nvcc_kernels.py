@@ -143,3 +143,19 @@ def test_strided_array_argument_is_the_array_memory(cuda_ptx):
     out2 = np.full(1, np.nan, np.float32)
     sim.launch_ptx(cuda_ptx, "saxpy", 1, 32, [neg, np.ones(1, np.float32), out2, ("f32", 1.0), ("s32", 1)])
     assert out2[0] == base[7, 0] + 1
+
+
+def test_ffs_dp4a_isspacep(cuda_ptx):
+    n = 64
+    v = rng.integers(-2**31, 2**31, n).astype(np.int32)
+    v[:3] = [0, 1, -2**31]
+    out = np.full((n, 4), -7, np.int32)
+    sim.launch_ptx(cuda_ptx, "bit_tricks", 1, n, [v, out], shared_bytes=4 * n)
+    u = v.view(np.uint32)
+    ffs = [0 if x == 0 else (int(x) & -int(x)).bit_length() for x in u]
+    np.testing.assert_array_equal(out[:, 0], ffs)
+    sb, nb = v.view(np.int8).reshape(n, 4).astype(np.int64), np.roll(v, -1).view(np.int8).reshape(n, 4)
+    np.testing.assert_array_equal(out[:, 1], (sb * nb).sum(1) + 7)
+    ub = u.view(np.uint8).reshape(n, 4).astype(np.int64)
+    np.testing.assert_array_equal(out[:, 2], ((ub * [4, 3, 2, 1]).sum(1) + 5).astype(np.uint32).view(np.int32))
+    np.testing.assert_array_equal(out[:, 3], 3)
