@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 import kdsl.sim as sim
-from kdsl.sim.types import E4M3, f32_to_bf16, f32_to_minifloat, minifloat_to_f32
+from kdsl.sim.types import E4M3, E5M2, f32_to_bf16, f32_to_minifloat, minifloat_to_f32
 
 rng = np.random.default_rng()
 
@@ -116,6 +116,7 @@ extern "C" __global__ void mma_f16acc(const __half* A, const __half* B, __half* 
 
 FP8 = K32_MACRO + r"""
 MMA_K32(mma_e4m3, unsigned char, float, "mma.sync.aligned.m16n8k32.row.col.f32.e4m3.e4m3.f32", "+f")
+MMA_K32(mma_e5m2, unsigned char, float, "mma.sync.aligned.m16n8k32.row.col.f32.e5m2.e5m2.f32", "+f")
 """
 
 
@@ -171,12 +172,13 @@ def test_f16_accumulate_movmatrix_stmatrix(tc_ptx):
     np.testing.assert_array_equal(ct, expect[:8].T)
 
 
-def test_e4m3_mma(compile_cuda):
+@pytest.mark.parametrize("entry,fmt", [("mma_e4m3", E4M3), ("mma_e5m2", E5M2)])
+def test_fp8_mma(compile_cuda, entry, fmt):
     ptx = compile_cuda(FP8, "sm_89")
-    a = f32_to_minifloat(rng.standard_normal((16, 32)).astype(np.float32) * 4, E4M3, True)
-    b = f32_to_minifloat(rng.standard_normal((32, 8)).astype(np.float32), E4M3, True)
+    a = f32_to_minifloat(rng.standard_normal((16, 32)).astype(np.float32) * 4, fmt, True)
+    b = f32_to_minifloat(rng.standard_normal((32, 8)).astype(np.float32), fmt, True)
     c = np.full((16, 8), np.nan, np.float32)
-    sim.launch_ptx(ptx, "mma_e4m3", 1, 32, [a, b, c])
+    sim.launch_ptx(ptx, entry, 1, 32, [a, b, c])
     init = np.tile([1, 2], 4)[None, :] + np.where(np.arange(16) >= 8, 2, 0)[:, None]
-    val = lambda x: minifloat_to_f32(x, E4M3).astype(np.float64)  # noqa: E731
+    val = lambda x: minifloat_to_f32(x, fmt).astype(np.float64)  # noqa: E731
     np.testing.assert_allclose(c, val(a) @ val(b) + init, rtol=1e-5, atol=1e-5)
