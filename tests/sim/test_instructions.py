@@ -383,3 +383,36 @@ def test_cvt_f64_to_64_bit_integers_saturate():
     out = run_unary("mov.b64 %fd1, %a; cvt.rni.s64.f64 %d, %fd1;", x, np.int64, "b64", "b64")
     big = 2**63 - 1
     np.testing.assert_array_equal(out[:8], np.array([big, -big - 1, big, -4, 0, big, 12346, big], np.int64))
+
+
+def test_cp_async_zero_fills_past_src_size_and_vector_shared_loads():
+    ptx = HEAD + """
+.visible .entry k(.param .u64 pin, .param .u64 pout)
+{
+  .shared .align 16 .b8 smem[512];
+  .reg .b32 %r<12>; .reg .b64 %rd<8>;
+  ld.param.u64 %rd1, [pin];
+  ld.param.u64 %rd2, [pout];
+  mov.u32 %r1, %tid.x;
+  mul.wide.u32 %rd3, %r1, 16;
+  add.s64 %rd4, %rd1, %rd3;
+  shl.b32 %r2, %r1, 4;
+  mov.u32 %r3, smem;
+  add.u32 %r4, %r3, %r2;
+  and.b32 %r5, %r1, 15;
+  cp.async.ca.shared.global [%r4], [%rd4], 16, %r5;
+  cp.async.commit_group;
+  cp.async.wait_all;
+  bar.sync 0;
+  ld.shared.v2.b64 {%rd5, %rd6}, [%r4];
+  add.s64 %rd7, %rd2, %rd3;
+  st.global.v2.b64 [%rd7], {%rd5, %rd6};
+  ret;
+}
+"""
+    src = np.random.default_rng().integers(1, 256, 32 * 16).astype(np.uint8)
+    out = np.full(32 * 16, 0xAB, np.uint8)
+    sim.launch_ptx(ptx, "k", 1, 32, [src, out])
+    expect = src.reshape(32, 16).copy()
+    expect[np.arange(16)[None, :] >= (np.arange(32) % 16)[:, None]] = 0
+    np.testing.assert_array_equal(out.reshape(32, 16), expect)
