@@ -416,3 +416,14 @@ def test_cp_async_zero_fills_past_src_size_and_vector_shared_loads():
     expect = src.reshape(32, 16).copy()
     expect[np.arange(16)[None, :] >= (np.arange(32) % 16)[:, None]] = 0
     np.testing.assert_array_equal(out.reshape(32, 16), expect)
+
+
+def test_atom_f16x2_add_and_nc_vector_load():
+    body = ("cvta.to.global.u64 %rd7, %rd2; atom.global.add.noftz.f16x2 %r2, [%rd7], %a;"
+            "ld.global.nc.v4.f32 {%f1, %f2, %f3, %r3}, [%rd1]; mov.b32 %d, %f2;")
+    ptx = unary_kernel(body).replace("st.global.b32 [%rd6], %d;", "")
+    h = np.array([0.5, -0.25], np.float16).view(np.uint16).astype(np.uint32)
+    x = np.full(32, h[0] | (h[1] << 16), np.uint32)
+    out = np.array(np.array([1.0, 2.0], np.float16).view(np.uint32)[0], ndmin=1).astype(np.uint32)
+    sim.launch_ptx(ptx, "k", 1, 32, [x, out])
+    np.testing.assert_array_equal(out.view(np.float16), [17.0, -6.0])
