@@ -1,0 +1,25 @@
+"""kdsl.sim: a PTX simulator that runs PTX text on the CPU, vectorised over threads with numpy.
+
+`launch_ptx(ptx, entry, grid, block, args)` runs a kernel once; `load_module`
+parses once for many launches (`Module.launch` returns instruction counts);
+`DeviceMemory` keeps buffers across launches. Arguments are numpy arrays
+(copied in and back; strided arrays pass their own memory span), `None` (a
+null pointer) or `(ptx_type, value)`.
+
+Execution model (see `cta.py`): CTAs run one after another; inside a CTA every
+register is an array over the CTA's threads, each thread has its own PC and
+the lowest PC runs next under an active mask; CTA barriers hold arriving
+threads until every live thread waits. Warp-level instructions read other
+lanes' registers directly, so they are exact when the lanes involved execute
+them together (as compilers arrange) and undefined otherwise, as on hardware.
+
+Not simulated: memory-ordering effects (fences are no-ops, cp.async completes
+at once), clusters/distributed shared memory, wgmma/TMA/mbarrier, textures,
+barrier reductions, named-barrier thread counts (treated as CTA-wide).
+Anything unimplemented raises `UnsupportedInstruction` when it executes.
+"""
+from kdsl.sim.errors import PtxParseError, UnsupportedInstruction
+from kdsl.sim.memory import DeviceMemory
+from kdsl.sim.module import Module, launch_ptx, load_module
+
+__all__ = ["DeviceMemory", "Module", "PtxParseError", "UnsupportedInstruction", "launch_ptx", "load_module"]

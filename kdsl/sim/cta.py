@@ -1,0 +1,167 @@
+"""One CTA's execution state and the scheduler that steps its threads.
+
+All threads of a CTA step together: registers are uint64 arrays over the
+CTA's threads. Each thread has its own program counter; every step runs the
+instruction at the smallest PC among live threads, for the threads at that PC
+(the active mask). For the structured control flow compilers emit this
+reconverges threads at the immediate post-dominator, as the hardware does.
+Threads at a CTA barrier wait there (their PC moved out of reach by WAIT)
+until all live threads have arrived, so blocks laid out after the barrier
+(cold blocks placed at the end of a function) still run before it is passed.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+
+from kdsl.errors import MemoryAccessError
+from kdsl.sim.memory import GLOBAL_BASE, LOCAL_WINDOW, SHARED_WINDOW, WINDOW_SIZE, Access, DeviceMemory
+
+Mask = np.ndarray | None
+OpFn = Callable[["CtaState", Mask], None]
+DONE = np.iinfo(np.int64).max
+# A thread waiting at a CTA barrier has WAIT added to its PC, which keeps it out
+# of scheduling until every live thread waits; then all of them pass together.
+WAIT = 1 << 40
+
+
+@dataclass
+class CtaState:
+    n: int
+    regs: dict[str, np.ndarray]
+    memory: DeviceMemory
+    shared: np.ndarray
+    local: np.ndarray  # (n, local_size) bytes
+    params: dict[str, np.ndarray]  # kernel params: bytes; call params: (n, size) bytes
+    ctaid: tuple[int, int, int]
+    tid: np.ndarray  # (n, 3)
+    shared_size: int = 0
+    steps: int = 0
+    warp_steps: int = 0
+
+    def zeros(self) -> np.ndarray:
+        return np.zeros(self.n, np.uint64)
+
+    def get(self, name: str) -> np.ndarray:
+        r = self.regs.get(name)
+        if r is None:
+            r = self.regs[name] = np.zeros(self.n, np.uint64)
+        return r
+
+    def put(self, name: str, bits: np.ndarray, m: Mask) -> None:
+        bits = np.asarray(bits, np.uint64)
+        if m is None:
+            self.regs[name] = bits if bits.shape == (self.n,) else np.broadcast_to(bits, (self.n,)).copy()
+        else:
+            self.regs[name] = np.where(m, bits, self.get(name))
+
+    def where(self, lane: int) -> str:
+        t = self.tid[lane]
+        return f"thread ({t[0]}, {t[1]}, {t[2]}) of block {self.ctaid}"
+
+    def fault(self, text: str, lane: int, address: int, why: str) -> MemoryAccessError:
+        return MemoryAccessError(f"{text}: {why} at address {address:#x} in {self.where(lane)}",
+                                 instruction=text, thread=tuple(int(x) for x in self.tid[lane]),
+                                 block=self.ctaid, address=address)
+
+    def resolve(self, space: str, addrs: np.ndarray, size: int, text: str, lanes: np.ndarray) -> list[Access]:
+        """Byte offsets for an access of `size` bytes at `addrs` (one per lane in `lanes`)."""
+        addrs = np.asarray(addrs, np.uint64)
+        bad = np.flatnonzero(addrs % np.uint64(size))
+        if bad.size:
+            raise self.fault(text, int(lanes[bad[0]]), int(addrs[bad[0]]), f"misaligned {size}-byte access")
+        if space == "generic":
+            out = []
+            sh = (addrs >= np.uint64(SHARED_WINDOW)) & (addrs < np.uint64(SHARED_WINDOW + WINDOW_SIZE))
+            lo = (addrs >= np.uint64(LOCAL_WINDOW)) & (addrs < np.uint64(LOCAL_WINDOW + WINDOW_SIZE))
+            for sel, sp, base in ((sh, "shared", SHARED_WINDOW), (lo, "local", LOCAL_WINDOW),
+                                  (~(sh | lo), "global", 0)):
+                if sel.any():
+                    idx = np.flatnonzero(sel)
+                    for acc in self.resolve(sp, addrs[idx] - np.uint64(base), size, text, lanes[idx]):
+                        out.append(Access(acc.buffer, acc.offsets, idx[acc.lanes]))
+            return out
+        every = np.arange(addrs.size)
+        if space == "global" or space == "const":
+            self.memory.check(addrs, size, lambda i: f"{text}: out-of-bounds {size}-byte access in "
+                              f"{self.where(int(lanes[i]))}")
+            return [Access(self.memory.data, addrs - np.uint64(GLOBAL_BASE), every)]
+        if space == "shared":
+            over = np.flatnonzero(addrs + np.uint64(size) > np.uint64(self.shared_size))
+            if over.size:
+                raise self.fault(text, int(lanes[over[0]]), int(addrs[over[0]]),
+                                 f"out-of-bounds shared access (shared size {self.shared_size} bytes)")
+            return [Access(self.shared, addrs, every)]
+        if space == "local":
+            width = self.local.shape[1]
+            over = np.flatnonzero(addrs + np.uint64(size) > np.uint64(width))
+            if over.size:
+                raise self.fault(text, int(lanes[over[0]]), int(addrs[over[0]]), "out-of-bounds local access")
+            return [Access(self.local.reshape(-1), addrs + lanes.astype(np.uint64) * np.uint64(width), every)]
+        raise MemoryAccessError(f"{text}: unsupported state space .{space}", instruction=text)
+
+
+
+@dataclass
+class Op:
+    """A decoded instruction: `fn` runs it for the active threads.
+
+    Control ops (`control` set) update the PCs themselves; `fn` then has the
+    signature (state, pcs, executing_mask, at_pc_mask).
+    """
+
+    fn: Callable
+    text: str
+    guard: str | None = None
+    negated: bool = False
+    control: bool = False
+
+
+def run(ops: list[Op], st: CtaState) -> None:
+    """Step the CTA until every thread has exited."""
+    pc = np.zeros(st.n, np.int64)
+    end = len(ops)
+    warps = -(-st.n // 32)
+    while True:
+        p = int(pc.min())
+        if p >= end:
+            if p == DONE:  # every thread has exited (the program ends with an exit op)
+                return
+            waiting = pc != DONE
+            pc[waiting] -= WAIT - 1
+            continue
+        m = pc == p
+        full = bool(m.all())
+        op = ops[p]
+        st.steps += int(m.sum())
+        st.warp_steps += warps if full else int(np.unique(np.flatnonzero(m) >> 5).size)
+        if op.guard is not None:
+            g = st.get(op.guard) != 0
+            em = (m & ~g) if op.negated else (m & g)
+        else:
+            em = m
+        if op.control:
+            op.fn(st, pc, em, m)
+            continue
+        if em is m:
+            op.fn(st, None if full else m)
+        elif em.any():
+            op.fn(st, None if em.all() else em)
+        if full:
+            pc += 1
+        else:
+            pc[m] += 1
+
+
+@dataclass
+class LaunchStats:
+    """Simulated work: thread-instructions and warp-instructions executed."""
+
+    thread_instructions: int = 0
+    warp_instructions: int = 0
+
+    def add(self, st: CtaState) -> None:
+        self.thread_instructions += st.steps
+        self.warp_instructions += st.warp_steps
