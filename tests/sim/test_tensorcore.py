@@ -7,19 +7,34 @@ from kdsl.sim.types import E4M3, E5M2, f32_to_bf16, f32_to_minifloat, minifloat_
 
 rng = np.random.default_rng()
 
-K32_MACRO = r"""
+# Each warp of the CTA takes 16x8 tiles of C in turn and runs the K loop for each, loading the
+# fragments straight from global memory by the ISA's fragment-layout formulas.
+TILE_LOOP = r"""
+#define FOR_EACH_TILE                                                                              \
+  int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, g = lane >> 2, t = lane & 3;               \
+  for (int tile = warp; tile < (M / 16) * (N / 8); tile += blockDim.x >> 5) {                      \
+    int m0 = (tile / (N / 8)) * 16, n0 = (tile % (N / 8)) * 8;
+#define STORE_TILE                                                                                 \
+    for (int e = 0; e < 4; e++) C[(m0 + g + 8 * (e >> 1)) * N + n0 + t * 2 + (e & 1)] = c[e];      \
+  }
+"""
+
+K32_MACRO = TILE_LOOP + r"""
 #define MMA_K32(NAME, T, ACC, INSTR, CONSTRAINT)                                                    \
-extern "C" __global__ void NAME(const T* A, const T* B, ACC* C) {  /* A 16x32, B 32x8 */          \
-  int lane = threadIdx.x, g = lane >> 2, t = lane & 3;                                             \
-  unsigned a[4] = {0, 0, 0, 0}, b[2] = {0, 0}; ACC c[4] = {1, 2, 3, 4};                            \
-  for (int i = 0; i < 16; i++)                                                                     \
-    a[i / 4] |= (unsigned)(unsigned char)A[(g + 8 * ((i >> 2) & 1)) * 32 + t * 4 + (i & 3) + 16 * (i >> 3)] << (8 * (i % 4)); \
-  for (int i = 0; i < 8; i++)                                                                      \
-    b[i / 4] |= (unsigned)(unsigned char)B[(t * 4 + (i & 3) + 16 * (i >> 2)) * 8 + g] << (8 * (i % 4)); \
-  asm volatile(INSTR " {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};"                     \
-               : CONSTRAINT(c[0]), CONSTRAINT(c[1]), CONSTRAINT(c[2]), CONSTRAINT(c[3])            \
-               : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]));                \
-  for (int e = 0; e < 4; e++) C[(g + 8 * (e >> 1)) * 8 + t * 2 + (e & 1)] = c[e];                  \
+extern "C" __global__ void NAME(const T* A, const T* B, ACC* C, int M, int N, int K) {             \
+  FOR_EACH_TILE                                                                                    \
+    ACC c[4] = {1, 2, 3, 4};                                                                       \
+    for (int k0 = 0; k0 < K; k0 += 32) {                                                           \
+      unsigned a[4] = {0, 0, 0, 0}, b[2] = {0, 0};                                                 \
+      for (int i = 0; i < 16; i++)                                                                 \
+        a[i / 4] |= (unsigned)(unsigned char)A[(m0 + g + 8 * ((i >> 2) & 1)) * K + k0 + t * 4 + (i & 3) + 16 * (i >> 3)] << (8 * (i % 4)); \
+      for (int i = 0; i < 8; i++)                                                                  \
+        b[i / 4] |= (unsigned)(unsigned char)B[(k0 + t * 4 + (i & 3) + 16 * (i >> 2)) * N + n0 + g] << (8 * (i % 4)); \
+      asm volatile(INSTR " {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};"                 \
+                   : CONSTRAINT(c[0]), CONSTRAINT(c[1]), CONSTRAINT(c[2]), CONSTRAINT(c[3])        \
+                   : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]));            \
+    }                                                                                              \
+  STORE_TILE                                                                                       \
 }
 """
 
@@ -74,17 +89,21 @@ extern "C" __global__ void NAME(const T* A, const T* Bt, float* C, int K) {     
 TILED_MMA(mma_f16, __half, "mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32")
 TILED_MMA(mma_bf16, __nv_bfloat16, "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32")
 
-// One warp, one 16x8 tile, fragments loaded straight from global memory by the ISA's formulas.
-extern "C" __global__ void mma_tf32(const float* A, const float* B, float* C) {  // A 16x8, B 8x8
-  int lane = threadIdx.x, g = lane >> 2, t = lane & 3;
-  unsigned a[4], b[2]; float c[4] = {0, 0, 0, 0};
-  for (int i = 0; i < 4; i++) a[i] = __float_as_uint(A[(g + 8 * (i & 1)) * 8 + t + 4 * (i >> 1)]);
-  for (int i = 0; i < 2; i++) b[i] = __float_as_uint(B[(t + 4 * i) * 8 + g]);
-  asm volatile("mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};"
-               : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3]) : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]));
-  for (int e = 0; e < 4; e++) C[(g + 8 * (e >> 1)) * 8 + t * 2 + (e & 1)] = c[e];
-}
 """+K32_MACRO+r"""
+extern "C" __global__ void mma_tf32(const float* A, const float* B, float* C, int M, int N, int K) {
+  FOR_EACH_TILE
+    float c[4] = {0, 0, 0, 0};
+    for (int k0 = 0; k0 < K; k0 += 8) {
+      unsigned a[4], b[2];
+      for (int i = 0; i < 4; i++) a[i] = __float_as_uint(A[(m0 + g + 8 * (i & 1)) * K + k0 + t + 4 * (i >> 1)]);
+      for (int i = 0; i < 2; i++) b[i] = __float_as_uint(B[(k0 + t + 4 * i) * N + n0 + g]);
+      asm volatile("mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};"
+                   : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
+                   : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]));
+    }
+  STORE_TILE
+}
+
 MMA_K32(mma_s8, signed char, int, "mma.sync.aligned.m16n8k32.row.col.s32.s8.s8.s32", "+r")
 MMA_K32(mma_u8, unsigned char, int, "mma.sync.aligned.m16n8k32.row.col.s32.u8.u8.s32", "+r")
 
@@ -144,23 +163,37 @@ def test_tiled_bf16_matmul(tc_ptx):
     _tiled(tc_ptx, "mma_bf16", a, np.ascontiguousarray(b.T), val(a), val(b))
 
 
-def test_tf32_mma_truncates_operands(tc_ptx):
-    a, b = rng.standard_normal((16, 8)).astype(np.float32), rng.standard_normal((8, 8)).astype(np.float32)
-    c = np.full((16, 8), np.nan, np.float32)
-    sim.launch_ptx(tc_ptx, "mma_tf32", 1, 32, [a, b, c])
+# The tiled kernels below: a CTA of 4 warps computes C (M x N) = A (M x K) @ B (K x N) + the tiles' initial values.
+M, N, K_TF32, K_K32 = 64, 32, 48, 96
+
+
+def _run_tiled(ptx, entry, a, b, c):
+    m, k = a.shape
+    sim.launch_ptx(ptx, entry, 1, 128, [a, b, c, ("s32", m), ("s32", b.shape[1]), ("s32", k)])
+
+
+def _initial_accumulators(m, n):
+    """The values {1, 2, 3, 4} each thread puts in its accumulator fragment, as a matrix."""
+    tile = np.tile([1, 2], 4)[None, :] + np.where(np.arange(16) >= 8, 2, 0)[:, None]
+    return np.tile(tile, (m // 16, n // 8))
+
+
+def test_tiled_tf32_matmul_truncates_operands(tc_ptx):
+    a, b = rng.standard_normal((M, K_TF32)).astype(np.float32), rng.standard_normal((K_TF32, N)).astype(np.float32)
+    c = np.full((M, N), np.nan, np.float32)
+    _run_tiled(tc_ptx, "mma_tf32", a, b, c)
     tf = lambda x: (x.view(np.uint32) & np.uint32(0xFFFFE000)).view(np.float32).astype(np.float64)  # noqa: E731
-    np.testing.assert_allclose(c, tf(a) @ tf(b), rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(c, tf(a) @ tf(b), rtol=1e-5, atol=1e-5)
 
 
 @pytest.mark.parametrize("entry,dtype", [("mma_s8", np.int8), ("mma_u8", np.uint8)])
-def test_int8_mma(tc_ptx, entry, dtype):
+def test_tiled_int8_matmul(tc_ptx, entry, dtype):
     info = np.iinfo(dtype)
-    a = rng.integers(info.min, info.max + 1, (16, 32)).astype(dtype)
-    b = rng.integers(info.min, info.max + 1, (32, 8)).astype(dtype)
-    c = np.full((16, 8), -99, np.int32)
-    sim.launch_ptx(tc_ptx, entry, 1, 32, [a, b, c])
-    init = np.tile([1, 2], 4)[None, :] + np.where(np.arange(16) >= 8, 2, 0)[:, None]
-    np.testing.assert_array_equal(c, a.astype(np.int64) @ b.astype(np.int64) + init)
+    a = rng.integers(info.min, info.max + 1, (M, K_K32)).astype(dtype)
+    b = rng.integers(info.min, info.max + 1, (K_K32, N)).astype(dtype)
+    c = np.full((M, N), -99, np.int32)
+    _run_tiled(tc_ptx, entry, a, b, c)
+    np.testing.assert_array_equal(c, a.astype(np.int64) @ b.astype(np.int64) + _initial_accumulators(M, N))
 
 
 def test_f16_accumulate_movmatrix_stmatrix(tc_ptx):
@@ -173,12 +206,11 @@ def test_f16_accumulate_movmatrix_stmatrix(tc_ptx):
 
 
 @pytest.mark.parametrize("entry,fmt", [("mma_e4m3", E4M3), ("mma_e5m2", E5M2)])
-def test_fp8_mma(compile_cuda, entry, fmt):
+def test_tiled_fp8_matmul(compile_cuda, entry, fmt):
     ptx = compile_cuda(FP8, "sm_89")
-    a = f32_to_minifloat(rng.standard_normal((16, 32)).astype(np.float32) * 4, fmt, True)
-    b = f32_to_minifloat(rng.standard_normal((32, 8)).astype(np.float32), fmt, True)
-    c = np.full((16, 8), np.nan, np.float32)
-    sim.launch_ptx(ptx, entry, 1, 32, [a, b, c])
-    init = np.tile([1, 2], 4)[None, :] + np.where(np.arange(16) >= 8, 2, 0)[:, None]
+    a = f32_to_minifloat(rng.standard_normal((M, K_K32)).astype(np.float32) * 4, fmt, True)
+    b = f32_to_minifloat(rng.standard_normal((K_K32, N)).astype(np.float32), fmt, True)
+    c = np.full((M, N), np.nan, np.float32)
+    _run_tiled(ptx, entry, a, b, c)
     val = lambda x: minifloat_to_f32(x, fmt).astype(np.float64)  # noqa: E731
-    np.testing.assert_allclose(c, val(a) @ val(b) + init, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(c, val(a) @ val(b) + _initial_accumulators(M, N), rtol=1e-5, atol=1e-4)
