@@ -27,13 +27,13 @@ def _operand(x: object, name: str) -> Tensor:
     return x
 
 
-def _operand_type(b: ScalarType, c: ScalarType) -> ScalarType:
+def _operand_type(x: ScalarType, y: ScalarType) -> ScalarType:
     """One element type for both operands: equal types, or floats promoted (fp16 and fp32 give fp32)."""
-    if b == c:
-        return b
-    if b.is_float and c.is_float:
-        return sem.float_promote(b, c)
-    raise CompilationError(f"kl.dot's operands have types {b} and {c}; int8 only multiplies int8")
+    if x == y:
+        return x
+    if x.is_float and y.is_float:
+        return sem.float_promote(x, y)
+    raise CompilationError(f"kl.dot's operands have types {x} and {y}; int8 only multiplies int8")
 
 
 def _result_types(operand: ScalarType) -> tuple[ScalarType, ...]:
@@ -80,9 +80,8 @@ def dot(b: Builder, a: object, x: object, acc: object, input_precision: object, 
                                f"or None, got {input_precision!r}")
     operand = _operand_type(a.dtype, x.dtype)  # type: ignore[arg-type]
     a, x = sem.cast(b, a, operand), sem.cast(b, x, operand)
-    shape = (a.shape[0], x.shape[1])
+    shape = sem.check_numel((a.shape[0], x.shape[1]))
     c = _accumulator(b, acc, operand, shape, out_dtype)  # type: ignore[arg-type]
-    sem.check_numel(shape)
     precision = input_precision or ("tf32" if operand == t.f32 else "ieee")
     return Tensor(b.value("dot", [a.handle, x.handle, c.handle], BlockType(shape, c.dtype),
                           input_precision=precision))

@@ -16,6 +16,8 @@ arrays (see `dtypes`) exactly as `kdsl.ir.ops` defines it:
   accumulate in float32 and round once at the end.
 - `load`/`store` go through `env.memory`; masked-off lanes touch no memory and
   load `other` (0 without it).
+- `dot` computes in its result type (`numpy_dot`); `atomic_rmw`/`atomic_cas`
+  apply their lanes one after another, in lane order (`numpy_atomics`).
 """
 from __future__ import annotations
 

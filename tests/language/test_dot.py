@@ -12,7 +12,7 @@ import kdsl
 import kdsl.language as kl
 from tests.helpers import poisoned, random_array
 
-SETTINGS = settings(max_examples=4, deadline=None)
+SETTINGS = settings(max_examples=3, deadline=None)
 POW2 = st.sampled_from([1, 2, 4, 8, 16, 32, 64])
 UNIT = {np.float16: 2.0**-10, np.float32: 2.0**-23, np.float64: 2.0**-52}
 BF16_UNIT = 2.0**-7
@@ -177,7 +177,7 @@ def test_tiled_matmul_with_masked_edges(target, dtype, m, n, k, seed):
     check_close(c, a, b, None, UNIT[np.float32])
 
 
-@pytest.mark.parametrize("blocks, group", [((16, 16, 16), 1), ((16, 32, 8), 3), ((64, 16, 32), 8)])
+@pytest.mark.parametrize("blocks, group", [((16, 32, 8), 3), ((64, 16, 32), 8)])
 def test_grouped_ordering_covers_every_tile(target, blocks, group):
     rng = np.random.default_rng(11)
     a, b = random_array(rng, (77, 45), np.float16), random_array(rng, (45, 130), np.float16)
