@@ -389,3 +389,48 @@ def atomic_cas(pointer, cmp, val, sem=None, scope=None):
 
     Every lane takes part (there is no mask, as in Triton).
     """
+
+
+@_builtin
+def argmax(input, axis, tie_break_left=True, keep_dims=False):
+    """The int32 index of the largest element along `axis` (None: the flat index over the block).
+
+    Ties go to the lowest index (the highest with `tie_break_left=False`). NaN is
+    ignored, as `kl.max` ignores it: any number beats a NaN, and a slice that is
+    all NaN gives 0.
+    """
+
+
+@_builtin
+def argmin(input, axis, tie_break_left=True, keep_dims=False):
+    """The int32 index of the smallest element along `axis`; ties and NaN as in `argmax`."""
+
+
+@_builtin
+def reduce(input, axis, combine_fn, keep_dims=False):
+    """Fold `input` along `axis` (all axes when None) with `combine_fn`, a `@kdsl.kernel` function.
+
+    For a block, `combine_fn(a, b)` returns the combination of two scalars; for a
+    tuple of k blocks, it takes 2k arguments (k accumulated values, then k new
+    ones) and returns k values, and `reduce` returns a tuple. The fold runs in
+    index order: acc = combine_fn(acc, x[i]). Results keep the inputs' dtypes.
+    """
+
+
+@_builtin
+def associative_scan(input, axis, combine_fn, reverse=False):
+    """The inclusive scan of `input` along `axis` with `combine_fn` (as in `reduce`).
+
+    Result i is the fold of elements 0..i (with `reverse`, of elements i..n-1,
+    combined from the last one down).
+    """
+
+
+@_builtin
+def cumsum(input, axis=0, reverse=False):
+    """The inclusive running sum along `axis`; integers narrower than 32 bits sum as int32 (uint32)."""
+
+
+@_builtin
+def cumprod(input, axis=0, reverse=False):
+    """The inclusive running product along `axis`, in the input's dtype."""

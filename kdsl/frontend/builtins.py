@@ -7,7 +7,7 @@ from typing import Any, Callable
 
 from kdsl import language
 from kdsl.errors import CompilationError
-from kdsl.frontend import atomics, semantic as sem
+from kdsl.frontend import atomics, combine, semantic as sem
 from kdsl.frontend import shapes
 from kdsl.frontend.dot import dot
 from kdsl.frontend.semantic import Tensor
@@ -127,6 +127,29 @@ def _hint(what: str) -> Callable[..., Any]:
     return hint
 
 
+def combine_function(ctx: BuiltinCall, fn: Any, what: str) -> combine.Combine:
+    """A `@kdsl.kernel` combine function as `combine` takes it: compiled, it is generated as a
+    device function called inside the op's region (inlined later); interpreted, it runs on numpy."""
+    from kdsl.runtime.kernel import Kernel
+
+    if not isinstance(fn, Kernel):
+        raise CompilationError(f"kl.{what}'s combine_fn must be a @kdsl.kernel function, got {sem.type_name(fn)}")
+    if ctx.generator is None:
+        from kdsl.interpreter.tensor import wrap
+
+        return lambda args: fn(*wrap(args))
+    return lambda args: ctx.generator.specializer.call(ctx.generator, fn, list(args), {})
+
+
+def _with_combine(ctx: BuiltinCall, name: str, args: list[Any], kwargs: dict[str, Any]) -> Any:
+    """kl.reduce / kl.associative_scan: the combine function needs the caller, not just the builder."""
+    arguments = _bind(f"kl.{name}", _SIGNATURES[name], args, kwargs)
+    fn = combine_function(ctx, arguments.pop("combine_fn"), name)
+    if name == "reduce":
+        return combine.reduce_with(ctx.builder, arguments["input"], arguments["axis"], fn, arguments["keep_dims"])
+    return combine.scan(ctx.builder, arguments["input"], arguments["axis"], fn, arguments["reverse"])
+
+
 HANDLERS: dict[str, Callable[..., Any]] = {
     "program_id": _program_id,
     "num_programs": _num_programs,
@@ -169,6 +192,12 @@ HANDLERS: dict[str, Callable[..., Any]] = {
     "permute": lambda b, input, *dims: shapes.permute(b, input, dims),
     "join": shapes.join,
     "split": shapes.split,
+    "argmax": lambda b, input, axis, tie_break_left=True, keep_dims=False:
+        combine.arg_reduce(b, input, axis, tie_break_left, keep_dims, largest=True),
+    "argmin": lambda b, input, axis, tie_break_left=True, keep_dims=False:
+        combine.arg_reduce(b, input, axis, tie_break_left, keep_dims, largest=False),
+    "cumsum": lambda b, input, axis=0, reverse=False: combine.cumulative(b, input, axis, reverse, "add"),
+    "cumprod": lambda b, input, axis=0, reverse=False: combine.cumulative(b, input, axis, reverse, "mul"),
 }
 
 _SIGNATURES = {fn.__name__: inspect.signature(fn.__wrapped__) for fn in language.BUILTINS}
@@ -202,6 +231,8 @@ def _call(fn: Callable[..., Any], b: Builder, what: str, signature: inspect.Sign
 
 
 def call_builtin(ctx: BuiltinCall, name: str, args: list[Any], kwargs: dict[str, Any]) -> Any:
+    if name in ("reduce", "associative_scan"):
+        return _with_combine(ctx, name, args, kwargs)
     return _call(HANDLERS[name], ctx.builder, f"kl.{name}", _SIGNATURES[name], [], args, kwargs)
 
 
@@ -222,6 +253,10 @@ _METHODS: dict[str, Callable[..., Any]] = {
     "trans": HANDLERS["trans"],
     "permute": HANDLERS["permute"],
     "split": HANDLERS["split"],
+    "argmax": HANDLERS["argmax"],
+    "argmin": HANDLERS["argmin"],
+    "cumsum": HANDLERS["cumsum"],
+    "cumprod": HANDLERS["cumprod"],
 }
 
 

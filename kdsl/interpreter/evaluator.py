@@ -7,12 +7,12 @@ the interpreter reuses every typing rule of the compiler unchanged.
 """
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 
 from kdsl.errors import UNKNOWN_LOC, Loc
-from kdsl.interpreter import numpy_ops
+from kdsl.interpreter import combine, numpy_ops
 from kdsl.interpreter.dtypes import finish
 from kdsl.ir.builder import Builder
 from kdsl.ir.types import Type
@@ -70,3 +70,8 @@ class EvaluatingBuilder(Builder):
         data = numpy_ops.evaluate(name, result_type, [v.data for v in operands], attrs or {}, self.env,
                                   [v.type for v in operands])
         return EvaluatedOp([] if result_type is None else [EvalValue(result_type, data)])  # type: ignore[arg-type]
+
+    def combining(self, name: str, operands: list[EvalValue], result_types: list[Type], attrs: dict[str, Any],
+                  body: Callable[[list[EvalValue]], list[EvalValue]]) -> EvaluatedOp:
+        """`reduce_with`/`scan`: `body` runs on whole slices along the axis (see `interpreter.combine`)."""
+        return EvaluatedOp(combine.IMPLS[name](operands, result_types, attrs, body, EvalValue))

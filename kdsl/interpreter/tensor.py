@@ -126,6 +126,8 @@ class InterpTensor(sem.Tensor):
 
     reshape, view, ravel = _method_named("reshape"), _method_named("view"), _method_named("ravel")
     trans, permute, split = _method_named("trans"), _method_named("permute"), _method_named("split")
+    argmax, argmin = _method_named("argmax"), _method_named("argmin")
+    cumsum, cumprod = _method_named("cumsum"), _method_named("cumprod")
 
     # Python conversions of runtime scalars -------------------------------------------
     def _scalar(self, what: str) -> Any:

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from contextlib import contextmanager
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 from kdsl.errors import UNKNOWN_LOC, Loc
 from kdsl.ir.core import Operation, Region, Value
@@ -28,6 +28,16 @@ class Builder:
     def value(self, name: str, operands: list[Value], result_type: Type, **attrs: Any) -> Value:
         """Append a one-result operation and return its result."""
         return self.create(name, operands, [result_type], attrs).result
+
+    def combining(self, name: str, operands: list[Value], result_types: list[Type], attrs: dict[str, Any],
+                  body: Callable[[list[Value]], list[Value]]) -> Operation:
+        """An op with one region of 2k scalar arguments (k accumulated values, then k new
+        ones, of the operands' element types); `body` builds the values it yields."""
+        elems = [v.type.scalar for v in operands]
+        region = Region(elems + elems)
+        with self.at(region):
+            self.create("yield", body(list(region.args)), [])
+        return self.create(name, operands, result_types, attrs, [region])
 
     @contextmanager
     def at(self, region: Region) -> Iterator["Builder"]:

@@ -41,6 +41,17 @@ backends. Semantics, for every target:
   undefined value. `sem` in acquire release acq_rel relaxed orders the access
   (the CPU maps it to LLVM's orderings); `scope` in gpu cta sys is for GPUs.
   Not pure: DCE and CSE keep them.
+- `reduce_with {axis}` and `scan {axis, reverse}` take k blocks of one shape
+  and own one region with 2k scalar arguments (k accumulated values, then k new
+  ones, of the operands' element types) that yields the k combined values.
+  `reduce_with` folds from the left along `axis` in index order
+  (acc = x[0]; acc = region(acc, x[i]) for i = 1..n-1) and gives k results
+  without that axis; `scan` gives k results of the operands' shapes holding the
+  inclusive running values (with `reverse`, the fold runs from the last index
+  down). kl.argmax/argmin are `reduce_with` over (value, index) pairs and
+  cumsum/cumprod `scan` with add/mul (see `kdsl.frontend.combine`): NaN never
+  wins an argmax/argmin (any number beats it; all NaN gives index 0) and ties
+  go to the lowest index (the highest with tie_break_left=False).
 - `for lb, ub, step, inits...` runs its region with (iv, iter args...) while
   iv < ub; `if cond` runs one of two regions; both yield their results.
 - `while inits...` runs its first region on the carried values; it ends with
@@ -329,6 +340,23 @@ def _atomic(op: Operation, values: int) -> None:
         _fail(op, f"unknown atomic kind {op.attrs['kind']!r}")
 
 
+def _combining(op: Operation) -> None:
+    """`reduce_with` and `scan`: k operands of one shape, 2k scalar region args, k yields."""
+    shape = op.operands[0].type.shape if op.operands else ()
+    elems = [v.type.scalar for v in op.operands]
+    axis = op.attrs["axis"]
+    if not op.operands or not all(v.type.is_block and v.type.shape == shape for v in op.operands) \
+            or not 0 <= axis < len(shape):
+        _fail(op, f"needs blocks of one shape and an axis within them, got {[str(v.type) for v in op.operands]}")
+    if [a.type for a in op.regions[0].args] != elems + elems:
+        _fail(op, "region arguments must be two sets of the operands' element types")
+    _region_yields(op, 0, elems)  # type: ignore[arg-type]
+    out = shape if op.name == "scan" else shape[:axis] + shape[axis + 1:]
+    expected = [BlockType(out, e) if out else e for e in elems]
+    if [r.type for r in op.results] != expected:
+        _fail(op, f"results must be {[str(e) for e in expected]}")
+
+
 def _region_yields(op: Operation, region_index: int, types: list[Type]) -> None:
     region = op.regions[region_index]
     term = region.terminator
@@ -438,6 +466,8 @@ def _defs() -> dict[str, OpDef]:
         OpDef("permute", (1, 1), 1, {"order": str}, traits=pure, check=_permute),
         OpDef("join", (2, 2), 1, traits=pure, check=_join),
         OpDef("split", (1, 1), 1, {"index": int}, traits=pure, check=_split),
+        OpDef("reduce_with", (1, None), None, {"axis": int}, regions=1, traits=pure, check=_combining),
+        OpDef("scan", (1, None), None, {"axis": int, "reverse": bool}, regions=1, traits=pure, check=_combining),
     ]
     return {d.name: d for d in defs}
 

@@ -13,7 +13,7 @@ from typing import Callable, Union
 
 from llvmlite import ir
 
-from kdsl.backend.cpu import lower_shape
+from kdsl.backend.cpu import lower_combine, lower_shape
 from kdsl.backend.cpu.elementwise import ELEMENTWISE
 from kdsl.backend.cpu.llvm_types import I32, I64, constant, elem_of, from_memory, mem_type, reg_type, to_memory
 from kdsl.backend.cpu.loops import Buffer, counted_loop, element_loop, memcpy, strides
@@ -320,3 +320,4 @@ _HANDLERS: dict[str, Callable[[KernelLowering, Operation], None]] = {
     "atomic_cas": lower_atomic_cas,
 }
 _HANDLERS.update(lower_shape.HANDLERS)
+_HANDLERS.update(lower_combine.HANDLERS)

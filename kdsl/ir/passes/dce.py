@@ -1,7 +1,8 @@
 """Dead-code elimination, to a fixpoint, in every region.
 
-Removed: pure ops whose results are unused; `for`/`if` ops whose results are
-unused and whose regions hold only removable ops (no `store`, no `call`); and
+Removed: pure ops whose results are unused; `for`/`if` and pure region ops
+(`reduce_with`, `scan`) whose results are unused and whose regions hold only
+removable ops (no `store`, no `call`); and
 loop-carried values of `for` that neither the results nor the rest of the body
 use (the init, the region argument, the yielded value and the result go
 together). Never removed: `store`, `call`, `load` (it may fault), terminators,
@@ -33,7 +34,7 @@ def _use_counts(region: Region) -> Counter[Value]:
 def _removable(op: Operation) -> bool:
     """Whether `op` has no effect besides its results."""
     if op.regions:
-        return op.name in ("for", "if") and all(
+        return (op.name in ("for", "if") or has_trait(op, PURE)) and all(
             _removable(inner) or inner.name == "yield" for r in op.regions for inner in r.ops)
     return has_trait(op, PURE)
 
