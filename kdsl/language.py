@@ -147,7 +147,8 @@ def abs(x):
 
 @_builtin
 def sum(input, axis=None, keep_dims=False):
-    """Sum along `axis` (all axes when None); integers narrower than 32 bits sum as int32."""
+    """Sum along `axis` (all axes when None); integers narrower than 32 bits sum as int32, and
+    floats narrower than 32 bits as float32 (the result's dtype), as in Triton."""
 
 
 @_builtin

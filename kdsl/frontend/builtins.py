@@ -260,6 +260,9 @@ _METHODS: dict[str, Callable[..., Any]] = {
 }
 
 
+_COMBINE_METHODS = ("reduce", "associative_scan")
+
+
 @dataclass
 class MethodCall:
     """A block method looked up but not yet called, like `x.to` in `x.to(kl.float32)`."""
@@ -267,7 +270,9 @@ class MethodCall:
     tensor: Tensor
     name: str
 
-    def __call__(self, b: Builder, args: list[Any], kwargs: dict[str, Any]) -> Any:
+    def __call__(self, b: Builder, args: list[Any], kwargs: dict[str, Any], generator: Any = None) -> Any:
+        if self.name in _COMBINE_METHODS:  # x.reduce(axis, fn): kl.reduce with x first
+            return _with_combine(BuiltinCall(b, generator), self.name, [self.tensor, *args], kwargs)
         fn = _METHODS[self.name]
         params = list(inspect.signature(fn).parameters.values())[2:]
         return _call(fn, b, f".{self.name}", inspect.Signature(params), [self.tensor], args, kwargs)
@@ -278,6 +283,6 @@ def attribute_of_tensor(x: Tensor, attr: str) -> Any:
         return x.dtype
     if attr == "shape":
         return x.shape
-    if attr in _METHODS:
+    if attr in _METHODS or attr in _COMBINE_METHODS:
         return MethodCall(x, attr)
     raise CompilationError(f"blocks have no attribute '{attr}'")

@@ -317,7 +317,7 @@ class CodeGenerator(ast.NodeVisitor, ControlFlow):
                 raise CompilationError("**kwargs in calls are not supported in kernels")
             kwargs[kw.arg] = self.visit(kw.value)
         if isinstance(fn, MethodCall):
-            return fn(self.builder, args, kwargs)
+            return fn(self.builder, args, kwargs, self)
         if fn in language.BUILTINS:
             return call_builtin(BuiltinCall(self.builder, self), language.BUILTINS[fn], args, kwargs)
         if isinstance(fn, Kernel):

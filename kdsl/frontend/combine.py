@@ -99,7 +99,7 @@ def scan(b: Builder, input: object, axis: object, combine: Combine, reverse: obj
     return _unpack(op.results, not isinstance(input, (tuple, list)))
 
 
-def _accumulated(b: Builder, x: object, what: str) -> Tensor:
+def _accumulated(b: Builder, x: object) -> Tensor:
     """cumsum's input: integers narrower than 32 bits widen to 32, as `sum` does."""
     x = sem.to_tensor(b, x)
     if isinstance(x.dtype, t.ScalarType) and x.dtype.is_int and x.dtype.bits < 32:
@@ -110,7 +110,7 @@ def _accumulated(b: Builder, x: object, what: str) -> Tensor:
 def cumulative(b: Builder, x: object, axis: object, reverse: object, op: str) -> Tensor:
     """cumsum (op "add") and cumprod (op "mul")."""
     what = "cumsum" if op == "add" else "cumprod"
-    x = _accumulated(b, x, what) if op == "add" else sem.to_tensor(b, x)
+    x = _accumulated(b, x) if op == "add" else sem.to_tensor(b, x)
     return scan(b, x, axis, lambda v: sem.binary(b, op, v[0], v[1]), reverse, what)  # type: ignore[return-value]
 
 

@@ -133,7 +133,7 @@ def float_promote(a: ScalarType, b: ScalarType) -> ScalarType:
     if t.f32 in (a, b):
         return t.f32
     if a.is_float and b.is_float:
-        return a if a == b else t.f32
+        return a if a == b else t.f16  # one width, two formats: Triton prefers float16
     return a if a.is_float else b
 
 
@@ -389,8 +389,9 @@ def reduce(b: Builder, x: object, axis: object, kind: str, keep_dims: object) ->
         raise fail("keep_dims must be a compile-time True or False")
     if isinstance(x.dtype, PointerType):
         raise fail(f"cannot reduce pointers ({x.type})")
-    if kind == "sum" and x.dtype.is_int and x.dtype.bits < 32:
-        x = cast(b, x, t.i32 if x.dtype.is_signed or x.dtype.is_bool else t.u32)
+    if kind == "sum" and x.dtype.bits < 32:  # as Triton: narrow ints sum as int32, narrow floats as fp32
+        wide = t.f32 if x.dtype.is_float else t.i32 if x.dtype.is_signed or x.dtype.is_bool else t.u32
+        x = cast(b, x, wide)
     rank = len(x.shape)
     if axis is None:
         v = x.handle

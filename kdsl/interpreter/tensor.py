@@ -128,6 +128,7 @@ class InterpTensor(sem.Tensor):
     trans, permute, split = _method_named("trans"), _method_named("permute"), _method_named("split")
     argmax, argmin = _method_named("argmax"), _method_named("argmin")
     cumsum, cumprod = _method_named("cumsum"), _method_named("cumprod")
+    reduce, associative_scan = _method_named("reduce"), _method_named("associative_scan")
 
     # Python conversions of runtime scalars -------------------------------------------
     def _scalar(self, what: str) -> Any:

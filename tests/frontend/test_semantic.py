@@ -16,7 +16,7 @@ def tensor_of(*types):
 
 
 PROMOTIONS = [
-    ("add", t.f16, t.f32, t.f32), ("add", t.f16, t.bf16, t.f32), ("add", t.bf16, t.bf16, t.bf16),
+    ("add", t.f16, t.f32, t.f32), ("add", t.f16, t.bf16, t.f16), ("add", t.bf16, t.bf16, t.bf16),
     ("add", t.f16, t.f16, t.f16), ("mul", t.i32, t.f16, t.f16), ("add", t.i8, t.i32, t.i32),
     ("add", t.u32, t.i32, t.u32), ("add", t.u8, t.i32, t.i32), ("add", t.i64, t.u32, t.i64),
     ("add", t.i1, t.i8, t.i8), ("add", t.f64, t.f16, t.f64), ("sub", t.i64, t.f32, t.f32),

@@ -111,7 +111,7 @@ def reduce_kernel(x_ptr, out_ptr, count_ptr, FN: kl.constexpr, AXIS: kl.constexp
     if FN == "max_abs":
         r = kl.reduce(x, AXIS, max_abs, keep_dims=KEEP)
     elif FN == "squares":
-        r = kl.reduce(x * x, AXIS, add_squares, KEEP)
+        r = (x * x).reduce(AXIS, add_squares, KEEP)
     else:
         r, count = kl.reduce((x, kl.full((M, N), 1, kl.int32)), AXIS, max_with_count, keep_dims=KEEP)
         store_reduced(count_ptr, count, AXIS, KEEP, SIZE)
@@ -200,7 +200,7 @@ def scan_kernel(x_ptr, y_ptr, out_ptr, out2_ptr, FN: kl.constexpr, AXIS: kl.cons
     elif FN == "cumprod":
         r = x.cumprod(axis=AXIS, reverse=REVERSE)
     elif FN == "max":
-        r = kl.associative_scan(x, AXIS, running_max, reverse=REVERSE)
+        r = x.associative_scan(AXIS, running_max, reverse=REVERSE)
     else:
         r, r2 = kl.associative_scan((x, load_2d(y_ptr, M, N)), AXIS, affine_compose, REVERSE)
         kl.store(out2_ptr + offs, r2)

@@ -42,8 +42,8 @@ def test_reductions(target, kind, dtype, shape, axis, keep, seed):
     m, n = shape
     x = random_array(np.random.default_rng(seed), shape, dtype)
     out_dtype = np.dtype(dtype)
-    if kind == "sum" and out_dtype.kind in "iu" and out_dtype.itemsize < 4:
-        out_dtype = np.dtype(np.int32 if out_dtype.kind == "i" else np.uint32)
+    if kind == "sum" and out_dtype.itemsize < 4:
+        out_dtype = np.dtype({"i": np.int32, "u": np.uint32, "f": np.float32}[out_dtype.kind])
     size = 1 if axis is None else n if axis in (0, -2) else m
     out = poisoned(size, out_dtype)
     reduce_2d[(1,)](x, out, KIND=kind, AXIS=axis, KEEP=keep, M=m, N=n, target=target)
