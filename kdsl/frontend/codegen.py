@@ -365,15 +365,15 @@ class Specializer:
         for n in src.constexprs:
             if isinstance(bound[n], Tensor):
                 raise CompilationError(f"'{src.name}' needs the compile-time constant '{n}', got a runtime value")
+        constants = {n: v for n, v in bound.items() if not isinstance(v, Tensor)}
         key = (id(callee), tuple((n, v.type) for n, v in runtime),
-               tuple((n, _constant_key(v)) for n, v in bound.items() if not isinstance(v, Tensor)))
+               tuple((n, _constant_key(v)) for n, v in constants.items()))
         if callee in self.active:
             raise CompilationError(f"'{src.name}' calls itself; recursion is not supported in kernels")
         fn = self.generated.get(key)
         if fn is None:
             self.active.append(callee)
             try:
-                constants = {n: v for n, v in bound.items() if not any(n == r for r, _ in runtime)}
                 fn = self.generate(callee, constants, [(n, v.type) for n, v in runtime], is_kernel=False)
             finally:
                 self.active.pop()
