@@ -89,9 +89,9 @@ class CodeGenerator(ast.NodeVisitor, ControlFlow):
         try:
             with self.builder.located(loc):
                 return super().visit(node)
-        except (CompilationError, ReturnSignal) as e:
-            if isinstance(e, ReturnSignal):
-                raise
+        except ReturnSignal:
+            raise
+        except CompilationError as e:
             raise e.with_context(self.src.name, loc) from None
         except RecursionError:
             raise CompilationError("the kernel nests too deeply to compile", loc, self.src.name) from None
