@@ -146,19 +146,22 @@ def abs(x):
 
 
 @_builtin
-def sum(input, axis=None, keep_dims=False):
-    """Sum along `axis` (all axes when None); integers narrower than 32 bits sum as int32, and
-    floats narrower than 32 bits as float32 (the result's dtype), as in Triton."""
+def sum(input, axis=None, keep_dims=False, dtype=None):
+    """Sum along `axis` (all axes when None), in `dtype` when given. Otherwise, as in Triton,
+    integers narrower than 32 bits sum as int32 (unsigned and bool as uint32) and floats keep
+    their type: every partial sum rounds to it."""
 
 
 @_builtin
 def max(input, axis=None, keep_dims=False):
-    """Maximum along `axis` (all axes when None)."""
+    """Maximum along `axis` (all axes when None); types narrower than 32 bits give float32 or
+    int32, as in Triton."""
 
 
 @_builtin
 def min(input, axis=None, keep_dims=False):
-    """Minimum along `axis` (all axes when None)."""
+    """Minimum along `axis` (all axes when None); types narrower than 32 bits give float32 or
+    int32, as in Triton."""
 
 
 @_builtin

@@ -142,8 +142,6 @@ def arg_reduce(b: Builder, input: object, axis: object, tie_break_left: object, 
     x = _inputs(b, input, what)[0]
     if isinstance(input, (tuple, list)):
         raise fail(f"kl.{what} takes one block, not a tuple")
-    if x.dtype.is_fp8:  # type: ignore[union-attr]
-        x = sem.cast(b, x, t.f32)
     if axis is None:
         index = reshape(b, sem.arange(b, 0, prod(x.shape)), x.shape)
     else:

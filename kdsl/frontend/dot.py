@@ -13,7 +13,7 @@ from kdsl.ir import types as t
 from kdsl.ir.builder import Builder
 from kdsl.ir.types import BlockType, ScalarType
 
-OPERAND_TYPES = (t.f16, t.bf16, t.f32, t.f64, t.i8)
+OPERAND_TYPES = (t.fp8e4nv, t.fp8e5, t.f16, t.bf16, t.f32, t.f64, t.i8)
 PRECISIONS = (None, "tf32", "tf32x3", "ieee")
 
 
@@ -23,12 +23,13 @@ def _operand(x: object, name: str) -> Tensor:
         raise CompilationError(f"kl.dot needs 2D blocks; its operand `{name}` is {shape}")
     if x.dtype not in OPERAND_TYPES:
         raise CompilationError(f"kl.dot does not support {x.dtype} operands; "
-                               "use fp16, bf16, fp32, fp64 or int8 (convert with .to())")
+                               "use fp8e4nv, fp8e5, fp16, bf16, fp32, fp64 or int8 (convert with .to())")
     return x
 
 
 def _operand_type(x: ScalarType, y: ScalarType) -> ScalarType:
-    """One element type for both operands: equal types, or floats promoted (fp16 and fp32 give fp32)."""
+    """One element type for both operands: equal types, or floats promoted (fp16 and fp32 give fp32;
+    the two fp8 formats, which Triton multiplies together, give fp16, which holds both exactly)."""
     if x == y:
         return x
     if x.is_float and y.is_float:
@@ -37,8 +38,9 @@ def _operand_type(x: ScalarType, y: ScalarType) -> ScalarType:
 
 
 def _result_types(operand: ScalarType) -> tuple[ScalarType, ...]:
-    """As Triton: int8 → int32, fp64 → fp64, fp32 and bf16 → fp32, fp16 → fp32 or fp16."""
-    return {t.i8: (t.i32,), t.f64: (t.f64,), t.f16: (t.f32, t.f16)}.get(operand, (t.f32,))
+    """As Triton: int8 → int32, fp64 → fp64, fp32 and bf16 → fp32, fp16 and fp8 → fp32 or fp16."""
+    narrow = (t.f32, t.f16)
+    return {t.i8: (t.i32,), t.f64: (t.f64,), t.f16: narrow, t.fp8e4nv: narrow, t.fp8e5: narrow}.get(operand, (t.f32,))
 
 
 def _result_type(operand: ScalarType, out_dtype: object) -> ScalarType:

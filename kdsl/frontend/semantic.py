@@ -125,16 +125,28 @@ def adopt(x: bool | int | float, other: ScalarType) -> ScalarType:
 
 # promotion -------------------------------------------------------------------
 
-def float_promote(a: ScalarType, b: ScalarType) -> ScalarType:
-    if a.is_fp8 or b.is_fp8:
-        raise fail(f"arithmetic on {a if a.is_fp8 else b} is not supported; convert with .to(kl.float16) or .to(kl.float32) first")
+def float_promote(a: ScalarType, b: ScalarType, div_or_mod: bool = False) -> ScalarType:
+    """Triton's `computation_type_impl` when at least one operand is a float.
+
+    fp64 wins; `/` and `%` compute in fp32 (fp64); then fp32 wins, then fp16 (fp16 with bf16
+    or fp8 gives fp16); two bf16 stay bf16, bf16 with anything else is fp32; two fp8 of one
+    format stay that format (computed in fp32 and rounded), two formats give fp16; an fp8
+    does not combine with an integer block.
+    """
     if t.f64 in (a, b):
         return t.f64
-    if t.f32 in (a, b):
+    if div_or_mod:
         return t.f32
-    if a.is_float and b.is_float:
-        return a if a == b else t.f16  # one width, two formats: Triton prefers float16
-    return a if a.is_float else b
+    for wins in (t.f32, t.f16):
+        if wins in (a, b):
+            return wins
+    if t.bf16 in (a, b):
+        return t.bf16 if a == b else t.f32
+    if a.is_fp8 and b.is_fp8:
+        return a if a == b else t.f16
+    fp8, other = (a, b) if a.is_fp8 else (b, a)
+    raise fail(f"{fp8} does not combine with {other} (as in Triton, fp8 only combines with floats "
+               f"and Python numbers); convert one side with .to(), e.g. .to(kl.float32)")
 
 
 def int_promote(a: ScalarType, b: ScalarType) -> ScalarType:
@@ -157,11 +169,11 @@ def compute_type(a: ScalarType, b: ScalarType, op: str) -> ScalarType:
     if op == "truediv":
         if a.is_int and b.is_int:
             return t.f32
-        return float_promote(a, b)
+        return float_promote(a, b, div_or_mod=True)
     if op == "floordiv" and (a.is_float or b.is_float):
         raise fail(f"'//' needs integer operands, got {a} and {b}; use kl.floor(a / b) for floats")
     if a.is_float or b.is_float:
-        return float_promote(a, b)
+        return float_promote(a, b, div_or_mod=op == "mod")
     if op in ARITHMETIC and a.is_bool and b.is_bool:
         return t.i32
     return int_promote(a, b)
@@ -341,7 +353,8 @@ def unary_math(b: Builder, op: str, x: object) -> Tensor:
     if not (isinstance(x.dtype, ScalarType) and x.dtype.is_float):
         raise fail(f"kl.{op} needs a floating-point operand, got {x.type}; convert with .to(kl.float32)")
     if x.dtype.is_fp8:
-        raise fail(f"kl.{op} is not defined on {x.dtype}; convert with .to(kl.float32) first")
+        raise fail(f"kl.{op} is not defined on {x.dtype} (Triton's math functions take fp32 and fp64); "
+                   "convert with .to(kl.float32) first")
     return Tensor(b.value(op, [x.handle], x.type))
 
 
@@ -363,7 +376,7 @@ def umulhi(b: Builder, x: object, y: object) -> Tensor:
 
 def absolute(b: Builder, x: object) -> Tensor:
     x = to_tensor(b, x)
-    if not isinstance(x.dtype, ScalarType) or x.dtype.is_fp8:
+    if not isinstance(x.dtype, ScalarType):
         raise fail(f"kl.abs is not defined on {x.type}")
     if not x.dtype.is_signed and not x.dtype.is_float:
         return x
@@ -381,7 +394,18 @@ def where(b: Builder, cond: object, x: object, y: object) -> Tensor:
 
 # reductions ------------------------------------------------------------------
 
-def reduce(b: Builder, x: object, axis: object, kind: str, keep_dims: object) -> Tensor:
+def reduction_type(dtype: ScalarType, kind: str) -> ScalarType:
+    """The type a reduction computes in, as Triton 3.9: sums widen integers narrower than 32 bits
+    (signed to int32, unsigned and bool to uint32) and keep every float; max and min widen
+    everything narrower than 32 bits (floats to float32, integers to int32)."""
+    if dtype.bits >= 32 or kind == "sum" and dtype.is_float:
+        return dtype
+    if kind == "sum":
+        return t.i32 if dtype.is_signed else t.u32
+    return t.f32 if dtype.is_float else t.i32
+
+
+def reduce(b: Builder, x: object, axis: object, kind: str, keep_dims: object, dtype: object = None) -> Tensor:
     x = to_tensor(b, x)
     if not x.shape:
         raise fail(f"kl.{kind} needs a block, got the scalar {x.type}")
@@ -389,9 +413,9 @@ def reduce(b: Builder, x: object, axis: object, kind: str, keep_dims: object) ->
         raise fail("keep_dims must be a compile-time True or False")
     if isinstance(x.dtype, PointerType):
         raise fail(f"cannot reduce pointers ({x.type})")
-    if kind == "sum" and x.dtype.bits < 32:  # as Triton: narrow ints sum as int32, narrow floats as fp32
-        wide = t.f32 if x.dtype.is_float else t.i32 if x.dtype.is_signed or x.dtype.is_bool else t.u32
-        x = cast(b, x, wide)
+    if dtype is not None and not isinstance(dtype, ScalarType):
+        raise fail(f"kl.{kind}'s dtype must be a kl dtype such as kl.float32, got {dtype!r}")
+    x = cast(b, x, dtype or reduction_type(x.dtype, kind))  # type: ignore[arg-type]
     rank = len(x.shape)
     if axis is None:
         v = x.handle

@@ -95,8 +95,11 @@ def _fp8_max(ty: ScalarType) -> float:
 
 
 def round_fp8(x: np.ndarray, ty: ScalarType) -> np.ndarray:
-    """Round to the nearest `ty` value (ties to even). e4m3 saturates to ±448 (it has no
-    infinity); e5m2 overflows to ±inf; NaN stays NaN."""
+    """Round to the nearest `ty` value (ties to even); NaN stays NaN. Finite values beyond the
+    largest finite one saturate to it (±448, ±57344), as Triton's GPU conversions
+    (`cvt.rn.satfinite`) do. Infinities become ±448 in e4m3, which has none, and stay infinities
+    in e5m2, so that rounding is the identity on every value of `ty` (`.satfinite` would clamp
+    them to ±57344 too)."""
     _, mbits, bias = _FP8[ty]
     x = np.asarray(x, np.float64)
     mag = np.abs(x)
@@ -105,12 +108,8 @@ def round_fp8(x: np.ndarray, ty: ScalarType) -> np.ndarray:
     quantum = np.exp2(np.maximum(exp, 1 - bias) - mbits)
     rounded = np.where(finite, np.round(x / quantum) * quantum, x)
     top = _fp8_max(ty)
-    overflow = np.abs(rounded) > top
-    if ty == t.fp8e4nv:
-        rounded = np.where(overflow, np.copysign(top, x), rounded)
-    else:
-        rounded = np.where(overflow & ~np.isnan(x), np.copysign(np.inf, x), rounded)
-    return rounded.astype(np.float32)
+    overflow = (np.abs(rounded) > top) & (np.isfinite(x) | (ty == t.fp8e4nv))
+    return np.where(overflow, np.copysign(top, x), rounded).astype(np.float32)
 
 
 def fp8_bits(x: np.ndarray, ty: ScalarType) -> np.ndarray:

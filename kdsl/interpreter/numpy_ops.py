@@ -11,9 +11,9 @@ arrays (see `dtypes`) exactly as `kdsl.ir.ops` defines it:
 - float `min`/`max` return the non-NaN operand; `cmp` is ordered except `ne`.
 - `cast` float→int truncates and saturates, NaN→0; a cast to i1 is `!= 0`.
 - f16 ops are rounded by numpy's float16; bf16 and fp8 are computed in float32 and
-  rounded to nearest even after every op (fp8 only converts).
-- `reduce` accumulates in the element type, except f16 and bf16 sums, which
-  accumulate in float32 and round once at the end.
+  rounded to nearest even after every op.
+- `reduce` folds from the left in index order in the element type: float sums
+  round after every addition, as the CPU's loop does.
 - `load`/`store` go through `env.memory`; masked-off lanes touch no memory and
   load `other` (0 without it).
 - `dot` computes in its result type (`numpy_dot`); `atomic_rmw`/`atomic_cas`
@@ -145,12 +145,23 @@ _REDUCERS = {
 
 def _reduce(rt: Type, args: list[np.ndarray], attrs: dict[str, Any], env: Env) -> np.ndarray:
     (x,) = args
-    elem = _elem(rt)
-    kind = attrs["kind"]
+    elem, kind, axis = _elem(rt), attrs["kind"], attrs["axis"]
+    if kind == "sum" and elem.is_float:
+        return _float_sum(x, axis, elem)
     fn = _REDUCERS[(kind, "float" if elem.is_float else "int")]
-    if kind == "sum" and elem.is_float and elem.bits == 16:
-        x = x.astype(np.float32)
-    return fn(x, axis=attrs["axis"], dtype=x.dtype)
+    return fn(x, axis=axis, dtype=x.dtype)
+
+
+def _float_sum(x: np.ndarray, axis: int, elem: ScalarType) -> np.ndarray:
+    """The left fold of + along `axis`, rounding to `elem` after every addition (numpy's reductions
+    sum pairwise; its accumulations run in order, but bf16/fp8 payloads are float32, rounded here)."""
+    if elem.bits == np.dtype(payload_dtype(elem)).itemsize * 8:
+        return np.take(np.add.accumulate(x, axis=axis, dtype=x.dtype), -1, axis=axis)
+    parts = np.moveaxis(x, axis, 0)
+    total = parts[0]
+    for part in parts[1:]:
+        total = finish(elem, total + part)
+    return total
 
 
 # memory ----------------------------------------------------------------------

@@ -22,6 +22,9 @@ _NUMPY: dict[np.dtype, ScalarType] = {
     )
 }
 
+# ml_dtypes' numpy dtypes, known by name so that ml_dtypes stays optional
+_NUMPY_BY_NAME: dict[str, ScalarType] = {"bfloat16": t.bf16, "float8_e4m3fn": t.fp8e4nv, "float8_e5m2": t.fp8e5}
+
 _TORCH: dict[str, ScalarType] = {
     "torch.bool": t.i1, "torch.int8": t.i8, "torch.int16": t.i16, "torch.int32": t.i32, "torch.int64": t.i64,
     "torch.uint8": t.u8, "torch.uint16": t.u16, "torch.uint32": t.u32, "torch.uint64": t.u64,
@@ -46,7 +49,8 @@ class UnsupportedArray(TypeError):
 
 def numpy_dtype(dtype: np.dtype) -> ScalarType:
     try:
-        return _NUMPY[np.dtype(dtype)]
+        dtype = np.dtype(dtype)
+        return _NUMPY.get(dtype) or _NUMPY_BY_NAME[dtype.name]
     except (KeyError, TypeError):
         raise UnsupportedArray(f"arrays of {dtype} are not supported") from None
 

@@ -5,8 +5,9 @@ are LLVM scalars, `src` is the kdsl element type of the (first value) operand
 and `dst` the element type of the result. Block lowering calls the same
 emitters inside element loops, so a fusion pass can chain them in one loop.
 
-Legalisation: arithmetic on `f16`/`bf16` is done in `f32` and rounded back
-(exact for + - * / sqrt, as f32 carries more than twice the bits).
+Legalisation: arithmetic on the narrow floats (`f16`, `bf16`, both fp8) is done
+in `f32` and rounded back (exact for + - * / sqrt, as f32 carries more than
+twice the bits); fp8 conversions are the bit manipulation of `fp8`.
 Integer semantics that would trap or be poison on x86 are defined with selects:
 `x / 0 = -1` (all ones), `x % 0 = x`, `MIN / -1 = MIN`, `MIN % -1 = 0`; shift
 amounts (taken as unsigned) >= the width give 0, or the sign fill for an
@@ -18,8 +19,9 @@ from typing import Any, Callable
 
 from llvmlite import ir
 
+from kdsl.backend.cpu import fp8
 from kdsl.backend.cpu.llvm_types import F32, I16, I32, I64, mem_type, reg_type, unsupported
-from kdsl.ir.types import PointerType, ScalarType, bf16 as BF16, f32 as _F32_T
+from kdsl.ir.types import PointerType, ScalarType, bf16 as BF16, f32 as _F32_T, f64 as _F64_T
 
 Emitter = Callable[[ir.IRBuilder, list[ir.Value], Any, Any, dict], ir.Value]
 
@@ -47,10 +49,15 @@ def _float_intrinsic(name: str) -> Emitter:
     return emit
 
 
+def is_narrow_float(t: object) -> bool:
+    """f16, bf16 and the fp8 types: computed in f32 on the CPU."""
+    return isinstance(t, ScalarType) and t.is_float and t.bits < 32
+
+
 def _half_promoted(inner: Emitter) -> Emitter:
-    """Run a float emitter in f32 for 16-bit float operands, rounding the result back."""
+    """Run a float emitter in f32 for narrow float operands, rounding the result back."""
     def emit(b, args, src, dst, attrs):
-        if not (isinstance(src, ScalarType) and src.is_float and src.bits == 16):
+        if not is_narrow_float(src):
             return inner(b, args, src, dst, attrs)
         wide = [to_f32(b, a, src) for a in args]
         out = inner(b, wide, _F32_T, _F32_T if dst == src else dst, attrs)
@@ -172,6 +179,10 @@ def cast(b: ir.IRBuilder, x: ir.Value, src: ScalarType, dst: ScalarType) -> ir.V
         raise unsupported(src if isinstance(src, PointerType) else dst)
     if src == dst:
         return x
+    if src.is_fp8:
+        return cast(b, fp8.to_f32(b, x, src), _F32_T, dst)
+    if dst.is_fp8:
+        return fp8.from_f64(b, x if src == _F64_T else cast(b, x, src, _F64_T), dst)
     if BF16 in (src, dst):
         wide = to_f32(b, x, src) if src == BF16 else cast(b, x, src, _F32_T)
         return from_f32(b, wide, dst) if dst == BF16 else cast(b, wide, _F32_T, dst)
@@ -201,7 +212,9 @@ def _bitcast(b: ir.IRBuilder, x: ir.Value, dst: ScalarType) -> ir.Value:
 
 
 def to_f32(b: ir.IRBuilder, x: ir.Value, t: ScalarType) -> ir.Value:
-    """A 16-bit float widened to f32 (exact); bf16 by moving its bits up."""
+    """A narrow float widened to f32 (exact); bf16 by moving its bits up."""
+    if t.is_fp8:
+        return fp8.to_f32(b, x, t)
     if t != BF16:
         return b.fpext(x, F32)
     return b.bitcast(b.shl(b.zext(x, I32), ir.Constant(I32, 16)), F32)
@@ -209,6 +222,8 @@ def to_f32(b: ir.IRBuilder, x: ir.Value, t: ScalarType) -> ir.Value:
 
 def from_f32(b: ir.IRBuilder, x: ir.Value, t: ScalarType) -> ir.Value:
     """An f32 rounded to nearest even as `t`; bf16 with integer ops (no libcall; NaN stays quiet NaN)."""
+    if t.is_fp8:
+        return fp8.from_f64(b, b.fpext(x, ir.DoubleType()), t)
     if t != BF16:
         return b.fptrunc(x, reg_type(t)) if t.bits < 32 else b.fpext(x, reg_type(t))
     bits = b.bitcast(x, I32)

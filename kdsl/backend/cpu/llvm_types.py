@@ -5,7 +5,8 @@ memory, the argument vector) as `i8`. `bf16` is carried as its `i16` bit
 pattern: every bf16 operation widens to f32 with integer ops and rounds back
 (see `elementwise.to_f32/from_f32`), so no LLVM `bfloat` code generation (whose
 x86 lowering crashed the JIT-ed code in testing) or libcall is involved. Pointers are opaque LLVM pointers; the
-element type is supplied to each GEP and load. fp8 types have no lowering yet.
+element type is supplied to each GEP and load. The fp8 types are carried as
+their `i8` bit patterns likewise (see `fp8`).
 """
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ import numpy as np
 from llvmlite import ir
 
 from kdsl.errors import CompilationError
+from kdsl.interpreter.dtypes import fp8_bits, round_fp8
 from kdsl.ir.types import BlockType, PointerType, ScalarType, Type
 
 
@@ -38,7 +40,7 @@ def reg_type(t: ScalarType | PointerType) -> ir.Type:
     if isinstance(t, PointerType):
         return PTR
     if t.is_fp8:
-        raise unsupported(t)
+        return I8
     if t.is_float:
         return _FLOATS[t.name]
     return ir.IntType(t.bits)
@@ -66,6 +68,8 @@ def from_memory(b: ir.IRBuilder, v: ir.Value, t: ScalarType | PointerType) -> ir
 
 def float_bits(value: float, t: ScalarType) -> int:
     """The bit pattern of `value` rounded to the float type `t` (round to nearest even)."""
+    if t.is_fp8:
+        return int(fp8_bits(round_fp8(np.float64(value), t), t))
     if t.name == "bf16":
         (b32,) = struct.unpack("<I", struct.pack("<f", value))
         if (b32 & 0x7F800000) == 0x7F800000 and b32 & 0x7FFFFF:
@@ -90,8 +94,8 @@ def scalar_bits(value: bool | int | float, t: ScalarType | PointerType) -> int:
 
 def constant(b: ir.IRBuilder, t: ScalarType, value: bool | int | float) -> ir.Value:
     """An LLVM constant of type `t`; 16-bit floats go through their bit pattern."""
-    if t.name == "bf16":
-        return ir.Constant(I16, float_bits(float(value), t))
+    if t.name == "bf16" or t.is_fp8:
+        return ir.Constant(reg_type(t), float_bits(float(value), t))
     if t.name == "f16":
         return b.bitcast(ir.Constant(I16, float_bits(float(value), t)), reg_type(t))
     if t.is_float:
