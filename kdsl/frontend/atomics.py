@@ -3,7 +3,8 @@
 `val` (and `cmp`) convert to the pointee type and broadcast to the pointer's
 shape, as `store` does; `mask` broadcasts likewise. `sem` and `scope` are
 validated and recorded on the op with Triton's defaults filled in ("acq_rel",
-"gpu"); the CPU honours `sem` and has a single scope.
+"gpu"); the CPU honours `sem` and has a single scope. The element types are
+Triton's (fp16 max/min/xchg besides); fp8 and 8-bit integers have no atomics.
 """
 from __future__ import annotations
 
@@ -19,9 +20,11 @@ from kdsl.ir.types import PointerType, ScalarType
 INTEGERS = (t.i32, t.i64, t.u32, t.u64)
 NUMBERS = INTEGERS + (t.f16, t.f32, t.f64)
 RMW_TYPES: dict[str, tuple[ScalarType, ...]] = {
-    "add": NUMBERS, "max": NUMBERS, "min": NUMBERS, "xchg": NUMBERS,
+    "add": NUMBERS + (t.bf16,), "max": NUMBERS, "min": NUMBERS, "xchg": NUMBERS,
     "and": INTEGERS, "or": INTEGERS, "xor": INTEGERS,
 }
+# as Triton: any element of 16, 32 or 64 bits; floats compare bit patterns
+CAS_TYPES = INTEGERS + (t.i16, t.u16, t.f16, t.bf16, t.f32, t.f64)
 SEMS = ("acquire", "release", "acq_rel", "relaxed")
 SCOPES = ("gpu", "cta", "sys")
 
@@ -74,7 +77,7 @@ def atomic_rmw(kind: str) -> Callable[..., Tensor]:
 def atomic_cas(b: Builder, pointer: object, cmp: object, val: object, sem_: object = None,
                scope: object = None) -> Tensor:
     """Store `val` where memory holds `cmp`; returns the values memory held before."""
-    ptr = _pointer(pointer, "atomic_cas", INTEGERS)
+    ptr = _pointer(pointer, "atomic_cas", CAS_TYPES)
     operands = [ptr.handle, _operand(b, cmp, ptr, "atomic_cas").handle, _operand(b, val, ptr, "atomic_cas").handle]
     result = ptr.type.with_scalar(ptr.dtype.elem)  # type: ignore[union-attr]
     return Tensor(b.value("atomic_cas", operands, result, **_ordering("atomic_cas", sem_, scope)))

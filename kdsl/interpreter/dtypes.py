@@ -87,7 +87,14 @@ def fp8_table(ty: ScalarType) -> np.ndarray:
         mag = np.where((codes & 0x7F) == 0x7F, np.nan, mag)
     else:
         mag = np.where(e == 31, np.where(f == 0, np.inf, np.nan), mag)
-    return np.where(codes >= 128, -mag, mag).astype(np.float32)
+    table = np.where(codes >= 128, -mag, mag).astype(np.float32)
+    bits = table.view(np.uint32)
+    nan = np.isnan(table)
+    bits[nan] = _NAN_TAG | (codes[nan] & 0x7F) | ((codes[nan] >= 128).astype(np.uint32) << np.uint32(31))
+    return table
+
+
+_NAN_TAG = np.uint32(0x7FC00000)  # a quiet float32 NaN whose low bits name the fp8 NaN it came from
 
 
 def _fp8_max(ty: ScalarType) -> float:
@@ -106,19 +113,23 @@ def round_fp8(x: np.ndarray, ty: ScalarType) -> np.ndarray:
     finite = np.isfinite(mag) & (mag > 0)
     exp = np.floor(np.log2(np.where(finite, mag, 1.0)))
     quantum = np.exp2(np.maximum(exp, 1 - bias) - mbits)
-    rounded = np.where(finite, np.round(x / quantum) * quantum, x)
+    with np.errstate(over="ignore"):
+        rounded = np.where(finite, np.round(x / quantum) * quantum, x)
     top = _fp8_max(ty)
     overflow = (np.abs(rounded) > top) & (np.isfinite(x) | (ty == t.fp8e4nv))
     return np.where(overflow, np.copysign(top, x), rounded).astype(np.float32)
 
 
 def fp8_bits(x: np.ndarray, ty: ScalarType) -> np.ndarray:
-    """Bit patterns (uint8) of values already rounded to `ty`."""
+    """Bit patterns (uint8) of values already rounded to `ty`. A NaN read from fp8 memory keeps its
+    bits (`fp8_table` tags it); other NaNs become 0x7f with their sign."""
     table = fp8_table(ty)
     positive = table[:0x7F if ty == t.fp8e4nv else 0x7D]
     x = np.asarray(x, np.float32)
     code = np.searchsorted(positive, np.abs(x)).astype(np.uint8)
-    code = np.where(np.isnan(x), np.uint8(0x7F), code)
+    low = (x.view(np.uint32) & np.uint32(0x7F)).astype(np.uint8)
+    tagged = (x.view(np.uint32) & np.uint32(0x7FFFFF80)) == _NAN_TAG
+    code = np.where(np.isnan(x), np.where(tagged & np.isnan(table[low]), low, np.uint8(0x7F)), code)
     return (code | (np.signbit(x).astype(np.uint8) << np.uint8(7))).astype(np.uint8)
 
 

@@ -4,7 +4,8 @@ Lanes are applied in rounds: round r holds the r-th active lane of each
 distinct address (in lane order), so every round reads and writes distinct
 addresses with one vectorised access, and a lane sees every earlier lane with
 its address applied, exactly as one element at a time would. Masked-off lanes
-touch no memory and give 0.
+touch no memory and give 0. `cas` compares bit patterns, as Triton does on floats
+(-0.0 is not 0.0, a NaN matches the same NaN).
 """
 from __future__ import annotations
 
@@ -85,5 +86,6 @@ def atomic_rmw(rt: Type, args: list[np.ndarray], attrs: dict[str, Any], env: Any
 
 def atomic_cas(rt: Type, args: list[np.ndarray], attrs: dict[str, Any], env: Any) -> np.ndarray:
     ptr, cmp, val = args[0], *(np.broadcast_to(a, args[0].shape).reshape(-1) for a in args[1:])
-    mask = np.ones(ptr.shape, np.bool_)
-    return _read_modify_write(env, ptr, mask, attrs["pointee"], lambda old: np.where(old == cmp, val, old))
+    mask, elem = np.ones(ptr.shape, np.bool_), attrs["pointee"]
+    expected = to_bits(cmp, elem)
+    return _read_modify_write(env, ptr, mask, elem, lambda old: np.where(to_bits(old, elem) == expected, val, old))

@@ -267,7 +267,7 @@ def _reduce(op: Operation) -> None:
         _fail(op, f"result must be {expected}")
 
 
-DOT_OPERANDS = ("f16", "bf16", "f32", "f64", "i8")
+DOT_OPERANDS = ("fp8e4nv", "fp8e5", "f16", "bf16", "f32", "f64", "i8")
 
 
 def _dot(op: Operation) -> None:

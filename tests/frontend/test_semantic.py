@@ -20,9 +20,16 @@ PROMOTIONS = [
     ("add", t.f16, t.f16, t.f16), ("mul", t.i32, t.f16, t.f16), ("add", t.i8, t.i32, t.i32),
     ("add", t.u32, t.i32, t.u32), ("add", t.u8, t.i32, t.i32), ("add", t.i64, t.u32, t.i64),
     ("add", t.i1, t.i8, t.i8), ("add", t.f64, t.f16, t.f64), ("sub", t.i64, t.f32, t.f32),
-    ("truediv", t.i32, t.i32, t.f32), ("truediv", t.i64, t.i8, t.f32), ("truediv", t.f16, t.i32, t.f16),
+    ("truediv", t.i32, t.i32, t.f32), ("truediv", t.i64, t.i8, t.f32), ("truediv", t.f16, t.i32, t.f32),
     ("truediv", t.f64, t.i32, t.f64), ("and", t.i8, t.u16, t.u16), ("add", t.i1, t.i1, t.i32),
     ("and", t.i1, t.i1, t.i1),
+    # Triton's computation_type_impl: / and % of floats in fp32, bf16 only with bf16, fp8 pairs
+    ("truediv", t.f16, t.f16, t.f32), ("mod", t.bf16, t.bf16, t.f32), ("mod", t.f64, t.f16, t.f64),
+    ("add", t.bf16, t.i32, t.f32), ("mul", t.bf16, t.f32, t.f32),
+    ("add", t.fp8e4nv, t.fp8e4nv, t.fp8e4nv), ("mul", t.fp8e5, t.fp8e5, t.fp8e5),
+    ("sub", t.fp8e4nv, t.fp8e5, t.f16), ("add", t.fp8e4nv, t.f16, t.f16), ("add", t.fp8e5, t.bf16, t.f32),
+    ("max", t.fp8e4nv, t.f32, t.f32), ("min", t.fp8e5, t.f64, t.f64), ("truediv", t.fp8e4nv, t.fp8e4nv, t.f32),
+    ("mod", t.fp8e5, t.fp8e5, t.f32),
 ]
 
 
@@ -53,10 +60,43 @@ def test_python_numbers_that_do_not_fit_are_errors(dtype, number):
         sem.binary(builder, "add", x, number)
 
 
-def test_fp8_arithmetic_asks_for_a_conversion():
-    builder, (x, y) = tensor_of(t.fp8e4nv, t.fp8e4nv)
-    with pytest.raises(CompilationError, match=r"convert with .to\(kl.float16\)"):
+@pytest.mark.parametrize("fp8", [t.fp8e4nv, t.fp8e5])
+@pytest.mark.parametrize("other", [t.i8, t.i32, t.u64, t.i1])
+def test_fp8_does_not_combine_with_integer_blocks(fp8, other):
+    builder, (x, y) = tensor_of(fp8, other)
+    with pytest.raises(CompilationError, match=rf"{fp8} does not combine with {other}.*\.to\(kl.float32\)"):
         sem.binary(builder, "add", x, y)
+    with pytest.raises(CompilationError, match=f"{fp8} does not combine"):
+        sem.compare(builder, "lt", y, x)
+
+
+@pytest.mark.parametrize("fp8", [t.fp8e4nv, t.fp8e5])
+def test_fp8_comparisons_where_and_python_numbers(fp8):
+    builder, (x, y, c) = tensor_of(t.BlockType((8,), fp8), t.BlockType((8,), t.fp8e4nv), t.BlockType((8,), t.i1))
+    assert sem.compare(builder, "lt", x, y).type == t.BlockType((8,), t.i1)
+    assert sem.binary(builder, "add", x, 1.5).dtype == fp8
+    assert sem.binary(builder, "mul", 3, x).dtype == fp8
+    assert sem.where(builder, c, x, 0.0).dtype == fp8
+    assert sem.absolute(builder, x).dtype == fp8
+
+
+@pytest.mark.parametrize("fp8", [t.fp8e4nv, t.fp8e5])
+def test_math_functions_reject_fp8_as_triton_does(fp8):
+    builder, (x,) = tensor_of(fp8)
+    with pytest.raises(CompilationError, match=rf"kl.exp is not defined on {fp8}.*\.to\(kl.float32\)"):
+        sem.unary_math(builder, "exp", x)
+
+
+@pytest.mark.parametrize("dtype, kind, expected", [
+    (t.fp8e4nv, "sum", t.fp8e4nv), (t.fp8e5, "sum", t.fp8e5), (t.f16, "sum", t.f16), (t.bf16, "sum", t.bf16),
+    (t.i8, "sum", t.i32), (t.u16, "sum", t.u32), (t.i1, "sum", t.u32), (t.i64, "sum", t.i64),
+    (t.fp8e4nv, "max", t.f32), (t.f16, "min", t.f32), (t.u8, "max", t.i32), (t.i1, "min", t.i32),
+    (t.f32, "max", t.f32), (t.u32, "min", t.u32),
+])
+def test_reduction_types_follow_triton(dtype, kind, expected):
+    builder, (x,) = tensor_of(t.BlockType((8,), dtype))
+    assert sem.reduce(builder, x, 0, kind, False).dtype == expected
+    assert sem.reduce(builder, x, 0, "sum", False, t.f32).dtype == t.f32
 
 
 def test_comparison_gives_i1_of_the_broadcast_shape():

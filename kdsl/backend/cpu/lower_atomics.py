@@ -1,9 +1,9 @@
 """The CPU lowering of `atomic_rmw` and `atomic_cas`: one LLVM atomic per element.
 
-Integer kinds are single `atomicrmw`s; `cas` is a `cmpxchg`. Float kinds work
+Integer kinds are single `atomicrmw`s; `cas` is a `cmpxchg` on the bits. Float kinds work
 on the element's bits: `xchg` is an integer `atomicrmw xchg`, and `add`,
 `max`, `min` are compare-and-swap loops whose new value comes from the
-elementwise emitters (fp16 included) or, for max/min, from Triton's
+elementwise emitters (fp16 and bf16 included) or, for max/min, from Triton's
 bit-pattern comparison. Masked-off lanes act on a private scratch slot
 (`KernelLowering.guarded_address`), so the element loop has no branch per
 mask and user memory is never touched; their result is whatever the slot held.
@@ -102,8 +102,11 @@ def lower_atomic_cas(lowering: "KernelLowering", op: Operation) -> None:
     b = lowering.b
     sem = op.attrs["sem"]
 
+    elem = elem_of(value.type)
+    bits = _bits_type(elem)
+
     def one(i: ir.Value) -> ir.Value:
-        pair = b.cmpxchg(lowering.element(ptr, i), lowering.element(cmp, i), lowering.element(value, i),
-                         ORDERING[sem], FAILURE_ORDERING[sem])
-        return b.extract_value(pair, 0)
+        expected, new = (b.bitcast(lowering.element(v, i), bits) for v in (cmp, value))
+        pair = b.cmpxchg(lowering.element(ptr, i), expected, new, ORDERING[sem], FAILURE_ORDERING[sem])
+        return b.bitcast(b.extract_value(pair, 0), reg_type(elem))
     _per_element(lowering, op, one)
