@@ -17,7 +17,9 @@ backends. Semantics, for every target:
 - Float math (`exp log sqrt exp2 log2 rsqrt sin cos erf floor ceil`, `fma`) follows
   the C library; 16-bit floats are computed in f32 and rounded. `umulhi` is the
   high half of the double-width product, signed for signed types.
-- `reduce {axis, kind}` combines along `axis` with `kind` in sum max min.
+- `reduce {axis, kind}` combines along `axis` with `kind` in sum max min,
+  folding from the left in index order in the element type (float sums round
+  after every addition; the frontend picks the type first, as Triton does).
 - `load ptr [mask [other]]` / `store ptr value [mask]`: masked-off lanes read
   `other` (or an undefined value when there is none) and write nothing.
 - `dot a, b, acc {input_precision}`: `acc + a @ b` for a: MxK, b: KxN (one

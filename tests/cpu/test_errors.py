@@ -28,12 +28,6 @@ def test_remaining_call_is_an_internal_error():
         compile_cpu(module)
 
 
-def test_fp8_is_not_supported_yet():
-    module = parse_module(elementwise_kernel("add", ["fp8e5", "fp8e5"], "fp8e5"))
-    with pytest.raises(CompilationError, match="fp8e5 is not supported yet on the CPU"):
-        compile_cpu(module)
-
-
 def test_wrong_argument_count_and_grid():
     text = elementwise_kernel("add", ["f32", "f32"], "f32")
     with pytest.raises(LaunchError, match="takes 4 arguments"):

@@ -290,3 +290,22 @@ def test_dot_on_fp8_operands_accumulates_in_the_result_type(target, fa, fb, out)
     expected = a.astype(np.float64) @ b.astype(np.float64)
     tol = 1e-5 if out is np.float32 else 2e-2
     np.testing.assert_allclose(c, expected, rtol=tol, atol=tol * 8)
+
+
+@kdsl.kernel
+def fma_kernel(x_ptr, y_ptr, z_ptr, out_ptr, N: kl.constexpr):
+    offs = kl.arange(0, N)
+    kl.store(out_ptr + offs, kl.fma(kl.load(x_ptr + offs), kl.load(y_ptr + offs), kl.load(z_ptr + offs)))
+
+
+@pytest.mark.parametrize("fmt", FP8)
+def test_fma_rounds_once(target, fmt):
+    """192 * 192 = 36864 is an e5m2 tie: a tiny z decides it, which an f32 intermediate would lose."""
+    rng = np.random.default_rng(5)
+    x, y, z = (rng.standard_normal(64) * 4 for _ in range(3))
+    x[0], y[0], z[0] = 192.0, 192.0, 2.0 ** -16
+    x, y, z = (v.astype(FP8[fmt][1]) for v in (x, y, z))
+    out = poisoned(64, np.float64)
+    fma_kernel[(1,)](x, y, z, out, N=64, target=target)
+    exact = x.astype(np.float64) * y.astype(np.float64) + z.astype(np.float64)
+    np.testing.assert_array_equal(out, round_to(exact, fmt))

@@ -250,6 +250,15 @@ def _rsqrt(b, args, src, dst, attrs):
     return b.fdiv(ir.Constant(root.type, 1.0), root)
 
 
+def _fma(b, args, src, dst, attrs):
+    """fp8 operands fuse in f64, where x*y+z is exact short of overflow, so the result rounds once;
+    other narrow floats in f32."""
+    if not (isinstance(src, ScalarType) and src.is_fp8):
+        return _half_promoted(_float_intrinsic("fma"))(b, args, src, dst, attrs)
+    wide = _float_intrinsic("fma")(b, [cast(b, a, src, _F64_T) for a in args], _F64_T, _F64_T, attrs)
+    return fp8.from_f64(b, wide, src)
+
+
 def _mulhi(signed: bool) -> Emitter:
     """The high half of the double-width product."""
     def emit(b, args, src, dst, attrs):
@@ -291,7 +300,7 @@ ELEMENTWISE: dict[str, Emitter] = {
     "ceil": _half_promoted(_float_intrinsic("ceil")),
     "rsqrt": _half_promoted(_rsqrt),
     "erf": _half_promoted(_libm("erf")),
-    "fma": _half_promoted(_float_intrinsic("fma")),
+    "fma": _fma,
     "umulhi": _by_kind(_mulhi(True), _mulhi(False), _mulhi(False)),
     "cmp": _half_promoted(_cmp),
     "select": _select,
