@@ -10,29 +10,18 @@ from hypothesis import strategies as st
 import kdsl
 import kdsl.language as kl
 from kdsl.interpreter import dtypes
-from kdsl.ir import types as t
 from tests.helpers import FLOATS, INTS, poisoned, random_array, special_values
+from tests.language.test_operators import apply_op
+from tests.language.test_types import KL as TYPES_KL, convert
 
 ml_dtypes = pytest.importorskip("ml_dtypes")
 
 FP8 = {"e4m3": (kl.float8e4nv, ml_dtypes.float8_e4m3fn), "e5m2": (kl.float8e5, ml_dtypes.float8_e5m2)}
 BF16 = np.dtype(ml_dtypes.bfloat16)
 OTHERS = INTS + FLOATS + [np.bool_, BF16]
-KL = {np.dtype(np.bool_): kl.int1, np.dtype(np.int8): kl.int8, np.dtype(np.int16): kl.int16,
-      np.dtype(np.int32): kl.int32, np.dtype(np.int64): kl.int64, np.dtype(np.uint8): kl.uint8,
-      np.dtype(np.uint16): kl.uint16, np.dtype(np.uint32): kl.uint32, np.dtype(np.uint64): kl.uint64,
-      np.dtype(np.float16): kl.float16, np.dtype(np.float32): kl.float32, np.dtype(np.float64): kl.float64,
-      BF16: kl.bfloat16, np.dtype(ml_dtypes.float8_e4m3fn): kl.float8e4nv,
+KL = {**TYPES_KL, BF16: kl.bfloat16, np.dtype(ml_dtypes.float8_e4m3fn): kl.float8e4nv,
       np.dtype(ml_dtypes.float8_e5m2): kl.float8e5}
 SETTINGS = settings(max_examples=4, deadline=None)
-
-
-@kdsl.kernel
-def convert(x_ptr, out_ptr, n, DTYPE: kl.constexpr, BITCAST: kl.constexpr, BLOCK: kl.constexpr):
-    offs = kl.program_id(0) * BLOCK + kl.arange(0, BLOCK)
-    mask = offs < n
-    x = kl.load(x_ptr + offs, mask=mask)
-    kl.store(out_ptr + offs, x.to(DTYPE, bitcast=BITCAST), mask=mask)
 
 
 def run_convert(target, x, dst, bitcast=False):
@@ -147,33 +136,21 @@ def binary(x_ptr, y_ptr, out_ptr, n, OP: kl.constexpr, BLOCK: kl.constexpr):
     mask = offs < n
     x = kl.load(x_ptr + offs, mask=mask)
     y = kl.load(y_ptr + offs, mask=mask)
-    if OP == "add":
-        z = x + y
-    elif OP == "sub":
-        z = x - y
-    elif OP == "mul":
-        z = x * y
-    elif OP == "div":
-        z = x / y
-    elif OP == "max":
-        z = kl.maximum(x, y)
-    elif OP == "min":
-        z = kl.minimum(x, y)
-    elif OP == "lt":
-        z = x < y
-    elif OP == "where":
+    if OP == "where":
         z = kl.where(x < y, x, y)
     elif OP == "scalar":
         z = x * 3 + 0.5
-    else:
+    elif OP == "neg_abs":
         z = -kl.abs(x)
+    else:
+        z = apply_op(x, y, OP)
     kl.store(out_ptr + offs, z, mask=mask)
 
 
 def reference_op(op, a, b):
     with np.errstate(all="ignore"):
-        return {"add": a + b, "sub": a - b, "mul": a * b, "div": a / b, "max": np.fmax(a, b),
-                "min": np.fmin(a, b), "lt": a < b, "where": np.where(a < b, a, b), "neg_abs": -np.abs(a)}[op]
+        return {"add": a + b, "sub": a - b, "mul": a * b, "truediv": a / b, "maximum": np.fmax(a, b),
+                "minimum": np.fmin(a, b), "lt": a < b, "where": np.where(a < b, a, b), "neg_abs": -np.abs(a)}[op]
 
 
 # (x format, y dtype, the computation type as Triton promotes, the out array's dtype)
@@ -194,13 +171,14 @@ def round_to(values, dtype):
 
 
 @pytest.mark.parametrize("fmt, other, computed", PROMOTIONS)
-@pytest.mark.parametrize("op", ["add", "sub", "mul", "div", "max", "min", "lt", "where", "scalar", "neg_abs"])
+@pytest.mark.parametrize("op", ["add", "sub", "mul", "truediv", "maximum", "minimum", "lt", "where", "scalar",
+                                "neg_abs"])
 def test_arithmetic_computes_in_the_promoted_type(target, fmt, other, computed, op):
     rng = np.random.default_rng(7)
     x = (rng.standard_normal(200) * 8).astype(as_array(fmt))
     y = (rng.standard_normal(200) * 8).astype(as_array(other))
     x[:3], y[:3] = [np.nan, 2.0, 0.0], [1.0, np.nan, -0.0]
-    if op == "div":
+    if op == "truediv":
         computed = np.float64 if computed is np.float64 else np.float32  # Triton divides in fp32 (or fp64)
     a, b = x.astype(np.float64), y.astype(np.float64)
     if computed not in (np.float64,):  # operands meet in the computation type: float32 arithmetic, rounded

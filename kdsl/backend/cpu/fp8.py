@@ -19,16 +19,11 @@ from __future__ import annotations
 
 from llvmlite import ir
 
+from kdsl.backend.cpu.llvm_types import F32, I8, I16, I64
 from kdsl.ir import types as t
 from kdsl.ir.types import ScalarType
 
-I8 = ir.IntType(8)
-I16 = ir.IntType(16)
-I32 = ir.IntType(32)
-I64 = ir.IntType(64)
 F16 = ir.HalfType()
-F32 = ir.FloatType()
-F64 = ir.DoubleType()
 
 _MANTISSA_BITS = {t.fp8e4nv: 3, t.fp8e5: 2}
 _BIAS = {t.fp8e4nv: 7, t.fp8e5: 15}
