@@ -53,6 +53,18 @@ def while_forever(x_ptr, n):
 
 
 @kdsl.kernel
+def fp8_plus_int(x_ptr, n):
+    x = kl.load(x_ptr).to(kl.float8e4nv)
+    kl.store(x_ptr, x + n)
+
+
+@kdsl.kernel
+def exp_of_fp8(x_ptr):
+    x = kl.load(x_ptr).to(kl.float8e5)
+    kl.store(x_ptr, kl.exp(x))
+
+
+@kdsl.kernel
 def float_floordiv(x_ptr):
     x = kl.load(x_ptr)
     kl.store(x_ptr, x // 2.0)
@@ -189,6 +201,8 @@ CASES = [
     (block_condition, "if offs < 3:", r"`if` needs a scalar condition.*kl.where"),
     (while_forever, "while True:", r"a `while` condition must change at run time.*would never end"),
     (float_floordiv, "kl.store(x_ptr, x // 2.0)", r"'//' needs integer operands"),
+    (fp8_plus_int, "kl.store(x_ptr, x + n)", r"fp8e4nv does not combine with i32 \(as in Triton, fp8 only"),
+    (exp_of_fp8, "kl.store(x_ptr, kl.exp(x))", r"kl.exp is not defined on fp8e5 \(Triton's math functions"),
     (float_bitwise, "kl.store(x_ptr, x & y)", r"'and' needs integer operands, got f32 and f32"),
     (unknown_builtin, "kl.store(x_ptr, kl.frobnicate(1.0))", r"has no attribute 'frobnicate'"),
     (bad_keyword, "v = kl.load(x_ptr, maskk=True)", r"kl.load\(\): got an unexpected keyword argument 'maskk'"),
