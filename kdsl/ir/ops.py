@@ -11,8 +11,11 @@ backends. Semantics, for every target:
 - `min`/`max` on floats return the other operand when one is NaN (C's fmin/fmax).
 - `cmp {pred}` compares with `pred` in eq ne lt le gt ge (ordered for floats,
   except `ne`, which is true on NaN), signedness from the type.
-- `cast` converts numerically (float→int truncates toward zero); `bitcast`
-  reinterprets bits of an equal-width type.
+- `cast` converts numerically (float→int truncates toward zero; to fp8 rounds
+  to nearest even, saturating finite overflow, see
+  `kdsl.interpreter.dtypes.round_fp8`); `bitcast` reinterprets bits of an
+  equal-width type. Arithmetic on bf16 and fp8 computes in f32 and rounds the
+  result (fp8 `fma` rounds once).
 - `constant {value}` gives a scalar, or a block with every element `value`.
 - Float math (`exp log sqrt exp2 log2 rsqrt sin cos erf floor ceil`, `fma`) follows
   the C library; 16-bit floats are computed in f32 and rounded. `umulhi` is the

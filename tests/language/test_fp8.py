@@ -246,6 +246,21 @@ def test_torch_fp8_tensors(target, name):
     np.testing.assert_array_equal(wide.numpy(), x.float().numpy())
 
 
+@kdsl.kernel
+def add_scalar(x_ptr, out_ptr, s, N: kl.constexpr):
+    offs = kl.arange(0, N)
+    kl.store(out_ptr + offs, kl.load(x_ptr + offs) + s)
+
+
+@pytest.mark.parametrize("fmt", FP8)
+def test_ml_dtypes_scalars_are_fp8_arguments(target, fmt):
+    """An fp8 scalar argument keeps its type: fp8 + fp8 stays fp8, one rounding of the f32 sum."""
+    x = np.random.default_rng(2).uniform(-8, 8, 16).astype(FP8[fmt][1])
+    out = poisoned(16, np.float64)
+    add_scalar[(1,)](x, out, FP8[fmt][1](2.75), N=16, target=target)
+    np.testing.assert_array_equal(out, round_to(x.astype(np.float64) + float(FP8[fmt][1](2.75)), fmt))
+
+
 # dot -----------------------------------------------------------------------------------------------------------
 
 @kdsl.kernel
