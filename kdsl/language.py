@@ -217,6 +217,21 @@ def static_print(*values):
 
 
 @_builtin
+def device_print(prefix, *args, hex=False):
+    """Print `args` (scalars or blocks) at run time, one line per element, as Triton does:
+    "pid (x, y, z) idx (i, j) prefix: value". `prefix` is a string constant; with
+    `hex=True` integers print in hexadecimal and floats in hexadecimal floating point.
+    The CPU writes through Python's `sys.stdout`, in program order."""
+
+
+@_builtin
+def device_assert(cond, msg=""):
+    """Check `cond` (a boolean scalar or block) at run time; a false element stops the
+    launch with `kdsl.DeviceAssertionError`. A kernel's `assert cond, msg` is this call.
+    Always checked on the CPU and the interpreter (Triton checks only with debug=True)."""
+
+
+@_builtin
 def multiple_of(input, values):
     """A promise that `input` is a multiple of `values`; returns `input` (a hint for analyses)."""
 

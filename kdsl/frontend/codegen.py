@@ -16,7 +16,7 @@ from typing import Any, Callable
 from kdsl import language
 from kdsl.errors import CompilationError
 from kdsl.frontend import semantic as sem
-from kdsl.frontend.builtins import BuiltinCall, MethodCall, attribute_of_tensor, call_builtin
+from kdsl.frontend.builtins import MATMUL_UNSUPPORTED, BuiltinCall, MethodCall, attribute_of_tensor, call_builtin
 from kdsl.frontend.control import ControlFlow, ReturnSignal, with_continuation
 from kdsl.frontend.source import KernelSource
 from kdsl.frontend.semantic import Tensor
@@ -40,6 +40,7 @@ _CONSTEXPR_ONLY_COMPARE = {ast.Is: operator.is_, ast.IsNot: operator.is_not,
 _PY_BUILTINS: dict[str, Callable] = {
     "min": builtins.min, "max": builtins.max, "abs": builtins.abs, "len": builtins.len,
     "int": int, "float": float, "bool": bool, "isinstance": isinstance, "range": range,
+    "print": language.device_print,  # as Triton
 }
 
 _UNSUPPORTED = {
@@ -62,7 +63,7 @@ _UNSUPPORTED = {
     ast.JoinedStr: "f-strings are not supported in kernels",
     ast.Starred: "starred expressions are not supported in kernels",
     ast.Delete: "`del` is not supported in kernels",
-    ast.MatMult: "`@` is not supported yet; kl.dot is coming",
+    ast.MatMult: MATMUL_UNSUPPORTED,
     ast.Await: "`await` is not supported in kernels",
     ast.NamedExpr: "`:=` is not supported in kernels",
 }
@@ -158,6 +159,11 @@ class CodeGenerator(ast.NodeVisitor, ControlFlow):
         raise CompilationError("only names can be assigned to in kernels (blocks are values, not arrays); "
                                "use kl.store to write memory")
 
+    def visit_Assert(self, node: ast.Assert) -> None:
+        """As Triton: `assert cond, msg` is `kl.device_assert(cond, msg)`."""
+        args = [self.visit(node.test)] + ([] if node.msg is None else [self.visit(node.msg)])
+        call_builtin(BuiltinCall(self.builder, self), "device_assert", args, {})
+
     def visit_Return(self, node: ast.Return) -> None:
         if self.loop_depth:
             raise CompilationError("`return` inside a loop is not supported; compute the result and return "
@@ -208,7 +214,7 @@ class CodeGenerator(ast.NodeVisitor, ControlFlow):
     def visit_Attribute(self, node: ast.Attribute) -> Any:
         base = self.visit(node.value)
         if isinstance(base, Tensor):
-            return attribute_of_tensor(base, node.attr)
+            return attribute_of_tensor(self.builder, base, node.attr)
         if isinstance(base, ModuleType):
             if not hasattr(base, node.attr):
                 raise CompilationError(f"module '{base.__name__}' has no attribute '{node.attr}'")
