@@ -293,7 +293,8 @@ def umulhi(x, y):
 
 @_builtin
 def dot(a, b, acc=None, input_precision=None, out_dtype=float32):
-    """The matrix product of the 2D blocks `a` (M, K) and `b` (K, N), plus `acc` (M, N) when given.
+    """The matrix product of the 2D blocks `a` (M, K) and `b` (K, N), plus `acc` (M, N) when given;
+    with 3D blocks `a` (B, M, K), `b` (B, K, N) and `acc` (B, M, N), one product per batch index.
 
     Operands are fp16, bf16, fp32, fp64 or int8 (fp16 with fp32 promotes to fp32).
     The result type: int32 for int8 operands, fp64 for fp64, fp32 for fp32 and
