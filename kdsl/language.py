@@ -225,9 +225,10 @@ def device_print(prefix, *args, hex=False):
 
 
 @_builtin
-def device_assert(cond, msg=""):
-    """Check `cond` (a boolean scalar or block) at run time; a false element stops the
-    launch with `kdsl.DeviceAssertionError`. A kernel's `assert cond, msg` is this call.
+def device_assert(cond, msg="", mask=None):
+    """Check `cond` (a boolean scalar or block) at run time, where `mask` is true when given;
+    a false element stops the launch with `kdsl.DeviceAssertionError`. A kernel's
+    `assert cond, msg` is this call.
     Always checked on the CPU and the interpreter (Triton checks only with debug=True)."""
 
 

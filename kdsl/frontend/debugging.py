@@ -39,8 +39,17 @@ def device_print(b: Builder, prefix: object, *args: object, hex: object = False)
     b.create("print", [v.handle for v in values], [], {"prefix": normalize_prefix(prefix, bool(values)), "hex": hex})
 
 
-def device_assert(b: Builder, cond: object, msg: object = "") -> None:
+def _condition(b: Builder, x: object, what: str) -> sem.Tensor:
+    if not isinstance(x, (sem.Tensor, *sem.PyNumber)):
+        raise CompilationError(f"kl.device_assert's {what} must be a boolean scalar or block, "
+                               f"got {sem.type_name(x)}")
+    return sem.to_bool(b, sem.to_tensor(b, x))
+
+
+def device_assert(b: Builder, cond: object, msg: object = "", mask: object = None) -> None:
+    """As Triton: where `mask` is given, only its true elements are checked."""
     message = _message(msg, "kl.device_assert", "message")
-    if isinstance(cond, (str, tuple)) or cond is None:
-        raise CompilationError(f"kl.device_assert needs a boolean scalar or block, got {sem.type_name(cond)}")
-    b.create("assert", [sem.to_bool(b, sem.to_tensor(b, cond)).handle], [], {"message": message})
+    checked = _condition(b, cond, "condition")
+    if mask is not None:
+        checked = sem.binary(b, "or", checked, sem.logical_not(b, _condition(b, mask, "mask")))
+    b.create("assert", [checked.handle], [], {"message": message})

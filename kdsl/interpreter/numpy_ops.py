@@ -292,9 +292,9 @@ OPS: dict[str, Impl] = {
 def evaluate(name: str, rt: Type | None, operands: list[np.ndarray], attrs: dict[str, Any], env: Env,
              operand_types: list[Type] | None = None) -> np.ndarray | None:
     """Compute op `name` with result type `rt` (None for ops without a result) on payloads."""
-    attrs = dict(attrs)  # plus the first operand's element type, for casts and stores
+    attrs = dict(attrs)  # plus the operand types, and the first one's element type for casts and stores
+    attrs["operand_types"] = operand_types or []
     if operand_types:
-        attrs["operand_types"] = operand_types
         attrs["src_type"] = operand_types[0].scalar
         if isinstance(operand_types[0].scalar, PointerType):
             attrs["pointee"] = operand_types[0].scalar.elem
