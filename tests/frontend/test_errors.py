@@ -203,7 +203,7 @@ CASES = [
     (int_index, "kl.store(x_ptr, offs[0])", r"blocks can only be indexed with ':' and None"),
     (other_without_mask, "v = kl.load(x_ptr, other=0.0)", r"`other` without `mask`"),
     (exp_of_int, "kl.store(x_ptr, kl.exp(n))", r"kl.exp needs a floating-point operand, got i32"),
-    (subscript_assign, "offs[0] = 1", r"only names can be assigned to"),
+    (subscript_assign, "offs[0] = 1", r"blocks are values, not arrays"),
     (loop_local_used_after, "kl.store(x_ptr, t)", r"'t' is first assigned inside the loop"),
     (chained_compare, "if 0 < n < 10:", r"chained comparisons are not supported"),
     (range_over_list, "for i in [1, 2]:", r"for loops must iterate over range"),

@@ -199,3 +199,33 @@ def bad_assert(x_ptr, CASE: kl.constexpr):
 def test_debugging_builtins_reject_bad_arguments(target, case, message):
     with pytest.raises(kdsl.CompilationError, match=re.escape(message)):
         bad_assert[(1,)](np.ones(1, np.float32), CASE=case, target=target)
+
+
+def _kernel_with_captured_limit():
+    limit, scale = 10, 2
+
+    @kdsl.kernel
+    def captured_limit(x_ptr):
+        x = kl.load(x_ptr + kl.arange(0, 4)) * scale
+        assert x < limit, "over the captured limit"
+    return captured_limit
+
+
+captured_limit = _kernel_with_captured_limit()
+
+
+def test_assert_in_a_kernel_with_captured_values(target):
+    captured_limit[(1,)](np.array([1, 2, 3, 4], np.int32), target=target)
+    with pytest.raises(kdsl.DeviceAssertionError, match="over the captured limit") as info:
+        captured_limit[(1,)](np.array([1, 2, 6, 4], np.int32), target=target)
+    assert info.value.index == (2,)
+
+
+@kdsl.kernel
+def python_print(x_ptr):
+    print("x", kl.load(x_ptr + kl.arange(0, 2)))
+
+
+def test_python_print_in_a_compiled_kernel_is_device_print(capsys):
+    python_print[(1,)](np.array([0.5, 2.0], np.float32), target="cpu")
+    assert capsys.readouterr().out == "pid (0, 0, 0) idx (0) x: 0.500000\npid (0, 0, 0) idx (1) x: 2.000000\n"
