@@ -229,3 +229,19 @@ def python_print(x_ptr):
 def test_python_print_in_a_compiled_kernel_is_device_print(capsys):
     python_print[(1,)](np.array([0.5, 2.0], np.float32), target="cpu")
     assert capsys.readouterr().out == "pid (0, 0, 0) idx (0) x: 0.500000\npid (0, 0, 0) idx (1) x: 2.000000\n"
+
+
+@kdsl.kernel
+def print_bf16_and_pointers(x_ptr):
+    offs = kl.arange(0, 2)
+    kl.device_print("b", kl.load(x_ptr + offs).to(kl.bfloat16))
+    kl.device_print("p", x_ptr + offs)
+
+
+def test_print_bf16_values_and_pointer_addresses(target, capsys):
+    x = np.array([1.3, -2.5], np.float32)
+    print_bf16_and_pointers[(1,)](x, target=target)
+    address = x.ctypes.data
+    assert capsys.readouterr().out.splitlines() == [
+        "pid (0, 0, 0) idx (0) b: 1.296875", "pid (0, 0, 0) idx (1) b: -2.500000",
+        f"pid (0, 0, 0) idx (0) p: {address:#x}", f"pid (0, 0, 0) idx (1) p: {address + 4:#x}"]
