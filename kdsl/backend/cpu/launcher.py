@@ -32,7 +32,8 @@ def emit_launcher(module: ir.Module, fn: Function, kernel: ir.Function) -> ir.Fu
         rest = b.udiv(pid, wide_x)
         x, y, z = b.urem(pid, wide_x), b.urem(rest, wide_y), b.udiv(rest, wide_y)
         b.call(kernel, args + [b.trunc(v, I32) for v in (x, y, z)] + [gx, gy, gz, status])
-        with b.if_then(b.icmp_unsigned("!=", b.load(status, typ=I64), ir.Constant(I64, 0)), likely=False):
+        failed = b.load_atomic(status, "monotonic", 8, typ=I64)
+        with b.if_then(b.icmp_unsigned("!=", failed, ir.Constant(I64, 0)), likely=False):
             b.ret_void()
     b.ret_void()
     return launch

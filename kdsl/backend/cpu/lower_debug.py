@@ -2,8 +2,10 @@
 
 `print` calls back into Python (`debug_runtime`). `assert` needs no callback:
 the kernel takes a pointer to the launch's status (five i64: failed site + 1,
-program id x, y, z, linear element index); the first false element writes it
-and returns from the program, and the launcher runs no further programs. The
+program id x, y, z, linear element index); the first false element claims it
+(an atomic compare-exchange on the first slot, so that programs running on
+several threads report one failure whole), fills it and returns from the
+program, and the launcher runs no further programs. The
 runtime then raises `DeviceAssertionError` from the site table (`AssertSite`).
 """
 from __future__ import annotations
@@ -68,9 +70,11 @@ def lower_assert(lowering: "KernelLowering", op: Operation) -> None:
 
     def check(index: ir.Value) -> None:
         with b.if_then(b.not_(lowering.element(cond, index)), likely=False):
-            fields = [site, *(b.zext(p, I64) for p in lowering.grid[:3]), index]
-            for slot, value in enumerate(fields):
-                b.store(value, b.gep(lowering.status, [ir.Constant(I64, slot)], inbounds=True, source_etype=I64))
+            claim = b.cmpxchg(lowering.status, ir.Constant(I64, 0), site, "monotonic", "monotonic")
+            with b.if_then(b.extract_value(claim, 1)):
+                fields = [*(b.zext(p, I64) for p in lowering.grid[:3]), index]
+                for slot, value in enumerate(fields, 1):
+                    b.store(value, b.gep(lowering.status, [ir.Constant(I64, slot)], inbounds=True, source_etype=I64))
             b.ret_void()
     if isinstance(cond.type, BlockType):
         with element_loop(b, cond.type.numel, "assert") as i:
