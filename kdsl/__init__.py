@@ -4,7 +4,7 @@ Kernels are Python functions decorated with `@kdsl.kernel`, written with the
 operations of `kdsl.language` (conventionally `kl`), and launched with
 `kernel[grid](*args)` on numpy arrays or torch tensors.
 """
-from kdsl.errors import CompilationError, KdslError, LaunchError, MemoryAccessError
+from kdsl.errors import CompilationError, DeviceAssertionError, KdslError, LaunchError, MemoryAccessError
 from kdsl.language import constexpr
 from kdsl.runtime.autotune import Config, autotune, heuristics
 from kdsl.runtime.kernel import Kernel, kernel
@@ -23,6 +23,7 @@ def next_power_of_2(n: int) -> int:
 
 
 __all__ = [
-    "CompilationError", "Config", "KdslError", "Kernel", "LaunchError", "MemoryAccessError", "__version__",
+    "CompilationError", "Config", "DeviceAssertionError", "KdslError", "Kernel", "LaunchError",
+    "MemoryAccessError", "__version__",
     "autotune", "cdiv", "constexpr", "heuristics", "kernel", "next_power_of_2",
 ]

@@ -69,6 +69,25 @@ class LaunchError(KdslError):
     """A launch rejected before anything ran: bad arguments, grid or target."""
 
 
+class DeviceAssertionError(KdslError):
+    """A `kl.device_assert` (or `assert`) in a kernel that failed at run time.
+
+    Raised after the failing program stops (the launch runs no further
+    programs); names the kernel, the assertion's line with a caret, the program
+    id, the first failing element's index (None for a scalar condition) and the
+    message, each also an attribute.
+    """
+
+    def __init__(self, kernel: str, loc: Loc | None, pid: tuple[int, int, int],
+                 index: tuple[int, ...] | None, message: str):
+        self.kernel, self.loc, self.pid, self.index, self.message = kernel, loc, pid, index, message
+        where = f", {loc.file}:{loc.line}:{loc.col}" if loc is not None and loc.line > 0 else ""
+        element = "" if index is None else f", element {index}"
+        excerpt = loc.excerpt() if loc is not None else ""
+        text = f"device assertion failed in kernel '{kernel}'{where}, program {pid}{element}"
+        super().__init__(text + (f":\n{excerpt}" if excerpt else "") + (f"\n{message}" if message else ""))
+
+
 class MemoryAccessError(KdslError):
     """An out-of-bounds or misaligned memory access detected at run time.
 

@@ -220,6 +220,22 @@ def static_print(*values):
 
 
 @_builtin
+def device_print(prefix, *args, hex=False):
+    """Print `args` (scalars or blocks) at run time, one line per element, as Triton does:
+    "pid (x, y, z) idx (i, j) prefix: value". `prefix` is a string constant; with
+    `hex=True` integers print in hexadecimal and floats in hexadecimal floating point.
+    The CPU writes through Python's `sys.stdout`, in program order."""
+
+
+@_builtin
+def device_assert(cond, msg="", mask=None):
+    """Check `cond` (a boolean scalar or block) at run time, where `mask` is true when given;
+    a false element stops the launch with `kdsl.DeviceAssertionError`. A kernel's
+    `assert cond, msg` is this call.
+    Always checked on the CPU and the interpreter (Triton checks only with debug=True)."""
+
+
+@_builtin
 def multiple_of(input, values):
     """A promise that `input` is a multiple of `values`; returns `input` (a hint for analyses)."""
 
@@ -281,7 +297,8 @@ def umulhi(x, y):
 
 @_builtin
 def dot(a, b, acc=None, input_precision=None, out_dtype=float32):
-    """The matrix product of the 2D blocks `a` (M, K) and `b` (K, N), plus `acc` (M, N) when given.
+    """The matrix product of the 2D blocks `a` (M, K) and `b` (K, N), plus `acc` (M, N) when given;
+    with 3D blocks `a` (B, M, K), `b` (B, K, N) and `acc` (B, M, N), one product per batch index.
 
     Operands are fp16, bf16, fp32, fp64 or int8 (fp16 with fp32 promotes to fp32).
     The result type: int32 for int8 operands, fp64 for fp64, fp32 for fp32 and

@@ -7,13 +7,16 @@ from typing import Any, Callable
 
 from kdsl import language
 from kdsl.errors import CompilationError
-from kdsl.frontend import atomics, combine, semantic as sem
+from kdsl.frontend import atomics, combine, debugging, semantic as sem
 from kdsl.frontend import shapes
 from kdsl.frontend.dot import dot
 from kdsl.frontend.semantic import Tensor
 from kdsl.ir import types as t
 from kdsl.ir.builder import Builder
 from kdsl.ir.ops import FLOAT_UNARY
+
+
+MATMUL_UNSUPPORTED = "`@` is not an operator on blocks (nor in Triton); use kl.dot(a, b) for a matrix product"
 
 
 @dataclass
@@ -182,6 +185,8 @@ HANDLERS: dict[str, Callable[..., Any]] = {
     "broadcast": _broadcast,
     "static_assert": _static_assert,
     "static_print": _static_print,
+    "device_print": debugging.device_print,
+    "device_assert": debugging.device_assert,
     "multiple_of": _hint("multiple_of"),
     "max_contiguous": _hint("max_contiguous"),
     "dot": dot,
@@ -279,7 +284,12 @@ class MethodCall:
         return _call(fn, b, f".{self.name}", inspect.Signature(params), [self.tensor], args, kwargs)
 
 
-def attribute_of_tensor(x: Tensor, attr: str) -> Any:
+def attribute_of_tensor(b: Builder, x: Tensor, attr: str) -> Any:
+    if attr == "T":  # as Triton's tensor.T
+        if len(x.shape) != 2:
+            raise CompilationError(f".T transposes 2D blocks; this one has shape {x.shape}: "
+                                   "use kl.permute(x, dims) to reorder other dimensions")
+        return shapes.permute(b, x, (1, 0))
     if attr == "dtype":
         return x.dtype
     if attr == "shape":

@@ -16,7 +16,7 @@ from typing import Any, Callable
 from kdsl import language
 from kdsl.errors import CompilationError
 from kdsl.frontend import semantic as sem
-from kdsl.frontend.builtins import BuiltinCall, MethodCall, attribute_of_tensor, call_builtin
+from kdsl.frontend.builtins import MATMUL_UNSUPPORTED, BuiltinCall, MethodCall, attribute_of_tensor, call_builtin
 from kdsl.frontend.control import ControlFlow, ReturnSignal, with_continuation
 from kdsl.frontend.source import KernelSource
 from kdsl.frontend.semantic import Tensor
@@ -40,31 +40,52 @@ _CONSTEXPR_ONLY_COMPARE = {ast.Is: operator.is_, ast.IsNot: operator.is_not,
 _PY_BUILTINS: dict[str, Callable] = {
     "min": builtins.min, "max": builtins.max, "abs": builtins.abs, "len": builtins.len,
     "int": int, "float": float, "bool": bool, "isinstance": isinstance, "range": range,
+    "print": language.device_print,  # as Triton
 }
 
+_COMPREHENSION = ("comprehensions are not supported in kernels; write a `for` loop over kl.static_range, "
+                  "or compute the values as one block (kl.arange and arithmetic)")
+_FUNCTION_DEF = ("nested function definitions are not supported in kernels (nor closures over a kernel's values); "
+                 "define a separate @kdsl.kernel function at module level and pass it the values it needs as "
+                 "arguments")
+_NOT_STORED = "read globals as constants and write results to memory with kl.store"
+
 _UNSUPPORTED = {
-    ast.Break: "`break` is not supported; use a mask or kl.where",
-    ast.Continue: "`continue` is not supported; use a mask or kl.where",
-    ast.With: "`with` is not supported in kernels",
-    ast.Try: "`try` is not supported in kernels",
-    ast.Raise: "`raise` is not supported in kernels; use kl.static_assert for compile-time checks",
-    ast.Assert: "`assert` is not supported yet in kernels",
-    ast.Global: "`global` is not supported in kernels",
-    ast.Nonlocal: "`nonlocal` is not supported in kernels",
-    ast.FunctionDef: "nested function definitions are not supported; define a separate @kdsl.kernel function",
-    ast.Lambda: "lambdas are not supported in kernels; define a @kdsl.kernel function",
-    ast.ListComp: "list comprehensions are not supported in kernels; use kl.static_range",
-    ast.DictComp: "comprehensions are not supported in kernels",
-    ast.SetComp: "comprehensions are not supported in kernels",
-    ast.GeneratorExp: "generator expressions are not supported in kernels",
-    ast.Dict: "dicts are not supported in kernels",
-    ast.Set: "sets are not supported in kernels",
-    ast.JoinedStr: "f-strings are not supported in kernels",
-    ast.Starred: "starred expressions are not supported in kernels",
-    ast.Delete: "`del` is not supported in kernels",
-    ast.MatMult: "`@` is not supported yet; kl.dot is coming",
-    ast.Await: "`await` is not supported in kernels",
-    ast.NamedExpr: "`:=` is not supported in kernels",
+    ast.Break: "`break` is not supported in kernels (nor in Triton); use a `while` loop whose condition ends it, "
+               "or mask the remaining iterations",
+    ast.Continue: "`continue` is not supported in kernels (nor in Triton); put the rest of the body under an `if`",
+    ast.With: "`with` is not supported in kernels; write the body without the context manager",
+    ast.Try: "`try` is not supported in kernels: nothing can be caught there; check values with `if`, "
+             "kl.static_assert (compile time) or kl.device_assert (run time)",
+    ast.Raise: "`raise` is not supported in kernels; use kl.static_assert for compile-time checks and "
+               "kl.device_assert (or `assert`) for run-time ones",
+    ast.Global: f"`global` is not supported in kernels; {_NOT_STORED}",
+    ast.Nonlocal: f"`nonlocal` is not supported in kernels; {_NOT_STORED}",
+    ast.FunctionDef: _FUNCTION_DEF,
+    ast.AsyncFunctionDef: _FUNCTION_DEF,
+    ast.ClassDef: "class definitions are not supported in kernels; define classes outside the kernel and pass "
+                  "compile-time values (numbers, dtypes, tuples) as kl.constexpr arguments",
+    ast.Lambda: "lambdas are not supported in kernels; define a @kdsl.kernel function and call it (or pass it "
+                "as a combine_fn)",
+    ast.ListComp: f"list {_COMPREHENSION}",
+    ast.DictComp: f"dict {_COMPREHENSION}",
+    ast.SetComp: f"set {_COMPREHENSION}",
+    ast.GeneratorExp: "generator expressions are not supported in kernels; write a `for` loop over kl.static_range",
+    ast.Dict: "dicts are not supported in kernels; use a tuple or separate variables",
+    ast.Set: "sets are not supported in kernels; use a tuple",
+    ast.JoinedStr: "f-strings are not supported in kernels; pass a constant string and the values as separate "
+                   'arguments, as in kl.device_print("x", x)',
+    ast.Starred: "starred expressions are not supported in kernels; pass or unpack the values one by one",
+    ast.Delete: "`del` is not supported in kernels; reassign the variable, or simply stop using it",
+    ast.MatMult: MATMUL_UNSUPPORTED,
+    ast.NamedExpr: "`:=` is not supported in kernels; assign the value on its own line first",
+    ast.Yield: "`yield` is not supported in kernels: a kernel is not a generator; write results with kl.store "
+               "(a device function can `return` them)",
+    ast.YieldFrom: "`yield from` is not supported in kernels: a kernel is not a generator; write results with "
+                   "kl.store",
+    ast.Import: "`import` is not supported inside kernels; import at module level and use the module there",
+    ast.ImportFrom: "`import` is not supported inside kernels; import at module level and use the module there",
+    ast.Match: "`match` is not supported in kernels; use if/elif on compile-time or scalar values",
 }
 
 
@@ -138,7 +159,7 @@ class CodeGenerator(ast.NodeVisitor, ControlFlow):
 
     def visit_AugAssign(self, node: ast.AugAssign) -> None:
         if not isinstance(node.target, ast.Name):
-            raise CompilationError("only plain variables can be updated with an augmented assignment")
+            raise _target_error(node.target)
         current = self.visit(ast.copy_location(ast.Name(node.target.id, ast.Load()), node.target))
         self.assign(node.target, self.binary(node.op, current, self.visit(node.value)))
 
@@ -150,13 +171,19 @@ class CodeGenerator(ast.NodeVisitor, ControlFlow):
             self.dropped.pop(target.id, None)
             return
         if isinstance(target, (ast.Tuple, ast.List)):
+            if any(isinstance(t, ast.Starred) for t in target.elts):
+                raise CompilationError(_UNSUPPORTED[ast.Starred])
             if not isinstance(value, tuple) or len(value) != len(target.elts):
                 raise CompilationError(f"cannot unpack {sem.type_name(value)} into {len(target.elts)} names")
             for t, v in zip(target.elts, value):
                 self.assign(t, v)
             return
-        raise CompilationError("only names can be assigned to in kernels (blocks are values, not arrays); "
-                               "use kl.store to write memory")
+        raise _target_error(target)
+
+    def visit_Assert(self, node: ast.Assert) -> None:
+        """As Triton: `assert cond, msg` is `kl.device_assert(cond, msg)`."""
+        args = [self.visit(node.test)] + ([] if node.msg is None else [self.visit(node.msg)])
+        call_builtin(BuiltinCall(self.builder, self), "device_assert", args, {})
 
     def visit_Return(self, node: ast.Return) -> None:
         if self.loop_depth:
@@ -181,16 +208,18 @@ class CodeGenerator(ast.NodeVisitor, ControlFlow):
             return self.scope[name]
         if name in self.dropped:
             raise CompilationError(self.dropped[name])
-        for table in (self.src.closure, self.src.globals):
+        for table, kind in ((self.src.closure, "captured variable"), (self.src.globals, "global")):
             if name in table:
-                return self.global_value(name, table[name])
+                return self.global_value(name, table[name], kind)
         if name in _PY_BUILTINS:
             return _PY_BUILTINS[name]
         if hasattr(builtins, name):
-            raise CompilationError(f"the Python builtin '{name}' cannot be used in a kernel")
+            raise CompilationError(f"the Python builtin '{name}' cannot be used in a kernel; use the kl builtins "
+                                   "(kl.sum, kl.max, kl.where, ...) or compute the value before the launch and "
+                                   "pass it as an argument")
         raise CompilationError(f"name '{name}' is not defined")
 
-    def global_value(self, name: str, value: Any) -> Any:
+    def global_value(self, name: str, value: Any, kind: str = "global") -> Any:
         from kdsl.runtime.kernel import Kernel
 
         if isinstance(value, language.constexpr):
@@ -201,14 +230,17 @@ class CodeGenerator(ast.NodeVisitor, ControlFlow):
             return value
         if isinstance(value, ModuleType) and value.__name__.split(".")[0] == "kdsl":
             return value
-        raise CompilationError(f"the global '{name}' ({type(value).__name__}) cannot be used in a kernel: "
-                               "kernels may use numbers, dtypes, tuples, kl builtins and @kdsl.kernel functions; "
-                               "pass arrays as arguments")
+        what = f"the {kind} '{name}' ({type(value).__name__}) cannot be used in a kernel"
+        if callable(value) and not isinstance(value, type):
+            raise CompilationError(f"{what}: only kl builtins and @kdsl.kernel functions can be called; "
+                                   "decorate it with @kdsl.kernel to call it from a kernel")
+        raise CompilationError(f"{what}: kernels may use numbers, dtypes, tuples, kl builtins and @kdsl.kernel "
+                               "functions; pass arrays as arguments")
 
     def visit_Attribute(self, node: ast.Attribute) -> Any:
         base = self.visit(node.value)
         if isinstance(base, Tensor):
-            return attribute_of_tensor(base, node.attr)
+            return attribute_of_tensor(self.builder, base, node.attr)
         if isinstance(base, ModuleType):
             if not hasattr(base, node.attr):
                 raise CompilationError(f"module '{base.__name__}' has no attribute '{node.attr}'")
@@ -314,7 +346,8 @@ class CodeGenerator(ast.NodeVisitor, ControlFlow):
         kwargs = {}
         for kw in node.keywords:
             if kw.arg is None:
-                raise CompilationError("**kwargs in calls are not supported in kernels")
+                raise CompilationError("**kwargs in calls are not supported in kernels; pass each keyword "
+                                       "argument by name")
             kwargs[kw.arg] = self.visit(kw.value)
         if isinstance(fn, MethodCall):
             return fn(self.builder, args, kwargs, self)
@@ -329,10 +362,20 @@ class CodeGenerator(ast.NodeVisitor, ControlFlow):
         if fn in _PY_BUILTINS.values() or fn in _HOST_HELPERS():
             if any(isinstance(a, Tensor) for a in (*args, *kwargs.values())):
                 raise CompilationError(f"{getattr(fn, '__name__', fn)}() only works on compile-time values here; "
-                                       "use kl.minimum/kl.maximum/kl.abs or .to() on blocks")
+                                       "on blocks use x.shape for sizes, kl.minimum/kl.maximum/kl.abs, or .to()")
             return self.python_op(lambda: fn(*args, **kwargs))
         raise CompilationError(f"cannot call {getattr(fn, '__name__', sem.type_name(fn))} in a kernel: "
                                "only kl builtins and @kdsl.kernel functions can be called")
+
+
+def _target_error(target: ast.expr) -> CompilationError:
+    """Why a target other than a name cannot be assigned to, and what to write instead."""
+    if isinstance(target, ast.Subscript):
+        return CompilationError("a block's elements cannot be assigned to (blocks are values, not arrays); build "
+                                "the new block with kl.where(kl.arange(0, N) == i, value, x), or write memory "
+                                "with kl.store")
+    return CompilationError("only names can be assigned to in kernels; assign a new variable instead "
+                            "(x.to(dtype) converts a block)")
 
 
 def _index_item(item: ast.expr) -> object:
@@ -364,12 +407,14 @@ class Specializer:
         runtime = [(n, v) for n, v in bound.items() if isinstance(v, Tensor) and n not in src.constexprs]
         for n in src.constexprs:
             if isinstance(bound[n], Tensor):
-                raise CompilationError(f"'{src.name}' needs the compile-time constant '{n}', got a runtime value")
+                raise CompilationError(f"'{src.name}' needs the compile-time constant '{n}', got a runtime value; "
+                                       "pass a Python number or a caller's parameter annotated kl.constexpr")
         constants = {n: v for n, v in bound.items() if not isinstance(v, Tensor)}
         key = (id(callee), tuple((n, v.type) for n, v in runtime),
                tuple((n, _constant_key(v)) for n, v in constants.items()))
         if callee in self.active:
-            raise CompilationError(f"'{src.name}' calls itself; recursion is not supported in kernels")
+            raise CompilationError(f"'{src.name}' calls itself; recursion is not supported in kernels: "
+                                   "rewrite it as a loop")
         fn = self.generated.get(key)
         if fn is None:
             self.active.append(callee)

@@ -165,7 +165,8 @@ class ControlFlow:
         if not isinstance(node.target, ast.Name):
             raise CompilationError("the loop variable must be a single name")
         if node.orelse:
-            raise CompilationError("`for ... else` is not supported")
+            raise CompilationError("`for ... else` is not supported; kernels have no `break`, so put the `else` "
+                                   "code after the loop")
         bounds = [self.visit(a) for a in it.args]
         if not 1 <= len(bounds) <= 3:
             raise CompilationError("range() takes 1 to 3 arguments")
@@ -198,7 +199,8 @@ class ControlFlow:
 
     def visit_While(self, node: ast.While) -> None:
         if node.orelse:
-            raise CompilationError("`while ... else` is not supported")
+            raise CompilationError("`while ... else` is not supported; kernels have no `break`, so put the `else` "
+                                   "code after the loop")
 
         def condition() -> Tensor:
             cond = self.visit(node.test)

@@ -18,9 +18,9 @@ PRECISIONS = (None, "tf32", "tf32x3", "ieee")
 
 
 def _operand(x: object, name: str) -> Tensor:
-    if not isinstance(x, Tensor) or len(x.shape) != 2:
+    if not isinstance(x, Tensor) or len(x.shape) not in (2, 3):
         shape = f"a block of shape {x.shape}" if isinstance(x, Tensor) and x.shape else sem.type_name(x)
-        raise CompilationError(f"kl.dot needs 2D blocks; its operand `{name}` is {shape}")
+        raise CompilationError(f"kl.dot needs 2D blocks (or 3D, batched); its operand `{name}` is {shape}")
     if x.dtype not in OPERAND_TYPES:
         raise CompilationError(f"kl.dot does not support {x.dtype} operands; "
                                "use fp8e4nv, fp8e5, fp16, bf16, fp32, fp64 or int8 (convert with .to())")
@@ -56,7 +56,7 @@ def _result_type(operand: ScalarType, out_dtype: object) -> ScalarType:
     return out_dtype  # type: ignore[return-value]
 
 
-def _accumulator(b: Builder, acc: object, operand: ScalarType, shape: tuple[int, int],
+def _accumulator(b: Builder, acc: object, operand: ScalarType, shape: tuple[int, ...],
                  out_dtype: object) -> Tensor:
     """`acc`, checked, or zeros of the result type; its dtype is the result type."""
     if acc is None:
@@ -72,17 +72,23 @@ def _accumulator(b: Builder, acc: object, operand: ScalarType, shape: tuple[int,
 
 
 def dot(b: Builder, a: object, x: object, acc: object, input_precision: object, out_dtype: object) -> Tensor:
-    """`acc + a @ x` (the second operand is named `b` in the user's signature)."""
+    """`acc + a @ x` (the second operand is named `b` in the user's signature); with 3D
+    operands [B, M, K] and [B, K, N], one product per batch index, as Triton."""
     a, x = _operand(a, "a"), _operand(x, "b")
-    if a.shape[1] != x.shape[0]:
-        raise CompilationError(f"kl.dot's inner dimensions differ: a is {a.shape[0]}x{a.shape[1]}, "
-                               f"b is {x.shape[0]}x{x.shape[1]}")
+    if len(a.shape) != len(x.shape):
+        raise CompilationError(f"kl.dot needs operands of one rank, both 2D or both 3D; a has shape {a.shape}, "
+                               f"b has shape {x.shape}")
+    if a.shape[-1] != x.shape[-2]:
+        raise CompilationError(f"kl.dot's inner dimensions differ: a is {'x'.join(map(str, a.shape))}, "
+                               f"b is {'x'.join(map(str, x.shape))}")
+    if a.shape[:-2] != x.shape[:-2]:
+        raise CompilationError(f"kl.dot's batch dimensions differ: a has {a.shape[0]}, b has {x.shape[0]}")
     if input_precision not in PRECISIONS:
         raise CompilationError(f"kl.dot's input_precision must be one of \"tf32\", \"tf32x3\", \"ieee\" "
                                f"or None, got {input_precision!r}")
     operand = _operand_type(a.dtype, x.dtype)  # type: ignore[arg-type]
     a, x = sem.cast(b, a, operand), sem.cast(b, x, operand)
-    shape = sem.check_numel((a.shape[0], x.shape[1]))
+    shape = sem.check_numel((*a.shape[:-1], x.shape[-1]))
     c = _accumulator(b, acc, operand, shape, out_dtype)  # type: ignore[arg-type]
     precision = input_precision or ("tf32" if operand == t.f32 else "ieee")
     return Tensor(b.value("dot", [a.handle, x.handle, c.handle], BlockType(shape, c.dtype),

@@ -460,7 +460,9 @@ def index(b: Builder, x: Tensor, items: list[object]) -> Tensor:
             x = expand_dims(b, x, dim)
             dim += 1
         else:
-            raise fail("blocks can only be indexed with ':' and None (to add a dimension)")
+            raise fail("blocks can only be indexed with ':' and None (to add a dimension), not with integers, "
+                       "steps or runtime values; load the elements you need with kl.load, pick one with kl.where "
+                       "and a reduction (kl.sum(kl.where(offs == i, x, 0))), or regroup with kl.reshape/kl.split")
     if dim > len(x.shape) + sum(1 for i in items if i is None):
         raise fail(f"too many ':' for a block of shape {x.shape}")
     return x
@@ -514,6 +516,10 @@ def store(b: Builder, ptr: object, value: object, mask: object) -> None:
 def check_shape(shape: object) -> tuple[int, ...]:
     if isinstance(shape, int) and not isinstance(shape, bool):
         shape = (shape,)
+    runtime = [i for i, d in enumerate(shape) if isinstance(d, Tensor)] if isinstance(shape, (tuple, list)) else []
+    if runtime:
+        raise fail(f"block shapes must be compile-time constants: dimension {runtime[0]} is a runtime value; "
+                   "annotate the parameter it comes from `kl.constexpr` (or use a power of two above it and a mask)")
     if not isinstance(shape, (tuple, list)) or not all(isinstance(d, int) and not isinstance(d, bool) for d in shape):
         raise fail(f"a block shape must be a tuple of compile-time integers, got {shape!r}")
     for d in shape:

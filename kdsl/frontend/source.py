@@ -89,7 +89,8 @@ def read_source(fn: Callable) -> KernelSource:
                                name) from None
     tree = next((n for n in module.body if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))), None)
     if not isinstance(tree, ast.FunctionDef):
-        raise CompilationError("a kernel must be a plain `def` function", Loc(file, first_line), name)
+        raise CompilationError("a kernel must be a plain `def` function, not `async def`",
+                               Loc(file, first_line + (tree.lineno - 1 if tree else 0), indent), name)
     signature = inspect.signature(fn)
     params, constexprs, defaults = [], set(), {}
     for p in signature.parameters.values():

@@ -14,7 +14,7 @@ from types import TracebackType
 from typing import Any, Callable
 
 import kdsl
-from kdsl.errors import CompilationError, Loc
+from kdsl.errors import CompilationError, DeviceAssertionError, Loc
 from kdsl.frontend.builtins import BuiltinCall, call_builtin
 from kdsl.interpreter.context import ACTIVE
 from kdsl.interpreter.evaluator import EvalValue, EvaluatingBuilder
@@ -32,14 +32,6 @@ def _is_user_file(filename: str) -> bool:
     return not os.path.abspath(filename).startswith(_KDSL_DIR)
 
 
-def current_user_line() -> Loc | None:
-    """Where the running kernel code is: the innermost frame outside the kdsl package."""
-    frame = sys._getframe(1)
-    while frame is not None and not _is_user_file(frame.f_code.co_filename):
-        frame = frame.f_back  # type: ignore[assignment]
-    return None if frame is None else Loc(frame.f_code.co_filename, frame.f_lineno)
-
-
 def raising_user_line(tb: TracebackType | None) -> Loc | None:
     """The innermost user frame of a traceback, with its column span where Python knows it."""
     user = [f for f in traceback.extract_tb(tb) if _is_user_file(f.filename)]
@@ -48,6 +40,17 @@ def raising_user_line(tb: TracebackType | None) -> Loc | None:
     f = user[-1]
     same_line = f.end_lineno in (None, f.lineno)
     return Loc(f.filename, f.lineno or 0, f.colno or 0, f.end_colno if same_line else None)
+
+
+def current_user_line() -> Loc | None:
+    """Where the running kernel code is: the innermost frame outside the kdsl package."""
+    frame = sys._getframe(1)
+    while frame is not None and not _is_user_file(frame.f_code.co_filename):
+        frame = frame.f_back  # type: ignore[assignment]
+    if frame is None:
+        return None
+    line, end_line, col, end_col = list(frame.f_code.co_positions())[frame.f_lasti // 2]
+    return Loc(frame.f_code.co_filename, line or frame.f_lineno, col or 0, end_col if end_line == line else None)
 
 
 class Session:
@@ -71,6 +74,9 @@ class Session:
         loc = current_user_line()
         return {"kernel": self.kernel_name, "pid": self.pid, "file": loc.file if loc else None,
                 "line": loc.line if loc else None}
+
+    def assertion_failed(self, index: tuple[int, ...] | None, message: str) -> None:
+        raise DeviceAssertionError(self.kernel_name, current_user_line(), self.pid, index, message)
 
     def function(self, fn: Callable) -> Callable:
         """`fn` as interpreted code runs it (see `pyenv`), made once per launch."""

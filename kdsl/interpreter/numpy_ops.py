@@ -18,6 +18,8 @@ arrays (see `dtypes`) exactly as `kdsl.ir.ops` defines it:
   load `other` (0 without it).
 - `dot` computes in its result type (`numpy_dot`); `atomic_rmw`/`atomic_cas`
   apply their lanes one after another, in lane order (`numpy_atomics`).
+- `print` writes its lines (`kdsl.runtime.device_print`) with Python's `print`;
+  `assert` reports its first false element through `env.assertion_failed`.
 """
 from __future__ import annotations
 
@@ -33,6 +35,7 @@ from kdsl.interpreter.numpy_atomics import atomic_cas, atomic_rmw
 from kdsl.interpreter.numpy_dot import dot
 from kdsl.ir.ops import permute_order
 from kdsl.ir.types import PointerType, ScalarType, Type
+from kdsl.runtime.device_print import print_lines
 
 
 class Memory(Protocol):
@@ -49,6 +52,8 @@ class Env(Protocol):
     def program_id(self, axis: int) -> int: ...
 
     def num_programs(self, axis: int) -> int: ...
+
+    def assertion_failed(self, index: tuple[int, ...] | None, message: str) -> None: ...
 
 
 Impl = Callable[[Type, list[np.ndarray], dict[str, Any], Env], Any]
@@ -210,6 +215,22 @@ def _umulhi(rt: Type, x: np.ndarray, y: np.ndarray) -> np.ndarray:
 _ERF = np.frompyfunc(math.erf, 1, 1)
 
 
+def _print(rt: None, args: list[np.ndarray], attrs: dict[str, Any], env: Env) -> None:
+    pid = (env.program_id(0), env.program_id(1), env.program_id(2))
+    print("\n".join(print_lines(attrs["prefix"], attrs["hex"], pid, list(zip(attrs["operand_types"], args)))))
+
+
+def _assert(rt: None, args: list[np.ndarray], attrs: dict[str, Any], env: Env) -> None:
+    (cond,) = args
+    if cond.ndim == 0:
+        if not cond:
+            env.assertion_failed(None, attrs["message"])
+        return
+    failing = np.argwhere(~cond)
+    if len(failing):
+        env.assertion_failed(tuple(int(i) for i in failing[0]), attrs["message"])
+
+
 # the table -------------------------------------------------------------------
 
 def _elementwise(fn: Callable[..., Any]) -> Impl:
@@ -275,12 +296,15 @@ OPS: dict[str, Impl] = {
     "permute": lambda rt, args, attrs, env: np.transpose(args[0], permute_order(attrs)),
     "join": lambda rt, args, attrs, env: np.stack(args, axis=-1),
     "split": lambda rt, args, attrs, env: args[0][..., attrs["index"]],
+    "print": _print,
+    "assert": _assert,
 }
 
 def evaluate(name: str, rt: Type | None, operands: list[np.ndarray], attrs: dict[str, Any], env: Env,
              operand_types: list[Type] | None = None) -> np.ndarray | None:
     """Compute op `name` with result type `rt` (None for ops without a result) on payloads."""
-    attrs = dict(attrs)  # plus the first operand's element type, for casts and stores
+    attrs = dict(attrs)  # plus the operand types, and the first one's element type for casts and stores
+    attrs["operand_types"] = operand_types or []
     if operand_types:
         attrs["src_type"] = operand_types[0].scalar
         if isinstance(operand_types[0].scalar, PointerType):

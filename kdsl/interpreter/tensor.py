@@ -16,7 +16,7 @@ import numpy as np
 from kdsl import language
 from kdsl.errors import CompilationError, KdslError
 from kdsl.frontend import semantic as sem
-from kdsl.frontend.builtins import MethodCall
+from kdsl.frontend.builtins import MATMUL_UNSUPPORTED, MethodCall, attribute_of_tensor
 from kdsl.interpreter.context import active_session
 from kdsl.ir.types import ScalarType
 
@@ -94,6 +94,15 @@ class InterpTensor(sem.Tensor):
 
     def __rpow__(self, base: Any) -> Any:
         return _apply(sem.power, base, self)
+
+    def __matmul__(self, other: Any) -> Any:
+        raise CompilationError(MATMUL_UNSUPPORTED)
+
+    __rmatmul__ = __matmul__
+
+    @property
+    def T(self) -> Any:
+        return _apply(attribute_of_tensor, self, "T")
 
     def __neg__(self) -> Any:
         return _apply(sem.negate, self)

@@ -26,7 +26,8 @@ backends. Semantics, for every target:
 - `load ptr [mask [other]]` / `store ptr value [mask]`: masked-off lanes read
   `other` (or an undefined value when there is none) and write nothing.
 - `dot a, b, acc {input_precision}`: `acc + a @ b` for a: MxK, b: KxN (one
-  element type) and acc: MxN of the result type, products and sums in the
+  element type) and acc: MxN of the result type, or batched: BxMxK, BxKxN
+  and BxMxN, one product per batch index, products and sums in the
   result type (the order of the sums is the target's: the CPU goes over k
   in increasing order); `input_precision` records what the
   user asked for fp32 operands (GPU only: the CPU computes exact fp32).
@@ -57,6 +58,12 @@ backends. Semantics, for every target:
   cumsum/cumprod `scan` with add/mul (see `kdsl.frontend.combine`): NaN never
   wins an argmax/argmin (any number beats it; all NaN gives index 0) and ties
   go to the lowest index (the highest with tie_break_left=False).
+- `print values... {prefix, hex}` writes, for each operand in turn and each of
+  its elements in row-major order, the line "pid (x, y, z) idx (i, j)" +
+  prefix + value (Triton's device_print format, see
+  `kdsl.runtime.device_print`); `assert cond {message}` stops the program
+  at its first false element and reports it (`kdsl.DeviceAssertionError`).
+  Neither is pure: DCE and CSE keep them.
 - `for lb, ub, step, inits...` runs its region with (iv, iter args...) while
   iv < ub; `if cond` runs one of two regions; both yield their results.
 - `while inits...` runs its first region on the carried values; it ends with
@@ -277,14 +284,28 @@ DOT_OPERANDS = ("fp8e4nv", "fp8e5", "f16", "bf16", "f32", "f64", "i8")
 
 def _dot(op: Operation) -> None:
     a, b, acc = (v.type for v in op.operands)
-    if not all(isinstance(x, BlockType) and len(x.shape) == 2 for x in (a, b, acc)):
-        _fail(op, f"operands must be 2D blocks, got {a}, {b}, {acc}")
+    if not all(isinstance(x, BlockType) and len(x.shape) == len(a.shape) in (2, 3) for x in (a, b, acc)):
+        _fail(op, f"operands must be 2D or 3D blocks of one rank, got {a}, {b}, {acc}")
     if a.scalar != b.scalar or str(a.scalar) not in DOT_OPERANDS:
         _fail(op, f"operands must share a type among {', '.join(DOT_OPERANDS)}, got {a.scalar} and {b.scalar}")
-    if a.shape[1] != b.shape[0] or acc.shape != (a.shape[0], b.shape[1]):
+    *batch, m, k = a.shape
+    if b.shape != (*batch, k, b.shape[-1]) or acc.shape != (*batch, m, b.shape[-1]):
         _fail(op, f"shapes {a.shape} x {b.shape} + {acc.shape} do not chain")
     if op.results[0].type != acc:
         _fail(op, f"result must be {acc}")
+
+
+def _print(op: Operation) -> None:
+    if not all(isinstance(v.type.scalar, (ScalarType, PointerType)) for v in op.operands):
+        _fail(op, "prints scalars, pointers and blocks of them")
+
+
+def _assert(op: Operation) -> None:
+    (cond,) = op.operands
+    if cond.type.scalar != i1:
+        _fail(op, f"condition must be i1 or a block of i1, not {cond.type}")
+
+
 def _reshape(op: Operation) -> None:
     (x,) = op.operands
     t = op.results[0].type
@@ -450,6 +471,8 @@ def _defs() -> dict[str, OpDef]:
         OpDef("dot", (3, 3), 1, {"input_precision": str}, traits=pure, check=_dot),
         OpDef("atomic_rmw", (2, 3), 1, {"kind": str, "sem": str, "scope": str}, check=lambda op: _atomic(op, 1)),
         OpDef("atomic_cas", (3, 3), 1, {"sem": str, "scope": str}, check=lambda op: _atomic(op, 2)),
+        OpDef("print", (0, None), 0, {"prefix": str, "hex": bool}, check=_print),
+        OpDef("assert", (1, 1), 0, {"message": str}, check=_assert),
     ]
     for name in ("add", "mul", "min", "max"):
         defs.append(OpDef(name, (2, 2), 1, traits=commutative, check=_arith))

@@ -1,5 +1,5 @@
 """`kl.dot` (API.md "linear algebra"): result types and accumulation against a float64 reference,
-shapes from 1 to 64, `acc`, `out_dtype`, `input_precision`, tiled matmuls with a K loop and masked
+shapes from 1 to 64, batched 3D operands, `acc`, `out_dtype`, `input_precision`, tiled matmuls with a K loop and masked
 edges (Triton's tutorial 03 with grouped ordering, a fused bias + ReLU epilogue), and the errors."""
 import re
 
@@ -44,7 +44,7 @@ def check_close(c, a, b, acc, unit):
         np.testing.assert_array_equal(c, expected.astype(c.dtype))
         return
     scale = np.abs(a64) @ np.abs(b64) + (0 if acc is None else np.abs(acc.astype(np.float64)))
-    bound = (a.shape[1] + 2) * unit * scale + 1e-30
+    bound = (a.shape[-1] + 2) * unit * scale + 1e-30
     err = np.abs(c.astype(np.float64) - expected)
     assert (err <= bound).all(), f"max error {err.max()} above {bound[err > bound].min()}"
 
@@ -75,6 +75,39 @@ def test_dot_matches_float64_reference(target, case, m, n, k, use_acc, seed):
     c = poisoned((m, n), result)
     dot_kernel[(1,)](a, b, acc if use_acc else c, c, M=m, N=n, K=k, A_TYPE=convert, USE_ACC=use_acc,
                      OUT=out_dtype, PRECISION=None, target=target)
+    check_close(c, a, b, acc, unit)
+
+
+@kdsl.kernel
+def batched_dot_kernel(a_ptr, b_ptr, acc_ptr, c_ptr, B: kl.constexpr, M: kl.constexpr, N: kl.constexpr,
+                       K: kl.constexpr, USE_ACC: kl.constexpr, OUT: kl.constexpr):
+    rb = kl.arange(0, B)[:, None, None]
+    rm = kl.arange(0, M)[None, :, None]
+    rn = kl.arange(0, N)[None, None, :]
+    rk = kl.arange(0, K)
+    a = kl.load(a_ptr + rb * M * K + rm * K + rk[None, None, :])
+    b = kl.load(b_ptr + rb * K * N + rk[None, :, None] * N + rn)
+    if USE_ACC:
+        c = kl.dot(a, b, kl.load(acc_ptr + rb * M * N + rm * N + rn))
+    else:
+        c = kl.dot(a, b, out_dtype=OUT)
+    kl.store(c_ptr + rb * M * N + rm * N + rn, c)
+
+
+@pytest.mark.parametrize("case", range(len(CASES) - 1))
+@SETTINGS
+@given(batch=st.sampled_from([1, 2, 4]), m=POW2, n=POW2, k=POW2, use_acc=st.booleans(),
+       seed=st.integers(0, 2**32 - 1))
+def test_batched_dot_multiplies_each_batch_index(target, case, batch, m, n, k, use_acc, seed):
+    dtype, _, out_dtype, result, unit = CASES[case]
+    rng = np.random.default_rng(seed)
+    full = dtype == np.int8
+    a = random_array(rng, (batch, m, k), dtype, full_range=full)
+    b = random_array(rng, (batch, k, n), dtype, full_range=full)
+    acc = random_array(rng, (batch, m, n), result) if use_acc else None
+    c = poisoned((batch, m, n), result)
+    batched_dot_kernel[(1,)](a, b, acc if use_acc else c, c, B=batch, M=m, N=n, K=k, USE_ACC=use_acc,
+                             OUT=out_dtype, target=target)
     check_close(c, a, b, acc, unit)
 
 
@@ -219,6 +252,14 @@ def bad_dot(x_ptr, CASE: kl.constexpr):
         kl.dot(x, x, input_precision="tf16")
     elif CASE == "out_dtype":
         kl.dot(x, x, out_dtype=kl.float16)
+    elif CASE == "rank_mix":
+        kl.dot(kl.reshape(x, 2, 8, 16), x)
+    elif CASE == "batch":
+        kl.dot(kl.reshape(x, 2, 8, 16), kl.reshape(x, 4, 16, 4))
+    elif CASE == "rank4":
+        kl.dot(kl.reshape(x, 2, 2, 4, 16), kl.reshape(x, 2, 2, 16, 4))
+    elif CASE == "acc_batched":
+        kl.dot(kl.reshape(x, 2, 8, 16), kl.reshape(x, 2, 16, 8), kl.zeros((8, 8), kl.float32))
     elif CASE == "acc_dtype":
         kl.dot(x, x, kl.zeros((16, 16), kl.float16))
     else:
@@ -226,7 +267,11 @@ def bad_dot(x_ptr, CASE: kl.constexpr):
 
 
 @pytest.mark.parametrize("case, message", [
-    ("rank", "kl.dot needs 2D blocks; its operand `a` is a block of shape (16,)"),
+    ("rank", "kl.dot needs 2D blocks (or 3D, batched); its operand `a` is a block of shape (16,)"),
+    ("rank_mix", "operands of one rank, both 2D or both 3D; a has shape (2, 8, 16), b has shape (16, 16)"),
+    ("batch", "batch dimensions differ: a has 2, b has 4"),
+    ("rank4", "its operand `a` is a block of shape (2, 2, 4, 16)"),
+    ("acc_batched", "acc must be a block of shape (2, 8, 8), got shape (8, 8)"),
     ("k", "inner dimensions differ: a is 16x16, b is 8x16"),
     ("dtype", "does not support i32 operands"),
     ("int_float", "operands have types i8 and f32"),

@@ -7,15 +7,19 @@ from functools import lru_cache
 
 import llvmlite.binding as llvm
 
+from kdsl.backend.cpu.debug_runtime import register_symbols
+
 
 @lru_cache(maxsize=None)
 def _initialize() -> None:
-    """Native target, and libgcc_s for the conversion helpers LLVM calls (`__truncdfhf2`)."""
+    """Native target, libgcc_s for the conversion helpers LLVM calls (`__truncdfhf2`), and
+    the callbacks into Python (`debug_runtime`)."""
     llvm.initialize_native_target()
     llvm.initialize_native_asmprinter()
     runtime = ctypes.util.find_library("gcc_s")
     if runtime is not None:
         llvm.load_library_permanently(runtime)
+    register_symbols()
 
 
 def target_machine() -> llvm.TargetMachine:

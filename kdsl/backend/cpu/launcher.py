@@ -1,9 +1,10 @@
 """The LLVM entry point the runtime calls: unpacks arguments, walks a range of programs.
 
-    void launch(ptr argv, i64 begin, i64 end, i32 gx, i32 gy, i32 gz)
+    void launch(ptr argv, i64 begin, i64 end, i32 gx, i32 gy, i32 gz, ptr status)
 
 `argv` holds one 8-byte slot per kernel argument (its bits in the low bytes);
-linear program ids `begin..end` map to (x, y, z) with x fastest.
+linear program ids `begin..end` map to (x, y, z) with x fastest. `status`
+(see `lower_debug`) stops the walk once a program has failed an assertion.
 """
 from __future__ import annotations
 
@@ -18,9 +19,9 @@ SLOT_BYTES = 8
 
 
 def emit_launcher(module: ir.Module, fn: Function, kernel: ir.Function) -> ir.Function:
-    sig = ir.FunctionType(ir.VoidType(), [PTR, I64, I64, I32, I32, I32])
+    sig = ir.FunctionType(ir.VoidType(), [PTR, I64, I64, I32, I32, I32, PTR])
     launch = ir.Function(module, sig, name=LAUNCH_NAME)
-    argv, begin, end, gx, gy, gz = launch.args
+    argv, begin, end, gx, gy, gz, status = launch.args
     b = ir.IRBuilder(launch.append_basic_block("entry"))
     args = []
     for index, arg in enumerate(fn.args):
@@ -30,6 +31,9 @@ def emit_launcher(module: ir.Module, fn: Function, kernel: ir.Function) -> ir.Fu
     with counted_loop(b, begin, end, ir.Constant(I64, 1), name="program") as pid:
         rest = b.udiv(pid, wide_x)
         x, y, z = b.urem(pid, wide_x), b.urem(rest, wide_y), b.udiv(rest, wide_y)
-        b.call(kernel, args + [b.trunc(v, I32) for v in (x, y, z)] + [gx, gy, gz])
+        b.call(kernel, args + [b.trunc(v, I32) for v in (x, y, z)] + [gx, gy, gz, status])
+        failed = b.load_atomic(status, "monotonic", 8, typ=I64)
+        with b.if_then(b.icmp_unsigned("!=", failed, ir.Constant(I64, 0)), likely=False):
+            b.ret_void()
     b.ret_void()
     return launch

@@ -15,9 +15,10 @@ from llvmlite import ir
 
 from kdsl.backend.cpu import lower_combine, lower_shape
 from kdsl.backend.cpu.elementwise import ELEMENTWISE
-from kdsl.backend.cpu.llvm_types import I32, I64, constant, elem_of, from_memory, mem_type, reg_type, to_memory
+from kdsl.backend.cpu.llvm_types import I32, I64, PTR, constant, elem_of, from_memory, mem_type, reg_type, to_memory
 from kdsl.backend.cpu.loops import Buffer, counted_loop, element_loop, memcpy, strides
 from kdsl.backend.cpu.lower_atomics import lower_atomic_cas, lower_atomic_rmw
+from kdsl.backend.cpu.lower_debug import AssertSite, lower_assert, lower_print
 from kdsl.backend.cpu.lower_dot import lower_dot
 from kdsl.errors import CompilationError
 from kdsl.ir.core import Function, Operation, Region, Value
@@ -29,11 +30,12 @@ GRID_PARAMS = ("pid_x", "pid_y", "pid_z", "num_x", "num_y", "num_z")
 
 
 def kernel_signature(fn: Function) -> ir.FunctionType:
-    """The kernel's LLVM type: its arguments, then program ids and grid sizes (i32)."""
+    """The kernel's LLVM type: its arguments, then program ids and grid sizes (i32), then
+    the launch's status (see `lower_debug`)."""
     for arg in fn.args:
         if arg.type.is_block:
             raise CompilationError(f"kernel argument of block type {arg.type}", fn.loc, fn.name)
-    return ir.FunctionType(ir.VoidType(), [reg_type(a.type) for a in fn.args] + [I32] * 6)
+    return ir.FunctionType(ir.VoidType(), [reg_type(a.type) for a in fn.args] + [I32] * 6 + [PTR])
 
 
 class KernelLowering:
@@ -52,7 +54,9 @@ class KernelLowering:
         params = list(self.func.args)
         for arg, param in zip(fn.args, params):
             self.values[arg] = param
-        self.grid = params[len(fn.args):]
+        self.grid = params[len(fn.args):-1]
+        self.status = params[-1]
+        self.assert_sites: list[AssertSite] = []
 
     def lower(self) -> ir.Function:
         try:
@@ -318,6 +322,8 @@ _HANDLERS: dict[str, Callable[[KernelLowering, Operation], None]] = {
     "dot": lower_dot,
     "atomic_rmw": lower_atomic_rmw,
     "atomic_cas": lower_atomic_cas,
+    "print": lower_print,
+    "assert": lower_assert,
 }
 _HANDLERS.update(lower_shape.HANDLERS)
 _HANDLERS.update(lower_combine.HANDLERS)

@@ -4,21 +4,23 @@ from __future__ import annotations
 import ctypes
 import functools
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Callable, Sequence
 
+import numpy as np
 from llvmlite import ir
 
 from kdsl.backend.cpu.jit import Jitted, host_triple, jit
 from kdsl.backend.cpu.launcher import LAUNCH_NAME, emit_launcher
 from kdsl.backend.cpu.llvm_types import scalar_bits
 from kdsl.backend.cpu.lower import KernelLowering
-from kdsl.errors import CompilationError, LaunchError
+from kdsl.backend.cpu.lower_debug import STATUS_SLOTS, AssertSite
+from kdsl.errors import CompilationError, DeviceAssertionError, LaunchError
 from kdsl.ir.core import Module
 from kdsl.ir.types import PointerType, ScalarType
 
 _LAUNCH_TYPE = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_int64, ctypes.c_int64,
-                                ctypes.c_int32, ctypes.c_int32, ctypes.c_int32)
+                                ctypes.c_int32, ctypes.c_int32, ctypes.c_int32, ctypes.c_void_p)
 Packer = Callable[[object], int]
 
 # Block buffers live on the stack. A kernel needing more than this runs on a
@@ -43,6 +45,7 @@ class CpuProgram:
     _entry: Callable[..., None]
     _packers: list[Packer]
     stack_bytes: int = 0
+    assert_sites: list[AssertSite] = field(default_factory=list)
 
     def launch(self, values: Sequence[object], grid: Sequence[int]) -> None:
         """Run the kernel over `grid` (gx, gy, gz); `values` one per kernel argument."""
@@ -55,11 +58,19 @@ class CpuProgram:
         if total == 0:
             return
         argv = (ctypes.c_uint64 * max(1, len(values)))(*(pack(v) for pack, v in zip(self._packers, values)))
-        run = functools.partial(self._entry, ctypes.addressof(argv), 0, total, gx, gy, gz)
+        status = (ctypes.c_int64 * STATUS_SLOTS)()
+        run = functools.partial(self._entry, ctypes.addressof(argv), 0, total, gx, gy, gz, ctypes.addressof(status))
         if self.stack_bytes <= CALLER_STACK_BUDGET:
             run()
         else:
             _run_with_stack(run, self.stack_bytes + (1 << 20))
+        if status[0]:
+            self._assertion_failed(*status)
+
+    def _assertion_failed(self, site_number: int, x: int, y: int, z: int, index: int) -> None:
+        site = self.assert_sites[site_number - 1]
+        coords = tuple(int(i) for i in np.unravel_index(index, site.shape)) if site.shape else None
+        raise DeviceAssertionError(self.name, site.loc, (x, y, z), coords, site.message)
 
 
 def _run_with_stack(run: Callable[[], None], size: int) -> None:
@@ -90,4 +101,5 @@ def compile_cpu(module: Module) -> CpuProgram:
     jitted = jit(text)
     entry = _LAUNCH_TYPE(jitted.address(LAUNCH_NAME))
     packers = [_packer(arg.type) for arg in fn.args]  # type: ignore[arg-type]
-    return CpuProgram(fn.name, text, jitted.optimized_ir, jitted, entry, packers, lowering.stack_bytes)
+    return CpuProgram(fn.name, text, jitted.optimized_ir, jitted, entry, packers, lowering.stack_bytes,
+                      lowering.assert_sites)
