@@ -302,3 +302,20 @@ def test_fma_rounds_once(target, fmt):
     fma_kernel[(1,)](x, y, z, out, N=64, target=target)
     exact = x.astype(np.float64) * y.astype(np.float64) + z.astype(np.float64)
     np.testing.assert_array_equal(out, round_to(exact, fmt))
+
+
+@kdsl.kernel
+def batched_dot(a_ptr, b_ptr, c_ptr, B: kl.constexpr, M: kl.constexpr, N: kl.constexpr, K: kl.constexpr):
+    rb, rm, rn, rk = kl.arange(0, B), kl.arange(0, M), kl.arange(0, N), kl.arange(0, K)
+    a = kl.load(a_ptr + rb[:, None, None] * M * K + rm[None, :, None] * K + rk[None, None, :])
+    b = kl.load(b_ptr + rb[:, None, None] * K * N + rk[None, :, None] * N + rn[None, None, :])
+    kl.store(c_ptr + rb[:, None, None] * M * N + rm[None, :, None] * N + rn[None, None, :], kl.dot(a, b))
+
+
+def test_batched_dot_on_mixed_fp8_operands(target):
+    rng = np.random.default_rng(8)
+    a = rng.standard_normal((2, 8, 16)).astype(FP8["e4m3"][1])
+    b = rng.standard_normal((2, 16, 8)).astype(FP8["e5m2"][1])
+    c = poisoned((2, 8, 8), np.float32)
+    batched_dot[(1,)](a, b, c, B=2, M=8, N=8, K=16, target=target)
+    np.testing.assert_allclose(c, a.astype(np.float64) @ b.astype(np.float64), rtol=1e-5, atol=1e-5)
