@@ -91,6 +91,31 @@ def test_nested_loops_and_branches_carry_values(target, n_outer, n_inner, seed):
 
 
 @kdsl.kernel
+def kl_range_loops(out_ptr, start, end, step):
+    """kl.range with one, two and three bounds and Triton's scheduling hints."""
+    total = 0
+    for i in kl.range(end):
+        total += i
+    kl.store(out_ptr, total)
+    total = 0
+    for i in kl.range(start, end, num_stages=3, loop_unroll_factor=2):
+        total += i
+    kl.store(out_ptr + 1, total)
+    total = 0
+    for i in kl.range(start, end, step, num_stages=1, flatten=True, warp_specialize=False):
+        total += i * i
+    kl.store(out_ptr + 2, total)
+
+
+@pytest.mark.parametrize("start, end, step", [(0, 10, 1), (3, 17, 4), (5, 5, 2), (9, 2, 3)])
+def test_kl_range_is_a_runtime_loop_whose_hints_change_nothing(target, start, end, step):
+    out = poisoned(3, np.int32)
+    kl_range_loops[(1,)](out, start, end, step, target=target)
+    expected = [sum(range(end)), sum(range(start, end)), sum(i * i for i in range(start, end, step))]
+    np.testing.assert_array_equal(out, expected)
+
+
+@kdsl.kernel
 def device_square_sum(x, SCALE: kl.constexpr):
     y = x * x
     return kl.sum(y, axis=0) * SCALE, y
