@@ -22,7 +22,7 @@ from kdsl.frontend.source import KernelSource
 from kdsl.frontend.semantic import Tensor
 from kdsl.ir.builder import Builder
 from kdsl.ir.core import Function, Module
-from kdsl.ir.types import Type
+from kdsl.ir.types import PointerType, Type
 
 _BINARY = {
     ast.Add: ("add", operator.add), ast.Sub: ("sub", operator.sub), ast.Mult: ("mul", operator.mul),
@@ -215,6 +215,8 @@ class CodeGenerator(ast.NodeVisitor, ControlFlow):
             return self.global_value(f"{base.__name__}.{node.attr}", getattr(base, node.attr))
         if isinstance(base, language.dtype) and node.attr in ("name", "bits", "is_int", "is_float", "is_signed"):
             return getattr(base, node.attr)
+        if isinstance(base, PointerType) and node.attr == "element_ty":
+            return base.element_ty
         raise CompilationError(f"{sem.type_name(base)} has no attribute '{node.attr}' usable in a kernel")
 
     def visit_Subscript(self, node: ast.Subscript) -> Any:
