@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ast
 import builtins
+import functools
 import operator
 from types import ModuleType
 from typing import Any, Callable
@@ -328,6 +329,9 @@ class CodeGenerator(ast.NodeVisitor, ControlFlow):
             return args[0] if args else None
         if fn is range:
             raise CompilationError("range() can only be used as the iterable of a for loop")
+        if (fn is builtins.min or fn is builtins.max) and len(args) > 1 and not kwargs \
+                and any(isinstance(a, Tensor) for a in args):
+            return functools.reduce(lambda x, y: sem.binary(self.builder, fn.__name__, x, y), args)
         if fn in _PY_BUILTINS.values() or fn in _HOST_HELPERS():
             if any(isinstance(a, Tensor) for a in (*args, *kwargs.values())):
                 raise CompilationError(f"{getattr(fn, '__name__', fn)}() only works on compile-time values here; "
