@@ -91,6 +91,26 @@ def test_nested_loops_and_branches_carry_values(target, n_outer, n_inner, seed):
 
 
 @kdsl.kernel
+def row_sums(x_ptr, out_ptr, n_cols, stride, BLOCK_K: kl.constexpr):
+    row = kl.program_id(0)
+    acc = kl.zeros((BLOCK_K,), kl.float32)
+    for k in range(0, n_cols, BLOCK_K):
+        offs = k + kl.arange(0, BLOCK_K)
+        acc += kl.load(x_ptr + row * stride + offs, mask=offs < n_cols, other=0.0).to(kl.float32)
+    kl.store(out_ptr + row, kl.sum(acc, axis=0))
+
+
+@SETTINGS
+@given(rows=st.integers(1, 16), cols=st.integers(0, 600), block=st.sampled_from([8, 64, 256]),
+       dtype=st.sampled_from([np.float32, np.float16]), seed=st.integers(0, 2**32 - 1))
+def test_loop_carrying_a_block_accumulator(target, rows, cols, block, dtype, seed):
+    x = random_array(np.random.default_rng(seed), (rows, cols), dtype)
+    out = poisoned(rows, np.float32)
+    row_sums[(rows,)](x, out, cols, max(cols, 1), BLOCK_K=block, target=target)
+    np.testing.assert_allclose(out, x.astype(np.float64).sum(axis=1), rtol=1e-4, atol=1e-3)
+
+
+@kdsl.kernel
 def kl_range_loops(out_ptr, start, end, step):
     """kl.range with one, two and three bounds and Triton's scheduling hints."""
     total = 0
