@@ -91,11 +91,11 @@ def _scalar(kernel: str, param: str, value: Any) -> tuple[ScalarType, int | floa
     if isinstance(value, bool):
         return t.i1, value
     if isinstance(value, int):
-        for ty in (t.i32, t.i64):
+        for ty in (t.i32, t.i64, t.u64):
             lo, hi = int_range(ty)
             if lo <= value <= hi:
                 return ty, value
-        raise LaunchError(f"'{kernel}': argument '{param}' = {value} does not fit in int64")
+        raise LaunchError(f"'{kernel}': argument '{param}' = {value} does not fit in int64 or uint64")
     if isinstance(value, float):
         return t.f32, value
     raise LaunchError(f"'{kernel}': argument '{param}' has unsupported type {type(value).__name__}; "

@@ -47,7 +47,7 @@ class Kernel:
 
     def run(self, *args: Any, grid: Any, **kwargs: Any) -> None:
         """Launch over `grid` (see API.md); launch options travel in `kwargs`."""
-        options_in = {k: kwargs.pop(k) for k in LAUNCH_OPTIONS if k in kwargs}
+        options_in = self._launch_options(kwargs, LAUNCH_OPTIONS)
         bound = bind(self.source, args, kwargs)
         options = self._options(bound, **options_in)
         dims = resolve_grid(self.source.name, grid, bound.by_name)
@@ -68,10 +68,17 @@ class Kernel:
 
         With `stages=True`, `.asm["ir_stages"]` maps each pipeline stage to the IR after it.
         """
-        options_in = {k: kwargs.pop(k) for k in ("num_warps", "num_stages") if k in kwargs}
+        options_in = self._launch_options(kwargs, ("num_warps", "num_stages"))
         bound = bind(self.source, args, kwargs)
         options = self._options(bound, target=target, arch=arch, stages=stages, **options_in)
         return self._compiled(bound, options)
+
+    def _launch_options(self, kwargs: dict[str, Any], names: tuple[str, ...]) -> dict[str, Any]:
+        """The launch options among `kwargs`, taken out of them unless the kernel also has a
+        parameter of that name (Triton's softmax tutorial takes `num_stages: tl.constexpr`),
+        which then gets the value too."""
+        params = self.source.params
+        return {k: kwargs[k] if k in params else kwargs.pop(k) for k in names if k in kwargs}
 
     def _options(self, bound: BoundLaunch, target: str | None = None, **rest: Any) -> CompileOptions:
         for name in ("num_warps", "num_stages"):

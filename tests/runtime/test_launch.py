@@ -1,4 +1,6 @@
 """Launching: grids, argument checks, specialization and the in-memory cache, `compile().asm`."""
+import re
+
 import numpy as np
 import pytest
 
@@ -58,6 +60,28 @@ def test_n_zero_writes_nothing():
     out = np.full(8, 7.0, np.float32)
     fill[(1,)](out, 1.0, 0, BLOCK=8)
     np.testing.assert_array_equal(out, 7.0)
+
+
+@pytest.mark.parametrize("target", ["cpu", "interpret"])
+@pytest.mark.parametrize("value, dtype, kind", [(2**31 - 1, np.int32, "i32"), (-2**31 - 1, np.int64, "i64"),
+                                                (2**63, np.uint64, "u64"), (2**64 - 1, np.uint64, "u64")])
+def test_python_ints_take_the_first_of_i32_i64_u64_they_fit(target, value, dtype, kind):
+    out = np.zeros(8, dtype)
+    fill[(1,)](out, value, 8, BLOCK=8, target=target)
+    assert (out == value).all()
+    assert re.search(rf"%value: {kind}\b", fill.compile(out, value, 8, BLOCK=8).asm["ir"])
+
+
+@kdsl.kernel
+def fill_stages(out_ptr, num_stages: kl.constexpr):
+    kl.store(out_ptr + kl.arange(0, 8), num_stages)
+
+
+@pytest.mark.parametrize("target", ["cpu", "interpret"])
+def test_a_launch_option_named_by_a_parameter_reaches_the_kernel_too(target):
+    out = np.zeros(8, np.int32)
+    fill_stages[(1,)](out, num_stages=5, target=target)
+    np.testing.assert_array_equal(out, 5)
 
 
 BAD_LAUNCHES = [
