@@ -36,15 +36,33 @@ def substitute_lowering(monkeypatch, llvm_ir: str) -> None:
     monkeypatch.setattr(kdsl.compiler, "lower_for_gpu", lower)
 
 
-def global_index() -> str:
-    """LLVM instructions computing %i = ctaid.x * ntid.x + tid.x (i32)."""
-    return """
+def elementwise(params: str, body: str) -> str:
+    """A kernel @k(params, ..., i32 %n) running `body` for %i = ctaid.x * ntid.x + tid.x when %i < %n."""
+    return SREGS + f"""
+define ptx_kernel void @k({params}, i32 %n) {{
   %tid = call i32 @llvm.nvvm.read.ptx.sreg.tid.x()
   %ntid = call i32 @llvm.nvvm.read.ptx.sreg.ntid.x()
   %cta = call i32 @llvm.nvvm.read.ptx.sreg.ctaid.x()
   %base = mul i32 %cta, %ntid
   %i = add i32 %base, %tid
-"""
+  %ok = icmp slt i32 %i, %n
+  br i1 %ok, label %body, label %done
+body:
+{body}
+  br label %done
+done:
+  ret void
+}}"""
+
+
+VECTOR_ADD = elementwise("ptr addrspace(1) %x, ptr addrspace(1) %y, ptr addrspace(1) %out", """
+  %px = getelementptr float, ptr addrspace(1) %x, i32 %i
+  %py = getelementptr float, ptr addrspace(1) %y, i32 %i
+  %vx = load float, ptr addrspace(1) %px
+  %vy = load float, ptr addrspace(1) %py
+  %s = fadd float %vx, %vy
+  %po = getelementptr float, ptr addrspace(1) %out, i32 %i
+  store float %s, ptr addrspace(1) %po""")
 
 
 def has_gpu() -> bool:

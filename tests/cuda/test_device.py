@@ -4,7 +4,7 @@ import pytest
 
 from kdsl.backend.cuda.device import SimDevice
 from kdsl.runtime.arrays import host_view
-from tests.cuda.lowered import global_index, needs_gpu
+from tests.cuda.lowered import VECTOR_ADD, needs_gpu
 from tests.helpers import random_array
 
 torch = pytest.importorskip("torch")
@@ -87,32 +87,17 @@ def test_cuda_device_launches_a_hand_written_kernel():
     from kdsl.backend.cuda.program import pack_args
     from kdsl.backend.cuda.ptx import llvm_to_ptx
     from kdsl.ir import types as t
-    from tests.cuda.lowered import SREGS
 
-    ir = SREGS + """
-define ptx_kernel void @k(ptr addrspace(1) %x, ptr addrspace(1) %out, float %a, i32 %n) {
-""" + global_index() + """
-  %ok = icmp slt i32 %i, %n
-  br i1 %ok, label %body, label %done
-body:
-  %p = getelementptr float, ptr addrspace(1) %x, i32 %i
-  %v = load float, ptr addrspace(1) %p
-  %w = fmul float %v, %a
-  %q = getelementptr float, ptr addrspace(1) %out, i32 %i
-  store float %w, ptr addrspace(1) %q
-  br label %done
-done:
-  ret void
-}"""
     device = cuda_device(0)
-    _, ptx = llvm_to_ptx(ir, device.arch)
-    x = random_array(np.random.default_rng(), 1000, np.float32)
+    _, ptx = llvm_to_ptx(VECTOR_ADD, device.arch)
+    rng = np.random.default_rng()
+    x, y = random_array(rng, 1000, np.float32), random_array(rng, 1000, np.float32)
     out = np.full(1024, np.nan, np.float32)
-    bx, bout = device.to_device(x), device.to_device(out)
+    bx, by, bout = device.to_device(x), device.to_device(y), device.to_device(out)
+    pointer = t.PointerType(t.f32)
     device.launch(device.load_module(ptx), "k", (8, 1, 1), (128, 1, 1), 0,
-                  pack_args([t.PointerType(t.f32), t.PointerType(t.f32), t.f32, t.i32],
-                            [bx.pointer, bout.pointer, 3.0, x.size]))
+                  pack_args([pointer, pointer, pointer, t.i32], [bx.pointer, by.pointer, bout.pointer, x.size]))
     device.synchronize()
     device.to_host(bout, out)
-    np.testing.assert_allclose(out[:1000], x * np.float32(3.0), rtol=1e-6)
+    np.testing.assert_array_equal(out[:1000], x + y)
     assert np.isnan(out[1000:]).all()

@@ -9,29 +9,10 @@ from kdsl.backend.cuda import ptxas
 from kdsl.backend.cuda.program import compile_gpu
 from kdsl.ir import types as t
 from kdsl.runtime.binding import BoundLaunch
-from tests.cuda.lowered import SREGS, Lowered, global_index, substitute_lowering
+from tests.cuda.lowered import SREGS, VECTOR_ADD, Lowered, elementwise, substitute_lowering
 from tests.helpers import poisoned, random_array
 
 torch = pytest.importorskip("torch")
-
-VECTOR_ADD = SREGS + """
-define ptx_kernel void @k(ptr addrspace(1) %x, ptr addrspace(1) %y, ptr addrspace(1) %out, i32 %n) {
-""" + global_index() + """
-  %ok = icmp slt i32 %i, %n
-  br i1 %ok, label %body, label %done
-body:
-  %px = getelementptr float, ptr addrspace(1) %x, i32 %i
-  %py = getelementptr float, ptr addrspace(1) %y, i32 %i
-  %vx = load float, ptr addrspace(1) %px
-  %vy = load float, ptr addrspace(1) %py
-  %s = fadd float %vx, %vy
-  %po = getelementptr float, ptr addrspace(1) %out, i32 %i
-  store float %s, ptr addrspace(1) %po
-  br label %done
-done:
-  ret void
-}"""
-
 
 @kdsl.kernel
 def add(x_ptr, y_ptr, out_ptr, n, BLOCK: kl.constexpr):
@@ -89,12 +70,7 @@ def test_read_only_inputs_and_n_zero(vector_add):
     assert np.isnan(out2).all()
 
 
-STRIDED_SCALE = SREGS + """
-define ptx_kernel void @k(ptr addrspace(1) %x, i64 %sx, ptr addrspace(1) %out, i64 %so, i32 %n) {
-""" + global_index() + """
-  %ok = icmp slt i32 %i, %n
-  br i1 %ok, label %body, label %done
-body:
+STRIDED_SCALE = elementwise("ptr addrspace(1) %x, i64 %sx, ptr addrspace(1) %out, i64 %so", """
   %w = sext i32 %i to i64
   %ix = mul i64 %w, %sx
   %io = mul i64 %w, %so
@@ -102,11 +78,7 @@ body:
   %v = load double, ptr addrspace(1) %px
   %d = fmul double %v, 2.0
   %po = getelementptr double, ptr addrspace(1) %out, i64 %io
-  store double %d, ptr addrspace(1) %po
-  br label %done
-done:
-  ret void
-}"""
+  store double %d, ptr addrspace(1) %po""")
 
 
 @kdsl.kernel

@@ -6,11 +6,21 @@ import pytest
 
 import kdsl
 import kdsl.language as kl
-from tests.cuda.lowered import has_gpu, needs_gpu, substitute_lowering
-from tests.cuda.test_gpu_program import VECTOR_ADD, add
+from tests.cuda.lowered import VECTOR_ADD, has_gpu, needs_gpu, substitute_lowering
+from tests.cuda.test_gpu_program import add
 from tests.helpers import poisoned, random_array
 
 no_gpu = pytest.mark.skipif(has_gpu(), reason="a CUDA GPU is present")
+
+
+@pytest.fixture
+def torch_cuda(monkeypatch):
+    """torch with CUDA, and the vector add kernel lowered by hand."""
+    torch = pytest.importorskip("torch")
+    if not torch.cuda.is_available():
+        pytest.skip("torch has no CUDA")
+    substitute_lowering(monkeypatch, VECTOR_ADD)
+    return torch
 
 
 @kdsl.kernel
@@ -72,11 +82,8 @@ def test_cuda_rejects_host_arrays(monkeypatch):
 
 @needs_gpu
 @pytest.mark.gpu
-def test_vector_add_on_torch_cuda_tensors(monkeypatch):
-    torch = pytest.importorskip("torch")
-    if not torch.cuda.is_available():
-        pytest.skip("torch has no CUDA")
-    substitute_lowering(monkeypatch, VECTOR_ADD)
+def test_vector_add_on_torch_cuda_tensors(torch_cuda):
+    torch = torch_cuda
     n = 1000
     x, y = torch.randn(n, device="cuda"), torch.randn(n, device="cuda")
     out = torch.full((n,), float("nan"), device="cuda")
@@ -87,15 +94,11 @@ def test_vector_add_on_torch_cuda_tensors(monkeypatch):
 
 @needs_gpu
 @pytest.mark.gpu
-def test_sim_and_cuda_agree(monkeypatch):
-    torch = pytest.importorskip("torch")
-    if not torch.cuda.is_available():
-        pytest.skip("torch has no CUDA")
-    substitute_lowering(monkeypatch, VECTOR_ADD)
+def test_sim_and_cuda_agree(torch_cuda):
     rng = np.random.default_rng()
     x, y = random_array(rng, 300, np.float32), random_array(rng, 300, np.float32)
     out = poisoned(300, np.float32)
     add[(3,)](x, y, out, 300, BLOCK=128, target="sim")
-    gx, gy, gout = (torch.from_numpy(a).cuda() for a in (x, y, out))
+    gx, gy, gout = (torch_cuda.from_numpy(a).cuda() for a in (x, y, out))
     add[(3,)](gx, gy, gout, 300, BLOCK=128)
     np.testing.assert_array_equal(gout.cpu().numpy(), out)
