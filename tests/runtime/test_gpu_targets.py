@@ -1,5 +1,6 @@
 """Targets "cuda" and "sim" through the runtime: target selection, and the errors a launch gets without a GPU."""
 import importlib.util
+import sys
 
 import numpy as np
 import pytest
@@ -102,3 +103,11 @@ def test_sim_and_cuda_agree(torch_cuda):
     gx, gy, gout = (torch_cuda.from_numpy(a).cuda() for a in (x, y, out))
     add[(3,)](gx, gy, gout, 300, BLOCK=128)
     np.testing.assert_array_equal(gout.cpu().numpy(), out)
+
+
+def test_missing_cuda_python_is_a_launch_error(monkeypatch):
+    from kdsl.backend.cuda.driver import CudaDevice
+
+    monkeypatch.setitem(sys.modules, "cuda.bindings", None)
+    with pytest.raises(kdsl.LaunchError, match=r"target 'cuda' needs cuda-python: pip install 'kdsl\[cuda\]'"):
+        CudaDevice(0)
