@@ -242,3 +242,35 @@ def test_cubin_on_request(vector_add):
     x = np.zeros(16, np.float32)
     compiled = add.compile(x, x, x, 16, BLOCK=16, target="sim", cubin=True)
     assert compiled.asm["cubin"][:4] == b"\x7fELF" and "registers" in compiled.asm["ptxas"]
+
+
+REVERSE_IN_SHARED = SREGS + """
+@smem = external addrspace(3) global [0 x float], align 16
+declare void @llvm.nvvm.barrier0()
+define ptx_kernel void @k(ptr addrspace(1) %x, ptr addrspace(1) %out) {
+  %t = call i32 @llvm.nvvm.read.ptx.sreg.tid.x()
+  %n = call i32 @llvm.nvvm.read.ptx.sreg.ntid.x()
+  %px = getelementptr float, ptr addrspace(1) %x, i32 %t
+  %v = load float, ptr addrspace(1) %px
+  %ps = getelementptr float, ptr addrspace(3) @smem, i32 %t
+  store float %v, ptr addrspace(3) %ps
+  call void @llvm.nvvm.barrier0()
+  %last = sub i32 %n, 1
+  %r = sub i32 %last, %t
+  %pr = getelementptr float, ptr addrspace(3) @smem, i32 %r
+  %w = load float, ptr addrspace(3) %pr
+  %po = getelementptr float, ptr addrspace(1) %out, i32 %t
+  store float %w, ptr addrspace(1) %po
+  ret void
+}"""
+
+
+@pytest.mark.parametrize("num_warps", [1, 4])
+def test_dynamic_shared_memory_of_the_lowered_kernel(num_warps):
+    threads = 32 * num_warps
+    pointer = t.PointerType(t.f32)
+    lowered = Lowered(REVERSE_IN_SHARED, num_warps=num_warps, shared_bytes=4 * threads, params=[pointer, pointer])
+    program, _ = compile_gpu(lowered, "reverse", "sim", "sm_80")
+    x, out = random_array(np.random.default_rng(), threads, np.float32), poisoned(threads, np.float32)
+    program.launch(BoundLaunch(values=[x.ctypes.data, out.ctypes.data], arrays=[x, out], devices={"cpu"}), (1, 1, 1))
+    np.testing.assert_array_equal(out, x[::-1])
