@@ -66,7 +66,10 @@ def resolve_arch(target: str, arch: str | None, bound: BoundLaunch) -> str | Non
         return SIM_ARCH
     from kdsl.backend.cuda.driver import device_for
 
-    device, _ = device_for(bound.arrays)
+    try:
+        device, _ = device_for(bound.arrays)
+    except LaunchError as e:
+        raise LaunchError(f"{e} (kernel.compile(..., target='cuda', arch='sm_80') compiles without one)") from None
     return device.arch
 
 

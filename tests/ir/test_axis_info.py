@@ -154,61 +154,73 @@ class Expressions:
         return name
 
 
-def leaf(draw, ex: Expressions) -> str:
+def leaf(draw, ex: Expressions, n: int) -> str:
     kind = draw(st.sampled_from(["arange", "constant", "n", "program"]))
     if kind == "arange":
         start = draw(st.sampled_from([0, 16, 5]))
-        return ex.emit(f"arange {{end = {start + N}, start = {start}}} : block<{N}xi32>", np.arange(start, start + N))
+        return ex.emit(f"arange {{end = {start + n}, start = {start}}} : block<{n}xi32>", np.arange(start, start + n))
     if kind == "constant":
         c = draw(st.integers(-100, 100))
-        return ex.emit(f"constant {{value = {c}}} : block<{N}xi32>", np.full(N, c))
+        return ex.emit(f"constant {{value = {c}}} : block<{n}xi32>", np.full(n, c))
     if kind == "n":
-        return ex.emit(f"splat %n : block<{N}xi32>", np.full(N, ex.n_value))
+        return ex.emit(f"splat %n : block<{n}xi32>", np.full(n, ex.n_value))
     block = draw(st.sampled_from([1, 8, 64, 96]))
     pid = ex.emit("program_id {axis = 0} : i32", np.array(ex.pid))
     size = ex.emit(f"constant {{value = {block}}} : i32", np.array(block))
     offset = ex.emit(f"mul {pid}, {size} : i32", np.array(ex.pid * block))
-    return ex.emit(f"splat {offset} : block<{N}xi32>", np.full(N, ex.pid * block))
+    return ex.emit(f"splat {offset} : block<{n}xi32>", np.full(n, ex.pid * block))
 
 
-def expression(draw, ex: Expressions, depth: int) -> str:
-    if depth == 0 or draw(st.integers(0, 3)) == 0:
-        return leaf(draw, ex)
+def expression(draw, ex: Expressions, depth: int, shape: tuple[int, ...] = (N,)) -> str:
+    """A random expression of the given shape; 2D ones combine broadcast rows and columns."""
+    if len(shape) == 2 and (depth == 0 or draw(st.integers(0, 2)) == 0):
+        axis = draw(st.integers(0, 1))
+        line = ex.values[int((src := expression(draw, ex, depth, (shape[1 - axis],)))[1:])]
+        kept = (1, shape[1]) if axis == 0 else (shape[0], 1)
+        one = ex.emit(f"expand_dims {src} {{axis = {axis}}} : block<{kept[0]}x{kept[1]}xi32>", line.reshape(kept))
+        return ex.emit(f"broadcast {one} : block<{shape[0]}x{shape[1]}xi32>", np.broadcast_to(line.reshape(kept), shape))
+    if len(shape) == 1 and (depth == 0 or draw(st.integers(0, 3)) == 0):
+        return leaf(draw, ex, shape[0])
+    ty = f"block<{'x'.join(map(str, shape))}xi32>"
     op = draw(st.sampled_from(["add", "sub", "mul", "shl", "shr", "and"]))
-    lhs = expression(draw, ex, depth - 1)
+    lhs = expression(draw, ex, depth - 1, shape)
     x = ex.values[int(lhs[1:])]
     if op in ("shl", "shr", "and"):
         c = draw(st.integers(0, 4)) if op != "and" else draw(st.sampled_from([0, 1, 3, 7, 15, 12, -16, 255]))
-        rhs = ex.emit(f"constant {{value = {c}}} : block<{N}xi32>", np.full(N, c))
+        rhs = ex.emit(f"constant {{value = {c}}} : {ty}", np.full(shape, c))
         value = {"shl": x << c, "shr": x >> c, "and": x & c}[op]
     else:
-        rhs = expression(draw, ex, depth - 1)
+        rhs = expression(draw, ex, depth - 1, shape)
         y = ex.values[int(rhs[1:])]
         value = {"add": x + y, "sub": x - y, "mul": x * y}[op]
-    return ex.emit(f"{op} {lhs}, {rhs} : block<{N}xi32>", value)
+    return ex.emit(f"{op} {lhs}, {rhs} : {ty}", value)
 
 
-def assert_facts_hold(info: AxisInfo, v: np.ndarray) -> None:
-    (c,), (d,), (k,) = info.contiguity, info.divisibility, info.constancy
-    v = np.atleast_1d(v)
-    assert v.size % c == 0 and v.size % k == 0
-    for start in range(0, v.size, c):
-        assert ((v[start: start + c] - v[start] - np.arange(c)) % 2**32 == 0).all(), f"contiguity {c}"
-        assert int(v[start]) % min(d, 2**32) == 0, f"divisibility {d} of {v[start]}"
-    for start in range(0, v.size, k):
-        assert (v[start: start + k] == v[start]).all(), f"constancy {k}"
+def assert_facts_hold(info: AxisInfo, values: np.ndarray) -> None:
+    values = np.atleast_1d(values)
+    for dim, (c, d, k) in enumerate(zip(info.contiguity, info.divisibility, info.constancy)):
+        lines = np.moveaxis(values, dim, -1).reshape(-1, values.shape[dim])
+        assert lines.shape[1] % c == 0 and lines.shape[1] % k == 0
+        for v in lines:
+            for start in range(0, v.size, c):
+                assert ((v[start: start + c] - v[start] - np.arange(c)) % 2**32 == 0).all(), f"contiguity {c}"
+                assert int(v[start]) % min(d, 2**32) == 0, f"divisibility {d} of {v[start]} along {dim}"
+            for start in range(0, v.size, k):
+                assert (v[start: start + k] == v[start]).all(), f"constancy {k} along {dim}"
     if info.value is not None:
-        assert (v == info.value).all()
+        assert (values == info.value).all()
 
 
 @settings(max_examples=150, deadline=None)
-@given(st.data(), st.integers(0, 50), st.sampled_from([(16, 48), (16, 0), (1, 37), (1, 64)]))
-def test_facts_hold_on_the_values(data, pid, n_arg):
+@given(st.data(), st.integers(0, 50), st.sampled_from([(16, 48), (16, 0), (1, 37), (1, 64)]),
+       st.sampled_from([(N,), (8, 32), (16, 4)]))
+def test_facts_hold_on_the_values(data, pid, n_arg, shape):
     divisibility, n_value = n_arg
     ex = Expressions(n_value, pid)
-    top = expression(data.draw, ex, 3)
-    bound = ex.emit(f"splat %n : block<{N}xi32>", np.full(N, n_value))
-    ex.emit(f"cmp {top}, {bound} {{pred = \"lt\"}} : block<{N}xi1>", ex.values[int(top[1:])] < n_value)
+    top = expression(data.draw, ex, 3, shape)
+    ty = "x".join(map(str, shape))
+    bound = ex.emit(f"splat %n : block<{ty}xi32>", np.full(shape, n_value))
+    ex.emit(f"cmp {top}, {bound} {{pred = \"lt\"}} : block<{ty}xi1>", ex.values[int(top[1:])] < n_value)
     attrs = " {divisibility = 16}" if divisibility == 16 else ""
     text = "\n".join([f"kernel @k(%n: i32{attrs}) {{", *ex.lines, "  return", "}"])
     a = axes(text)
