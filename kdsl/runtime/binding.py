@@ -29,6 +29,7 @@ class BoundLaunch:
     constants: dict[str, Any] = field(default_factory=dict)
     runtime: list[tuple[str, Type]] = field(default_factory=list)
     values: list[int | float | bool] = field(default_factory=list)
+    arrays: list[Any] = field(default_factory=list)  # per runtime argument: the array object, or None
     arg_attrs: list[dict[str, Any]] = field(default_factory=list)
     devices: set[str] = field(default_factory=set)
     by_name: dict[str, Any] = field(default_factory=dict)
@@ -79,6 +80,7 @@ def _runtime(kernel: str, param: str, value: Any, bound: BoundLaunch) -> None:
             attrs["divisibility"] = DIVISIBILITY
     bound.runtime.append((param, ty))
     bound.values.append(raw)
+    bound.arrays.append(value if array is not None else None)
     bound.arg_attrs.append(attrs)
 
 

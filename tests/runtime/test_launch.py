@@ -96,7 +96,6 @@ BAD_LAUNCHES = [
     (lambda out: fill[(1.5,)](out, 1.0, 8, BLOCK=8), r"grid dimensions must be ints"),
     (lambda out: fill[lambda m: 1 / 0](out, 1.0, 8, BLOCK=8), r"the grid function raised ZeroDivisionError"),
     (lambda out: fill[(1,)](out, 1.0, 8, BLOCK=8, target="tpu"), r"unknown target 'tpu'"),
-    (lambda out: fill[(1,)](out, 1.0, 8, BLOCK=8, target="sim"), r"target 'sim' is not available yet"),
     (lambda out: fill[(1,)](out, 1.0, 8, BLOCK=[8]), r"compile-time constant 'BLOCK' must be a number"),
     (lambda out: fill[(1,)](out.astype(np.complex64), 1.0, 8, BLOCK=8), r"arrays of complex64 are not supported"),
     (lambda out: fill[(1,)](out, 2**70, 8, BLOCK=8), r"does not fit in int64"),
