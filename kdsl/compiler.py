@@ -1,6 +1,8 @@
 """The compilation pipeline, top to bottom: frontend → IR passes → a backend.
 
-    Python AST ──frontend──▶ kdsl IR ──inline, canonicalize, cse, dce──▶ backend (cpu: LLVM → JIT)
+    Python AST ──frontend──▶ kdsl IR ──inline, canonicalize, cse, dce──▶ backend
+        cpu:        LLVM → JIT
+        cuda, sim:  lower_for_gpu (LLVM NVPTX) → PTX → the CUDA driver, or kdsl.sim
 """
 from __future__ import annotations
 
@@ -9,12 +11,15 @@ from typing import Any
 
 from kdsl.errors import LaunchError
 from kdsl.frontend.codegen import build_module
+from kdsl.ir.core import Module
 from kdsl.ir.passes import default_passes, run_pipeline
 from kdsl.ir.printer import print_module
 from kdsl.ir.verifier import verify_module
 from kdsl.runtime.binding import BoundLaunch
 
 TARGETS = ("cpu", "cuda", "sim", "interpret")
+GPU_TARGETS = ("cuda", "sim")
+SIM_ARCH = "sm_80"
 
 
 @dataclass(frozen=True)
@@ -26,9 +31,10 @@ class CompileOptions:
     num_warps: int = 4
     num_stages: int = 3
     stages: bool = False
+    cubin: bool = False
 
     def key(self) -> tuple:
-        return (self.target, self.arch, self.num_warps, self.num_stages)
+        return (self.target, self.arch, self.num_warps, self.num_stages, self.stages, self.cubin)
 
 
 @dataclass
@@ -40,17 +46,49 @@ class CompiledKernel:
     asm: dict[str, Any] = field(default_factory=dict)
     program: Any = None
 
-    def launch(self, values: list, grid: tuple[int, int, int]) -> None:
-        self.program.launch(values, grid)
+    def launch(self, bound: BoundLaunch, grid: tuple[int, int, int]) -> None:
+        if self.target == "cpu":
+            self.program.launch(bound.values, grid)
+        else:
+            self.program.launch(bound, grid)
+
+
+def resolve_arch(target: str, arch: str | None, bound: BoundLaunch) -> str | None:
+    """The GPU architecture to compile for: the one asked for, else sm_80 on the simulator and
+    the GPU's own on "cuda" (which needs the GPU); None on the CPU targets."""
+    if target not in GPU_TARGETS:
+        return None
+    from kdsl.backend.cuda.ptx import check_arch
+
+    if arch is not None:
+        return check_arch(arch)
+    if target == "sim":
+        return SIM_ARCH
+    from kdsl.backend.cuda.driver import device_for
+
+    try:
+        device, _ = device_for(bound.arrays)
+    except LaunchError as e:
+        raise LaunchError(f"{e} (kernel.compile(..., target='cuda', arch='sm_80') compiles without one)") from None
+    return device.arch
+
+
+def lower_for_gpu(name: str, module: Module, options: CompileOptions) -> Any:
+    """The seam between the IR and the GPU backend: the kernel in LLVM NVPTX (`program.LoweredKernel`)."""
+    try:
+        from kdsl.backend.cuda.lower import lower_to_llvm
+    except ModuleNotFoundError as e:
+        if e.name != "kdsl.backend.cuda.lower":
+            raise
+        raise LaunchError(f"'{name}': target '{options.target}' needs the GPU lowering "
+                          "(kdsl.backend.cuda.lower), which this version of kdsl does not have yet") from None
+    return lower_to_llvm(module, options.arch, options.num_warps)
 
 
 def compile_kernel(kernel: Any, bound: BoundLaunch, options: CompileOptions) -> CompiledKernel:
     if options.target == "interpret":
         raise LaunchError(f"'{kernel.source.name}': target 'interpret' runs the Python function and compiles "
                           "nothing; launch the kernel with target='interpret' instead")
-    if options.target != "cpu":
-        raise LaunchError(f"'{kernel.source.name}': target '{options.target}' is not available yet; "
-                          "kdsl currently compiles for target='cpu' only")
     module = build_module(kernel, bound.constants, bound.runtime, bound.arg_attrs)
     verify_module(module)
     stages: dict[str, str] | None = {"frontend": print_module(module, locs=True)} if options.stages else None
@@ -58,6 +96,14 @@ def compile_kernel(kernel: Any, bound: BoundLaunch, options: CompileOptions) -> 
     asm: dict[str, Any] = {"ir": print_module(module)}
     if stages is not None:
         asm["ir_stages"] = stages
+    if options.target in GPU_TARGETS:
+        from kdsl.backend.cuda.program import compile_gpu
+
+        lowered = lower_for_gpu(kernel.source.name, module, options)
+        program, gpu_asm = compile_gpu(lowered, kernel.source.name, options.target, options.arch,
+                                       cubin=options.cubin)
+        asm.update(gpu_asm)
+        return CompiledKernel(kernel.source.name, options.target, asm, program)
     from kdsl.backend.cpu import compile_cpu
 
     program = compile_cpu(module)

@@ -175,6 +175,13 @@ def static_range(*args):
 
 
 @_builtin
+def range(arg1, arg2=None, step=None, num_stages=None, loop_unroll_factor=None, disallow_acc_multi_buffer=False,
+          flatten=False, warp_specialize=False, disable_licm=False):
+    """A runtime loop like `range`, with Triton's scheduling hints: compile-time values, which
+    only the GPU pipeline may use."""
+
+
+@_builtin
 def clamp(x, min, max):
     """Elementwise `x` limited to [min, max] (undefined when min > max, as in Triton)."""
 

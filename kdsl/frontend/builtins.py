@@ -54,8 +54,11 @@ def _cdiv(b: Builder, x: Any, div: Any) -> Any:
     return sem.binary(b, "floordiv", sem.binary(b, "sub", sem.binary(b, "add", x, div), 1), div)
 
 
-def _static_range(b: Builder, *args: Any) -> None:
-    raise CompilationError("kl.static_range can only be used as the iterable of a for loop")
+def _loop_only(name: str) -> Callable[..., None]:
+    def handler(b: Builder, *args: Any, **kwargs: Any) -> None:
+        raise CompilationError(f"kl.{name} can only be used as the iterable of a for loop")
+
+    return handler
 
 
 def _math(name: str) -> Callable[[Builder, Any], Tensor]:
@@ -175,7 +178,8 @@ HANDLERS: dict[str, Callable[..., Any]] = {
     "max": lambda b, input, axis=None, keep_dims=False: sem.reduce(b, input, axis, "max", keep_dims),
     "min": lambda b, input, axis=None, keep_dims=False: sem.reduce(b, input, axis, "min", keep_dims),
     "cdiv": _cdiv,
-    "static_range": _static_range,
+    "static_range": _loop_only("static_range"),
+    "range": _loop_only("range"),
     "clamp": lambda b, x, min, max: sem.binary(b, "min", sem.binary(b, "max", x, min), max),
     "sigmoid": _sigmoid,
     "fdiv": _fdiv,
@@ -234,6 +238,16 @@ def _call(fn: Callable[..., Any], b: Builder, what: str, signature: inspect.Sign
         else:
             positional.append(value)
     return fn(b, *positional, **keywords)
+
+
+def range_bounds(args: list[Any], kwargs: dict[str, Any]) -> list[Any]:
+    """`kl.range(...)`'s start, end and step; its hints must be compile-time values."""
+    arguments = _bind("kl.range", _SIGNATURES["range"], args, kwargs)
+    for name in list(arguments)[3:]:
+        if isinstance(arguments[name], Tensor):
+            raise CompilationError(f"kl.range's {name} must be a compile-time constant; it is a runtime value")
+    arg1, arg2, step = arguments["arg1"], arguments["arg2"], arguments["step"]
+    return [0 if arg2 is None else arg1, arg1 if arg2 is None else arg2, 1 if step is None else step]
 
 
 def call_builtin(ctx: BuiltinCall, name: str, args: list[Any], kwargs: dict[str, Any]) -> Any:

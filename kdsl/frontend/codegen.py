@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ast
 import builtins
+import functools
 import operator
 from types import ModuleType
 from typing import Any, Callable
@@ -22,7 +23,7 @@ from kdsl.frontend.source import KernelSource
 from kdsl.frontend.semantic import Tensor
 from kdsl.ir.builder import Builder
 from kdsl.ir.core import Function, Module
-from kdsl.ir.types import Type
+from kdsl.ir.types import PointerType, Type
 
 _BINARY = {
     ast.Add: ("add", operator.add), ast.Sub: ("sub", operator.sub), ast.Mult: ("mul", operator.mul),
@@ -247,6 +248,8 @@ class CodeGenerator(ast.NodeVisitor, ControlFlow):
             return self.global_value(f"{base.__name__}.{node.attr}", getattr(base, node.attr))
         if isinstance(base, language.dtype) and node.attr in ("name", "bits", "is_int", "is_float", "is_signed"):
             return getattr(base, node.attr)
+        if isinstance(base, PointerType) and node.attr == "element_ty":
+            return base.element_ty
         raise CompilationError(f"{sem.type_name(base)} has no attribute '{node.attr}' usable in a kernel")
 
     def visit_Subscript(self, node: ast.Subscript) -> Any:
@@ -359,6 +362,9 @@ class CodeGenerator(ast.NodeVisitor, ControlFlow):
             return args[0] if args else None
         if fn is range:
             raise CompilationError("range() can only be used as the iterable of a for loop")
+        if (fn is builtins.min or fn is builtins.max) and len(args) > 1 and not kwargs \
+                and any(isinstance(a, Tensor) for a in args):
+            return functools.reduce(lambda x, y: sem.binary(self.builder, fn.__name__, x, y), args)
         if fn in _PY_BUILTINS.values() or fn in _HOST_HELPERS():
             if any(isinstance(a, Tensor) for a in (*args, *kwargs.values())):
                 raise CompilationError(f"{getattr(fn, '__name__', fn)}() only works on compile-time values here; "

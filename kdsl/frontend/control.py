@@ -8,6 +8,7 @@ from typing import Any, Callable
 from kdsl import language
 from kdsl.errors import CompilationError
 from kdsl.frontend import semantic as sem
+from kdsl.frontend.builtins import range_bounds
 from kdsl.frontend.semantic import Tensor
 from kdsl.ir.core import Region
 from kdsl.ir.types import Type
@@ -158,9 +159,9 @@ class ControlFlow:
     def visit_For(self, node: ast.For) -> None:
         it = node.iter
         fn = self.visit(it.func) if isinstance(it, ast.Call) else None
-        if fn is not range and fn is not language.static_range:
-            raise CompilationError("for loops must iterate over range(...) or kl.static_range(...)")
-        if it.keywords:
+        if fn is not range and fn is not language.static_range and fn is not language.range:
+            raise CompilationError("for loops must iterate over range(...), kl.range(...) or kl.static_range(...)")
+        if it.keywords and fn is not language.range:
             raise CompilationError("range() takes positional arguments only")
         if not isinstance(node.target, ast.Name):
             raise CompilationError("the loop variable must be a single name")
@@ -168,6 +169,8 @@ class ControlFlow:
             raise CompilationError("`for ... else` is not supported; kernels have no `break`, so put the `else` "
                                    "code after the loop")
         bounds = [self.visit(a) for a in it.args]
+        if fn is language.range:
+            bounds = range_bounds(bounds, {k.arg: self.visit(k.value) for k in it.keywords})
         if not 1 <= len(bounds) <= 3:
             raise CompilationError("range() takes 1 to 3 arguments")
         start, end, step = (0, bounds[0], 1) if len(bounds) == 1 else (*bounds, 1)[:3]

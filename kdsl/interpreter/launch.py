@@ -15,11 +15,11 @@ from typing import Any, Callable
 
 import kdsl
 from kdsl.errors import CompilationError, DeviceAssertionError, Loc
-from kdsl.frontend.builtins import BuiltinCall, call_builtin
+from kdsl.frontend.builtins import BuiltinCall, call_builtin, range_bounds
 from kdsl.interpreter.context import ACTIVE
 from kdsl.interpreter.evaluator import EvalValue, EvaluatingBuilder
 from kdsl.interpreter.memory import CheckedMemory
-from kdsl.interpreter.pyenv import interpreted
+from kdsl.interpreter.pyenv import interpreted, kernel_range
 from kdsl.interpreter.tensor import InterpTensor, plain, wrap
 from kdsl.ir.types import PointerType
 from kdsl.runtime.arrays import adapt_array
@@ -89,6 +89,8 @@ class Session:
         args_, kwargs_ = [plain(a) for a in args], {k: plain(v) for k, v in kwargs.items()}
         if name == "static_range":
             return range(*args_, **kwargs_)
+        if name == "range":
+            return kernel_range(*range_bounds(args_, kwargs_))
         return wrap(call_builtin(BuiltinCall(self.builder, None), name, args_, kwargs_))
 
 

@@ -1,17 +1,21 @@
-"""The Python environment an interpreted kernel runs in: its own globals, with the kernel `range`.
+"""The Python environment an interpreted kernel runs in: its own globals, with the kernel `range`,
+`min` and `max`.
 
 In a compiled kernel, `for i in range(a, b)` gives a runtime `i` typed from
 its bounds (at least i32, `semantic.loop_type`). To match, each interpreted
 function runs as a copy that shares its closure but sees a globals snapshot
-whose `range` yields typed scalars. The module's own globals and the builtin
-`range` stay untouched. A function with `assert` statements runs recompiled,
+whose `range` yields typed scalars, and whose `min`/`max` of kl values are
+`kl.minimum`/`kl.maximum` (as Triton maps them). The module's own globals and
+the builtins stay untouched. A function with `assert` statements runs recompiled,
 each `assert cond, msg` made a `kl.device_assert(cond, msg)` call at the same
 place in the file, as the compiler reads them.
 """
 from __future__ import annotations
 
 import ast
+import builtins
 import copy
+import functools
 import types
 from typing import Any, Callable, Iterator
 
@@ -75,6 +79,16 @@ def _code_with_device_asserts(fn: Callable) -> types.CodeType:
     return next(c for c in outer_code.co_consts if isinstance(c, types.CodeType) and c.co_name == tree.name)
 
 
+def _elementwise(builtin: Callable, kl_fn: Callable) -> Callable:
+    """Python's `min`/`max` as a kernel sees them: `kl.minimum`/`kl.maximum` once a kl value is involved."""
+    def call(*args: Any, **kwargs: Any) -> Any:
+        if len(args) > 1 and not kwargs and any(isinstance(a, InterpTensor) for a in args):
+            return functools.reduce(kl_fn, args)
+        return builtin(*args, **kwargs)
+
+    return call
+
+
 def _has_assert(fn: Callable) -> bool:
     try:
         tree = read_source(fn).tree
@@ -84,9 +98,12 @@ def _has_assert(fn: Callable) -> bool:
 
 
 def interpreted(fn: Callable) -> Callable:
-    """A copy of `fn` whose global `range` is `kernel_range` (and whose asserts are device asserts)."""
+    """A copy of `fn` whose globals `range`, `min` and `max` are the kernel ones (and whose asserts are
+    device asserts)."""
     env = dict(fn.__globals__)
     env["range"] = kernel_range
+    env["min"] = _elementwise(builtins.min, language.minimum)
+    env["max"] = _elementwise(builtins.max, language.maximum)
     code, closure = fn.__code__, fn.__closure__
     if _has_assert(fn):
         code = _code_with_device_asserts(fn)

@@ -79,6 +79,11 @@ class PointerType(Type):
     def __str__(self) -> str:
         return f"*{self.elem}"
 
+    @property
+    def element_ty(self) -> ScalarType:
+        """Triton's name for the element type, as in `out_ptr.dtype.element_ty`."""
+        return self.elem
+
     def __repr__(self) -> str:
         return str(self)
 

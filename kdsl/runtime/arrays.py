@@ -1,10 +1,13 @@
 """Array adapters: what a kernel needs of an array argument, from numpy, torch and the array protocols.
 
 A kernel receives a pointer to the array's first element, never a copy; strides
-are the user's business (API.md).
+are the user's business (API.md). Where an array must be copied to another memory
+(the simulator's), its whole memory span travels, so that pointer and strides
+keep their meaning there.
 """
 from __future__ import annotations
 
+import ctypes
 from dataclasses import dataclass
 from typing import Any
 
@@ -83,3 +86,42 @@ def adapt_array(obj: Any) -> ArrayArg | None:
             raise UnsupportedArray("DLPack arrays are supported on the CPU only for now")
         return adapt_array(np.from_dlpack(obj))
     return None
+
+
+_SAME_SIZE_INT = {1: "uint8", 2: "int16", 4: "int32", 8: "int64"}
+
+
+def host_view(obj: Any) -> np.ndarray:
+    """A numpy array over a host array argument's own memory: same address, shape and strides.
+
+    Torch tensors are viewed as integers of their element size (numpy lacks bf16 and fp8):
+    the bytes are what matter to whoever copies them.
+    """
+    if isinstance(obj, np.ndarray):
+        return obj
+    if type(obj).__module__.startswith("torch") and hasattr(obj, "data_ptr"):
+        import torch
+
+        return obj.detach().view(getattr(torch, _SAME_SIZE_INT[obj.element_size()])).numpy()
+    if hasattr(obj, "__array_interface__"):
+        return np.asarray(obj)
+    return np.from_dlpack(obj)
+
+
+def host_bytes(address: int, nbytes: int) -> np.ndarray:
+    """Host memory [address, address + nbytes) as a writable uint8 array (no copy)."""
+    if nbytes == 0:
+        return np.zeros(0, np.uint8)
+    return np.frombuffer((ctypes.c_char * nbytes).from_address(address), np.uint8)
+
+
+def memory_span(arr: np.ndarray) -> tuple[np.ndarray, int]:
+    """The bytes an array's elements span (strided arrays included), and its first element's offset.
+
+    The kernel gets a pointer to the first element of the array's own memory, never of a copy
+    in another layout, so strides passed by the user mean what they mean on the GPU.
+    """
+    if arr.flags.c_contiguous:
+        return arr.reshape(-1).view(np.uint8) if arr.size else np.zeros(0, np.uint8), 0
+    low, high = np.lib.array_utils.byte_bounds(arr)
+    return host_bytes(low, high - low), arr.__array_interface__["data"][0] - low

@@ -29,6 +29,7 @@ class BoundLaunch:
     constants: dict[str, Any] = field(default_factory=dict)
     runtime: list[tuple[str, Type]] = field(default_factory=list)
     values: list[int | float | bool] = field(default_factory=list)
+    arrays: list[Any] = field(default_factory=list)  # per runtime argument: the array object, or None
     arg_attrs: list[dict[str, Any]] = field(default_factory=list)
     devices: set[str] = field(default_factory=set)
     by_name: dict[str, Any] = field(default_factory=dict)
@@ -79,6 +80,7 @@ def _runtime(kernel: str, param: str, value: Any, bound: BoundLaunch) -> None:
             attrs["divisibility"] = DIVISIBILITY
     bound.runtime.append((param, ty))
     bound.values.append(raw)
+    bound.arrays.append(value if array is not None else None)
     bound.arg_attrs.append(attrs)
 
 
@@ -91,11 +93,11 @@ def _scalar(kernel: str, param: str, value: Any) -> tuple[ScalarType, int | floa
     if isinstance(value, bool):
         return t.i1, value
     if isinstance(value, int):
-        for ty in (t.i32, t.i64):
+        for ty in (t.i32, t.i64, t.u64):
             lo, hi = int_range(ty)
             if lo <= value <= hi:
                 return ty, value
-        raise LaunchError(f"'{kernel}': argument '{param}' = {value} does not fit in int64")
+        raise LaunchError(f"'{kernel}': argument '{param}' = {value} does not fit in int64 or uint64")
     if isinstance(value, float):
         return t.f32, value
     raise LaunchError(f"'{kernel}': argument '{param}' has unsupported type {type(value).__name__}; "

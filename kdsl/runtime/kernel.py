@@ -5,7 +5,7 @@ import functools
 import threading
 from typing import Any, Callable
 
-from kdsl.compiler import CompiledKernel, CompileOptions, compile_kernel
+from kdsl.compiler import CompiledKernel, CompileOptions, compile_kernel, resolve_arch
 from kdsl.errors import KdslError, LaunchError
 from kdsl.frontend.source import KernelSource, read_source
 from kdsl.interpreter.context import active_session
@@ -47,7 +47,7 @@ class Kernel:
 
     def run(self, *args: Any, grid: Any, **kwargs: Any) -> None:
         """Launch over `grid` (see API.md); launch options travel in `kwargs`."""
-        options_in = {k: kwargs.pop(k) for k in LAUNCH_OPTIONS if k in kwargs}
+        options_in = self._launch_options(kwargs, LAUNCH_OPTIONS)
         bound = bind(self.source, args, kwargs)
         options = self._options(bound, **options_in)
         dims = resolve_grid(self.source.name, grid, bound.by_name)
@@ -60,29 +60,40 @@ class Kernel:
         compiled = self._compiled(bound, options)
         if 0 in dims:
             return
-        compiled.launch(bound.values, dims)
+        compiled.launch(bound, dims)
 
     def compile(self, *args: Any, target: str = "cpu", arch: str | None = None, stages: bool = False,
-                **kwargs: Any) -> CompiledKernel:
+                cubin: bool = False, **kwargs: Any) -> CompiledKernel:
         """Compile for example arguments without launching; `.asm` holds the IR and the LLVM.
 
         With `stages=True`, `.asm["ir_stages"]` maps each pipeline stage to the IR after it.
+        GPU targets ("sim", "cuda": no GPU needed with `arch=`) add "ptx", and with `cubin=True`
+        where ptxas is installed, "cubin" and ptxas's resource report "ptxas".
         """
-        options_in = {k: kwargs.pop(k) for k in ("num_warps", "num_stages") if k in kwargs}
+        options_in = self._launch_options(kwargs, ("num_warps", "num_stages"))
         bound = bind(self.source, args, kwargs)
-        options = self._options(bound, target=target, arch=arch, stages=stages, **options_in)
+        options = self._options(bound, target=target, arch=arch, stages=stages, cubin=cubin, **options_in)
         return self._compiled(bound, options)
 
-    def _options(self, bound: BoundLaunch, target: str | None = None, **rest: Any) -> CompileOptions:
+    def _launch_options(self, kwargs: dict[str, Any], names: tuple[str, ...]) -> dict[str, Any]:
+        """The launch options among `kwargs`, taken out of them unless the kernel also has a
+        parameter of that name (Triton's softmax tutorial takes `num_stages: tl.constexpr`),
+        which then gets the value too."""
+        params = self.source.params
+        return {k: kwargs[k] if k in params else kwargs.pop(k) for k in names if k in kwargs}
+
+    def _options(self, bound: BoundLaunch, target: str | None = None, arch: str | None = None,
+                 **rest: Any) -> CompileOptions:
         for name in ("num_warps", "num_stages"):
             value = rest.get(name)
             if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 1):
                 raise LaunchError(f"'{self.source.name}': {name} must be a positive int, got {value!r}")
-        return CompileOptions(target=target_for(self.source.name, target, bound.devices),
+        target = target_for(self.source.name, target, bound.devices)
+        return CompileOptions(target=target, arch=resolve_arch(target, arch, bound),
                               **{k: v for k, v in rest.items() if v is not None})
 
     def _compiled(self, bound: BoundLaunch, options: CompileOptions) -> CompiledKernel:
-        key = (bound.key(), options.key(), options.stages)
+        key = (bound.key(), options.key())
         compiled = self._cache.get(key)
         if compiled is None:
             with self._lock:

@@ -28,7 +28,9 @@ class DeviceMemory:
     """Global memory: a bump allocator over one growable byte buffer.
 
     Addresses start at `GLOBAL_BASE` so that null and small integers are never
-    valid pointers. Freed ranges are not reused, so a stale pointer faults.
+    valid pointers. A freed range is reused only once nothing above it is live (the
+    top of the heap comes back down, so launch after launch needs no more memory);
+    until then a stale pointer faults.
     """
 
     def __init__(self) -> None:
@@ -57,6 +59,9 @@ class DeviceMemory:
             raise MemoryAccessError(f"free of {addr:#x}, which is not an allocation", address=addr)
         self.starts = np.delete(self.starts, i)
         self.ends = np.delete(self.ends, i)
+        if i[0] == self.starts.size:  # the topmost allocation (they are in address order)
+            self.top = int(self.starts[-1]) - GLOBAL_BASE + max(int(self.ends[-1] - self.starts[-1]), 1) \
+                if self.starts.size else 0
 
     def copy_in(self, addr: int, array: np.ndarray | bytes) -> None:
         raw = np.frombuffer(bytes(array) if isinstance(array, (bytes, bytearray)) else

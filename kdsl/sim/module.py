@@ -1,12 +1,12 @@
 """A loaded PTX module: parse once, launch many times."""
 from __future__ import annotations
 
-import ctypes
 from dataclasses import dataclass
 
 import numpy as np
 
 from kdsl.errors import LaunchError
+from kdsl.runtime.arrays import memory_span
 from kdsl.sim import cta
 from kdsl.sim.dispatch import decode
 from kdsl.sim.linker import inline_calls
@@ -120,7 +120,7 @@ class Module:
 
     def _param_bytes(self, p, arg, staged: list) -> np.ndarray:
         if isinstance(arg, np.ndarray):
-            span, offset = _memory_span(arg)
+            span, offset = memory_span(arg)
             addr = self.memory.allocate(span.nbytes)
             self.memory.copy_in(addr, span)
             staged.append((addr, span))
@@ -163,19 +163,6 @@ class Module:
                           ctaid=tuple(ctaid), tid=tid)
         st.shared_size = prog.static_shared + shared_bytes
         return st
-
-
-def _memory_span(arr: np.ndarray) -> tuple[np.ndarray, int]:
-    """The bytes an array's elements span (strided arrays included), and its first element's offset.
-
-    The kernel gets a pointer to the first element of the array's own memory, never of a copy
-    in another layout, so strides passed by the user mean what they mean on the GPU.
-    """
-    if arr.flags.c_contiguous:
-        return arr.reshape(-1).view(np.uint8) if arr.size else np.zeros(0, np.uint8), 0
-    low, high = np.lib.array_utils.byte_bounds(arr)
-    span = np.frombuffer((ctypes.c_char * (high - low)).from_address(low), np.uint8)
-    return span, arr.__array_interface__["data"][0] - low
 
 
 def _dims(d) -> tuple[int, int, int]:

@@ -149,6 +149,24 @@ def bad_axis(x_ptr):
     kl.store(x_ptr, kl.sum(offs, axis=1))
 
 
+@kdsl.kernel
+def range_runtime_hint(x_ptr, n):
+    for i in kl.range(0, 4, num_stages=n):
+        kl.store(x_ptr + i, 1.0)
+
+
+@kdsl.kernel
+def range_unknown_hint(x_ptr):
+    for i in kl.range(0, 4, num_warps=4):
+        kl.store(x_ptr + i, 1.0)
+
+
+@kdsl.kernel
+def range_as_a_value(x_ptr):
+    r = kl.range(0, 4)
+    kl.store(x_ptr, 1.0)
+
+
 CASES = [
     (arange_not_pow2, "offs = kl.arange(0, 100)", r"must be a positive power of two"),
     (load_scalar, "v = kl.load(n)", r"kl.load needs a pointer or a block of pointers, got i32"),
@@ -172,6 +190,9 @@ CASES = [
     (exp_of_int, "kl.store(x_ptr, kl.exp(n))", r"kl.exp needs a floating-point operand, got i32"),
     (loop_local_used_after, "kl.store(x_ptr, t)", r"'t' is first assigned inside the loop"),
     (chained_compare, "if 0 < n < 10:", r"chained comparisons are not supported"),
+    (range_runtime_hint, "for i in kl.range(0, 4, num_stages=n):", r"kl.range's num_stages must be a compile-time"),
+    (range_unknown_hint, "for i in kl.range(0, 4, num_warps=4):", r"unexpected keyword argument 'num_warps'"),
+    (range_as_a_value, "r = kl.range(0, 4)", r"kl.range can only be used as the iterable of a for loop"),
     (bad_axis, "kl.store(x_ptr, kl.sum(offs, axis=1))", r"axis 1 is out of range for a block of shape \(16,\)"),
 ]
 

@@ -1,6 +1,6 @@
 """`kl.dot` (API.md "linear algebra"): result types and accumulation against a float64 reference,
-shapes from 1 to 64, batched 3D operands, `acc`, `out_dtype`, `input_precision`, tiled matmuls with a K loop and masked
-edges (Triton's tutorial 03 with grouped ordering, a fused bias + ReLU epilogue), and the errors."""
+shapes from 1 to 64, batched 3D operands, `acc`, `out_dtype`, `input_precision`, and the errors. Tiled matmuls
+(Triton's tutorial 03 with grouped ordering, a fused epilogue) are in test_tutorials.py."""
 import re
 
 import numpy as np
@@ -144,95 +144,6 @@ def test_fp16_times_fp32_promotes_and_acc_carries_through_a_loop(target):
     c = poisoned((8, 4), np.float32)
     mixed_dot[(1,)](a, b, c, M=8, N=4, K=16, target=target)
     check_close(c, 2 * a.astype(np.float32), b, None, UNIT[np.float32])
-
-
-# tiled matmuls -----------------------------------------------------------------------------
-
-@kdsl.kernel
-def matmul_kernel(a_ptr, b_ptr, c_ptr, bias_ptr, M, N, K, stride_am, stride_ak, stride_bk, stride_bn,
-                  stride_cm, stride_cn, BLOCK_SIZE_M: kl.constexpr, BLOCK_SIZE_N: kl.constexpr,
-                  BLOCK_SIZE_K: kl.constexpr, GROUP_SIZE_M: kl.constexpr, EPILOGUE: kl.constexpr):
-    """Triton's tutorial 03: grouped program ordering, a K loop carrying the accumulator,
-    masked edges; EPILOGUE "bias_relu" fuses `relu(c + bias[None, :])`."""
-    pid = kl.program_id(axis=0)
-    num_pid_m = kl.cdiv(M, BLOCK_SIZE_M)
-    num_pid_n = kl.cdiv(N, BLOCK_SIZE_N)
-    num_pid_in_group = GROUP_SIZE_M * num_pid_n
-    group_id = pid // num_pid_in_group
-    first_pid_m = group_id * GROUP_SIZE_M
-    group_size_m = kl.minimum(num_pid_m - first_pid_m, GROUP_SIZE_M)
-    pid_m = first_pid_m + ((pid % num_pid_in_group) % group_size_m)
-    pid_n = (pid % num_pid_in_group) // group_size_m
-
-    offs_am = pid_m * BLOCK_SIZE_M + kl.arange(0, BLOCK_SIZE_M)
-    offs_bn = pid_n * BLOCK_SIZE_N + kl.arange(0, BLOCK_SIZE_N)
-    offs_k = kl.arange(0, BLOCK_SIZE_K)
-    a_ptrs = a_ptr + (offs_am[:, None] * stride_am + offs_k[None, :] * stride_ak)
-    b_ptrs = b_ptr + (offs_k[:, None] * stride_bk + offs_bn[None, :] * stride_bn)
-    accumulator = kl.zeros((BLOCK_SIZE_M, BLOCK_SIZE_N), dtype=kl.float32)
-    for k in range(0, kl.cdiv(K, BLOCK_SIZE_K)):
-        a = kl.load(a_ptrs, mask=(offs_am[:, None] < M) & (offs_k[None, :] < K - k * BLOCK_SIZE_K), other=0.0)
-        b = kl.load(b_ptrs, mask=(offs_k[:, None] < K - k * BLOCK_SIZE_K) & (offs_bn[None, :] < N), other=0.0)
-        accumulator = kl.dot(a, b, accumulator)
-        a_ptrs += BLOCK_SIZE_K * stride_ak
-        b_ptrs += BLOCK_SIZE_K * stride_bk
-    if EPILOGUE == "bias_relu":
-        bias = kl.load(bias_ptr + offs_bn, mask=offs_bn < N, other=0.0)
-        accumulator = kl.maximum(accumulator + bias[None, :], 0.0)
-    offs_cm = pid_m * BLOCK_SIZE_M + kl.arange(0, BLOCK_SIZE_M)
-    offs_cn = pid_n * BLOCK_SIZE_N + kl.arange(0, BLOCK_SIZE_N)
-    c_ptrs = c_ptr + stride_cm * offs_cm[:, None] + stride_cn * offs_cn[None, :]
-    kl.store(c_ptrs, accumulator, mask=(offs_cm[:, None] < M) & (offs_cn[None, :] < N))
-
-
-def elements(x):
-    return [s // x.itemsize for s in x.strides]
-
-
-def matmul(a, b, target, epilogue=None, bias=None, out_dtype=np.float32, blocks=(32, 32, 16), group=4):
-    (m, k), n = a.shape, b.shape[1]
-    c = poisoned((m, n), out_dtype)
-    bm, bn, bk = blocks
-    grid = lambda meta: (kdsl.cdiv(meta["M"], meta["BLOCK_SIZE_M"]) * kdsl.cdiv(meta["N"], meta["BLOCK_SIZE_N"]),)
-    matmul_kernel[grid](a, b, c, c if bias is None else bias, m, n, k, *elements(a), *elements(b), *elements(c),
-                        BLOCK_SIZE_M=bm, BLOCK_SIZE_N=bn, BLOCK_SIZE_K=bk, GROUP_SIZE_M=group,
-                        EPILOGUE=epilogue, target=target)
-    return c
-
-
-@pytest.mark.parametrize("dtype", [np.float16, np.float32])
-@settings(max_examples=3, deadline=None)
-@given(m=st.integers(1, 100), n=st.integers(1, 100), k=st.integers(1, 80), seed=st.integers(0, 2**32 - 1))
-def test_tiled_matmul_with_masked_edges(target, dtype, m, n, k, seed):
-    rng = np.random.default_rng(seed)
-    a, b = random_array(rng, (m, k), dtype), random_array(rng, (k, n), dtype)
-    c = matmul(a, b, target)
-    check_close(c, a, b, None, UNIT[np.float32])
-
-
-@pytest.mark.parametrize("blocks, group", [((16, 32, 8), 3), ((64, 16, 32), 8)])
-def test_grouped_ordering_covers_every_tile(target, blocks, group):
-    rng = np.random.default_rng(11)
-    a, b = random_array(rng, (77, 45), np.float16), random_array(rng, (45, 130), np.float16)
-    c = matmul(a, b, target, blocks=blocks, group=group, out_dtype=np.float16)
-    check_close(c.astype(np.float32), a, b, None, UNIT[np.float16])
-
-
-def test_transposed_operand_through_strides(target):
-    rng = np.random.default_rng(5)
-    a, b = random_array(rng, (40, 24), np.float32), random_array(rng, (33, 24), np.float32).T
-    check_close(matmul(a, b, target), a, b, None, UNIT[np.float32])
-
-
-def test_fused_bias_relu_epilogue(target):
-    rng = np.random.default_rng(9)
-    a, b = random_array(rng, (50, 70), np.float32), random_array(rng, (70, 60), np.float32)
-    bias = random_array(rng, 60, np.float32)
-    c = matmul(a, b, target, epilogue="bias_relu", bias=bias)
-    expected = np.maximum(a.astype(np.float64) @ b + bias, 0)
-    scale = np.abs(a.astype(np.float64)) @ np.abs(b) + np.abs(bias)
-    assert (np.abs(c - expected) <= 72 * UNIT[np.float32] * scale).all()
-    assert (c >= 0).all()
 
 
 # errors ----------------------------------------------------------------------------------

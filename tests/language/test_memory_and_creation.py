@@ -100,3 +100,24 @@ def test_three_dimensional_blocks(target):
     three_d[(1,)](out, A=2, B=4, C=8, target=target)
     a, b, c = np.meshgrid(np.arange(2), np.arange(4), np.arange(8), indexing="ij")
     np.testing.assert_array_equal(out, a * 10000 + b * 100 + c)
+
+
+@kdsl.kernel
+def copy_tile(src_ptr, dst_ptr, n_rows, n_cols, src_stride, dst_stride, BM: kl.constexpr, BN: kl.constexpr):
+    rows = kl.program_id(0) * BM + kl.arange(0, BM)
+    cols = kl.program_id(1) * BN + kl.arange(0, BN)
+    mask = (rows[:, None] < n_rows) & (cols[None, :] < n_cols)
+    tile = kl.load(src_ptr + rows[:, None] * src_stride + cols[None, :], mask=mask)
+    kl.store(dst_ptr + rows[:, None] * dst_stride + cols[None, :], tile, mask=mask)
+
+
+@SETTINGS
+@given(rows=st.integers(0, 70), cols=st.integers(0, 70), pad=st.integers(0, 5), bm=st.sampled_from([1, 8, 32]),
+       bn=st.sampled_from([4, 16]), dtype=st.sampled_from([np.float32, np.int16, np.float64]),
+       seed=st.integers(0, 2**32 - 1))
+def test_2d_tile_copy_on_a_2d_grid(target, rows, cols, pad, bm, bn, dtype, seed):
+    src = random_array(np.random.default_rng(seed), (rows, cols + pad), dtype)[:, :cols]
+    dst = poisoned((rows, cols), dtype)
+    grid = (kdsl.cdiv(rows, bm), kdsl.cdiv(cols, bn))
+    copy_tile[grid](src, dst, rows, cols, cols + pad, cols, BM=bm, BN=bn, target=target)
+    np.testing.assert_array_equal(dst, src)

@@ -243,3 +243,23 @@ def test_python_numbers_take_the_block_type(target, dtype):
     with_python_number[(1,)](x, out, 50, BLOCK=64, target=target)
     expected = [wrap(c_div(wrap(int(a) * 3 + 1, dtype), 2, dtype) - 3, dtype) for a in x]
     np.testing.assert_array_equal(out, np.array(expected, dtype))
+
+
+@kdsl.kernel
+def python_min_max(x_ptr, y_ptr, out_ptr, n, BLOCK: kl.constexpr):
+    offs = kl.arange(0, BLOCK)
+    x = kl.load(x_ptr + offs)
+    y = kl.load(y_ptr + offs)
+    kl.store(out_ptr + offs, min(x, y))
+    kl.store(out_ptr + BLOCK + offs, max(x, y, 0.5))
+    kl.store(out_ptr + 2 * BLOCK + offs, min(n, 3) + max(2, BLOCK) + offs * 0)
+
+
+@pytest.mark.parametrize("n", [1, 7])
+def test_python_min_and_max_of_kl_values_are_minimum_and_maximum(target, n):
+    rng = np.random.default_rng(n)
+    x, y = random_array(rng, 16, np.float32), random_array(rng, 16, np.float32)
+    out = poisoned((3, 16), np.float32)
+    python_min_max[(1,)](x, y, out, n, BLOCK=16, target=target)
+    expected = [np.minimum(x, y), np.maximum(np.maximum(x, y), 0.5), np.full(16, min(n, 3) + 16)]
+    np.testing.assert_array_equal(out, expected)

@@ -101,6 +101,51 @@ def test_nested_loops_and_branches_carry_values(target, n_outer, n_inner, seed):
 
 
 @kdsl.kernel
+def row_sums(x_ptr, out_ptr, n_cols, stride, BLOCK_K: kl.constexpr):
+    row = kl.program_id(0)
+    acc = kl.zeros((BLOCK_K,), kl.float32)
+    for k in range(0, n_cols, BLOCK_K):
+        offs = k + kl.arange(0, BLOCK_K)
+        acc += kl.load(x_ptr + row * stride + offs, mask=offs < n_cols, other=0.0).to(kl.float32)
+    kl.store(out_ptr + row, kl.sum(acc, axis=0))
+
+
+@SETTINGS
+@given(rows=st.integers(1, 16), cols=st.integers(0, 600), block=st.sampled_from([8, 64, 256]),
+       dtype=st.sampled_from([np.float32, np.float16]), seed=st.integers(0, 2**32 - 1))
+def test_loop_carrying_a_block_accumulator(target, rows, cols, block, dtype, seed):
+    x = random_array(np.random.default_rng(seed), (rows, cols), dtype)
+    out = poisoned(rows, np.float32)
+    row_sums[(rows,)](x, out, cols, max(cols, 1), BLOCK_K=block, target=target)
+    np.testing.assert_allclose(out, x.astype(np.float64).sum(axis=1), rtol=1e-4, atol=1e-3)
+
+
+@kdsl.kernel
+def kl_range_loops(out_ptr, start, end, step):
+    """kl.range with one, two and three bounds and Triton's scheduling hints."""
+    total = 0
+    for i in kl.range(end):
+        total += i
+    kl.store(out_ptr, total)
+    total = 0
+    for i in kl.range(start, end, num_stages=3, loop_unroll_factor=2):
+        total += i
+    kl.store(out_ptr + 1, total)
+    total = 0
+    for i in kl.range(start, end, step, num_stages=1, flatten=True, warp_specialize=False):
+        total += i * i
+    kl.store(out_ptr + 2, total)
+
+
+@pytest.mark.parametrize("start, end, step", [(0, 10, 1), (3, 17, 4), (5, 5, 2), (9, 2, 3)])
+def test_kl_range_is_a_runtime_loop_whose_hints_change_nothing(target, start, end, step):
+    out = poisoned(3, np.int32)
+    kl_range_loops[(1,)](out, start, end, step, target=target)
+    expected = [sum(range(end)), sum(range(start, end)), sum(i * i for i in range(start, end, step))]
+    np.testing.assert_array_equal(out, expected)
+
+
+@kdsl.kernel
 def device_square_sum(x, SCALE: kl.constexpr):
     y = x * x
     return kl.sum(y, axis=0) * SCALE, y

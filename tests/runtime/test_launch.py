@@ -1,4 +1,6 @@
 """Launching: grids, argument checks, specialization and the in-memory cache, `compile().asm`."""
+import re
+
 import numpy as np
 import pytest
 
@@ -60,6 +62,28 @@ def test_n_zero_writes_nothing():
     np.testing.assert_array_equal(out, 7.0)
 
 
+@pytest.mark.parametrize("target", ["cpu", "interpret"])
+@pytest.mark.parametrize("value, dtype, kind", [(2**31 - 1, np.int32, "i32"), (-2**31 - 1, np.int64, "i64"),
+                                                (2**63, np.uint64, "u64"), (2**64 - 1, np.uint64, "u64")])
+def test_python_ints_take_the_first_of_i32_i64_u64_they_fit(target, value, dtype, kind):
+    out = np.zeros(8, dtype)
+    fill[(1,)](out, value, 8, BLOCK=8, target=target)
+    assert (out == value).all()
+    assert re.search(rf"%value: {kind}\b", fill.compile(out, value, 8, BLOCK=8).asm["ir"])
+
+
+@kdsl.kernel
+def fill_stages(out_ptr, num_stages: kl.constexpr):
+    kl.store(out_ptr + kl.arange(0, 8), num_stages)
+
+
+@pytest.mark.parametrize("target", ["cpu", "interpret"])
+def test_a_launch_option_named_by_a_parameter_reaches_the_kernel_too(target):
+    out = np.zeros(8, np.int32)
+    fill_stages[(1,)](out, num_stages=5, target=target)
+    np.testing.assert_array_equal(out, 5)
+
+
 BAD_LAUNCHES = [
     (lambda out: fill[(1,)](out, 1.0, 8), r"missing the compile-time constant 'BLOCK'"),
     (lambda out: fill[(1,)](out, 1.0, BLOCK=8), r"missing the argument 'n'"),
@@ -72,7 +96,6 @@ BAD_LAUNCHES = [
     (lambda out: fill[(1.5,)](out, 1.0, 8, BLOCK=8), r"grid dimensions must be ints"),
     (lambda out: fill[lambda m: 1 / 0](out, 1.0, 8, BLOCK=8), r"the grid function raised ZeroDivisionError"),
     (lambda out: fill[(1,)](out, 1.0, 8, BLOCK=8, target="tpu"), r"unknown target 'tpu'"),
-    (lambda out: fill[(1,)](out, 1.0, 8, BLOCK=8, target="sim"), r"target 'sim' is not available yet"),
     (lambda out: fill[(1,)](out, 1.0, 8, BLOCK=[8]), r"compile-time constant 'BLOCK' must be a number"),
     (lambda out: fill[(1,)](out.astype(np.complex64), 1.0, 8, BLOCK=8), r"arrays of complex64 are not supported"),
     (lambda out: fill[(1,)](out, 2**70, 8, BLOCK=8), r"does not fit in int64"),

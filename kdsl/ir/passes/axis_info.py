@@ -1,0 +1,267 @@
+"""Axis analysis (Triton's AxisInfo): what the GPU lowering needs to know to vectorise memory accesses.
+
+For every integer or pointer value and every dimension d of its shape (scalars have one):
+
+- contiguity[d]: along d the values come in runs of this length, each run increasing by 1
+  (pointers: by one element);
+- divisibility[d]: the largest power of two dividing the first value of every such run
+  (pointers: in bytes), so with contiguity 1 it divides every value;
+- constancy[d]: along d the values come in runs of this length of one value.
+
+Every run starts at a multiple of its length. The facts come from `program_id * BLOCK`,
+`arange`, constants and the divisibility-by-16 specialisation of pointer and integer
+arguments (`divisibility` in the kernel's argument attributes, see runtime/binding.py),
+and are carried through splat, broadcast, expand_dims, add, sub, mul, addptr, shl, shr,
+and, comparisons and casts that widen. Anything else is assumed to know nothing
+(1, 1, 1), except that an elementwise op keeps the constancy its operands share.
+This is an analysis: it leaves the IR as it is.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from math import gcd
+from typing import Callable
+
+from kdsl.ir.core import Function, Operation, Value
+from kdsl.ir.ops import ELEMENTWISE, has_trait
+from kdsl.ir.types import PointerType, ScalarType
+
+MAX_DIVISIBILITY = 1 << 62  # what divides 0
+
+
+@dataclass(frozen=True)
+class AxisInfo:
+    contiguity: tuple[int, ...]
+    divisibility: tuple[int, ...]
+    constancy: tuple[int, ...]
+    value: int | None = None  # the one value of every element, when known
+
+    @property
+    def rank(self) -> int:
+        return len(self.contiguity)
+
+
+def pow2_divisor(n: int) -> int:
+    """The largest power of two dividing `n` (MAX_DIVISIBILITY for 0)."""
+    return min(n & -n, MAX_DIVISIBILITY) if n else MAX_DIVISIBILITY
+
+
+def _dims(v: Value) -> tuple[int, ...]:
+    return v.type.shape or (1,)
+
+
+def unknown(v: Value) -> AxisInfo:
+    ones = (1,) * len(_dims(v))
+    return AxisInfo(ones, ones, ones)
+
+
+def uniform(v: Value, divisibility: int, value: int | None = None) -> AxisInfo:
+    """Every element the same (unknown unless `value` is given), divisible by `divisibility`."""
+    dims = _dims(v)
+    return AxisInfo((1,) * len(dims), (divisibility,) * len(dims), dims, value)
+
+
+def _run_start_divisibility(info: AxisInfo, d: int, run: int) -> int:
+    """What divides `info`'s values at the starts of another value's runs of length `run` along d."""
+    if run >= info.contiguity[d]:
+        return info.divisibility[d]
+    return gcd(info.divisibility[d], run)
+
+
+def _element_divisibility(info: AxisInfo) -> int:
+    """What divides every element."""
+    return min(_run_start_divisibility(info, d, 1) for d in range(info.rank))
+
+
+def _is_uniform(info: AxisInfo, dims: tuple[int, ...], d: int) -> bool:
+    return info.constancy[d] == dims[d]
+
+
+class AxisAnalysis:
+    """Axis facts for every value of one function, computed once in program order."""
+
+    def __init__(self, fn: Function):
+        self.info: dict[Value, AxisInfo] = {}
+        for arg, attrs in zip(fn.args, fn.arg_attrs):
+            self.info[arg] = uniform(arg, attrs.get("divisibility", 1)) if _tracked(arg) else unknown(arg)
+        for op in fn.walk():
+            self._visit(op)
+
+    def __getitem__(self, value: Value) -> AxisInfo:
+        return self.info[value]
+
+    def _visit(self, op: Operation) -> None:
+        if op.name == "for":
+            lower, _, step = (self.info[v] for v in op.operands[:3])
+            iv, *carried = op.regions[0].args
+            self.info[iv] = AxisInfo((1,), (gcd(_element_divisibility(lower), _element_divisibility(step)),), (1,))
+            self.info.update({a: unknown(a) for a in carried})
+        else:
+            self.info.update({a: unknown(a) for region in op.regions for a in region.args})
+        rule = _RULES.get(op.name)
+        for result in op.results:
+            if not _tracked(result):
+                self.info[result] = unknown(result)
+            elif rule is not None:
+                self.info[result] = rule(op, [self.info[v] for v in op.operands])
+            elif has_trait(op, ELEMENTWISE):
+                self.info[result] = _keep_constancy(op, [self.info[v] for v in op.operands])
+            else:
+                self.info[result] = unknown(result)
+
+
+def _tracked(v: Value) -> bool:
+    elem = v.type.scalar
+    return isinstance(elem, PointerType) or (isinstance(elem, ScalarType) and elem.is_int)
+
+
+def _constant(op: Operation, _: list[AxisInfo]) -> AxisInfo:
+    value = int(op.attrs["value"])
+    return uniform(op.result, pow2_divisor(value), value)
+
+
+def _uniform_unknown(op: Operation, _: list[AxisInfo]) -> AxisInfo:
+    return uniform(op.result, 1)
+
+
+def _arange(op: Operation, _: list[AxisInfo]) -> AxisInfo:
+    n = op.attrs["end"] - op.attrs["start"]
+    return AxisInfo((n,), (pow2_divisor(op.attrs["start"]),), (1,))
+
+
+def _splat(op: Operation, ops: list[AxisInfo]) -> AxisInfo:
+    return uniform(op.result, _element_divisibility(ops[0]), ops[0].value)
+
+
+def _broadcast(op: Operation, ops: list[AxisInfo]) -> AxisInfo:
+    (src,) = ops
+    old, new = _dims(op.operands[0]), _dims(op.result)
+    grown = [o == 1 and n > 1 for o, n in zip(old, new)]
+    return AxisInfo(tuple(1 if g else c for g, c in zip(grown, src.contiguity)),
+                    tuple(_element_divisibility(src) if g else d for g, d in zip(grown, src.divisibility)),
+                    tuple(n if g else c for g, n, c in zip(grown, new, src.constancy)), src.value)
+
+
+def _expand_dims(op: Operation, ops: list[AxisInfo]) -> AxisInfo:
+    (src,) = ops
+    axis = op.attrs["axis"]
+    if not op.operands[0].type.shape:  # a scalar already has its one dimension of size 1
+        return src
+
+    def insert(values: tuple[int, ...], new: int) -> tuple[int, ...]:
+        return values[:axis] + (new,) + values[axis:]
+
+    return AxisInfo(insert(src.contiguity, 1), insert(src.divisibility, _element_divisibility(src)),
+                    insert(src.constancy, 1), src.value)
+
+
+def _elementwise(op: Operation, ops: list[AxisInfo], contiguity: Callable[[int], int],
+                 divisibility: Callable[[int, int], int], value: Callable[..., int] | None = None) -> AxisInfo:
+    """A binary elementwise op from per-dimension rules; `divisibility(d, run)` gets the result's contiguity."""
+    runs = tuple(contiguity(d) for d in range(ops[0].rank))
+    known = value is not None and all(o.value is not None for o in ops)
+    return AxisInfo(runs, tuple(min(divisibility(d, r), MAX_DIVISIBILITY) for d, r in enumerate(runs)),
+                    tuple(gcd(*(o.constancy[d] for o in ops)) for d in range(ops[0].rank)),
+                    _wrap(value(*(o.value for o in ops)), op.result.type.scalar) if known else None)
+
+
+def _wrap(value: int, t: ScalarType) -> int:
+    """`value` as the integer type `t` holds it (two's complement wrap-around)."""
+    value &= (1 << t.bits) - 1
+    return value - (1 << t.bits) if t.is_signed and value >> (t.bits - 1) else value
+
+
+def _add_sub(op: Operation, ops: list[AxisInfo]) -> AxisInfo:
+    lhs, rhs = ops
+    scale = op.operands[0].type.scalar.elem.bytes if op.name == "addptr" else 1  # type: ignore[union-attr]
+
+    def contiguity(d: int) -> int:
+        run = gcd(lhs.contiguity[d], rhs.constancy[d])
+        return run if op.name == "sub" else max(run, gcd(lhs.constancy[d], rhs.contiguity[d]))
+
+    def divisibility(d: int, run: int) -> int:
+        return gcd(_run_start_divisibility(lhs, d, run), _run_start_divisibility(rhs, d, run) * scale)
+
+    combine = {"add": lambda a, b: a + b, "sub": lambda a, b: a - b, "addptr": None}[op.name]
+    return _elementwise(op, ops, contiguity, divisibility, combine)
+
+
+def _mul(op: Operation, ops: list[AxisInfo]) -> AxisInfo:
+    lhs, rhs = ops
+
+    def contiguity(d: int) -> int:
+        return max(lhs.contiguity[d] if rhs.value == 1 else 1, rhs.contiguity[d] if lhs.value == 1 else 1)
+
+    def divisibility(d: int, run: int) -> int:
+        return _run_start_divisibility(lhs, d, run) * _run_start_divisibility(rhs, d, run)
+
+    return _elementwise(op, ops, contiguity, divisibility, lambda a, b: a * b)
+
+
+def _shift(op: Operation, ops: list[AxisInfo]) -> AxisInfo:
+    lhs, rhs = ops
+    shift = rhs.value if rhs.value is not None and 0 <= rhs.value < op.result.type.scalar.bits else None
+
+    def contiguity(d: int) -> int:
+        return lhs.contiguity[d] if shift == 0 else 1
+
+    def divisibility(d: int, run: int) -> int:
+        if shift is None:
+            return 1
+        start = _run_start_divisibility(lhs, d, run)
+        return start << shift if op.name == "shl" else max(start >> shift, 1)
+
+    return _elementwise(op, ops, contiguity, divisibility,
+                        {"shl": lambda a, b: a << b, "shr": lambda a, b: a >> b}[op.name] if shift is not None else None)
+
+
+def _and(op: Operation, ops: list[AxisInfo]) -> AxisInfo:
+    """x & c: runs survive masks of low bits (c = 2**k - 1) up to 2**k long, where they start aligned."""
+    lhs, rhs = ops if ops[0].value is None else ops[::-1]
+    low_bits = rhs.value + 1 if rhs.value is not None and rhs.value >= 0 else 0
+    low_bits = low_bits if low_bits & (low_bits - 1) == 0 else 0
+
+    def contiguity(d: int) -> int:
+        return min(lhs.contiguity[d], low_bits, lhs.divisibility[d]) if low_bits else 1
+
+    def divisibility(d: int, run: int) -> int:
+        return max(_run_start_divisibility(lhs, d, run), _run_start_divisibility(rhs, d, run))
+
+    return _elementwise(op, ops, contiguity, divisibility, lambda a, b: a & b)
+
+
+_LESS = {"lt": False, "ge": False, "gt": True, "le": True}  # value: whether the uniform side is the left
+
+
+def _cmp(op: Operation, ops: list[AxisInfo]) -> AxisInfo:
+    """x < n with x in aligned runs and n uniform: the answer is one per run as long as n's
+    divisibility aligns it with the runs (likewise ge, and gt/le with the sides swapped)."""
+    dims = _dims(op.operands[0])
+    base = _keep_constancy(op, ops)
+    uniform_left = _LESS.get(op.attrs["pred"])
+    if uniform_left is None:
+        return base
+    runs, fixed = (ops[1], ops[0]) if uniform_left else (ops[0], ops[1])
+    constancy = tuple(max(c, gcd(runs.contiguity[d], gcd(runs.divisibility[d], fixed.divisibility[d])))
+                      if _is_uniform(fixed, dims, d) else c for d, c in enumerate(base.constancy))
+    return AxisInfo(base.contiguity, base.divisibility, constancy)
+
+
+def _cast(op: Operation, ops: list[AxisInfo]) -> AxisInfo:
+    src, dst = op.operands[0].type.scalar, op.result.type.scalar
+    widens = isinstance(src, ScalarType) and src.is_int and dst.bits >= src.bits and (  # type: ignore[union-attr]
+        src.kind == dst.kind or (src.kind == "uint" and dst.bits > src.bits))  # type: ignore[union-attr]
+    return ops[0] if widens else _keep_constancy(op, ops)
+
+
+def _keep_constancy(op: Operation, ops: list[AxisInfo]) -> AxisInfo:
+    rank = len(_dims(op.result))
+    return AxisInfo((1,) * rank, (1,) * rank, tuple(gcd(*(o.constancy[d] for o in ops)) for d in range(rank)))
+
+
+_RULES: dict[str, Callable[[Operation, list[AxisInfo]], AxisInfo]] = {
+    "constant": _constant, "program_id": _uniform_unknown, "num_programs": _uniform_unknown, "arange": _arange,
+    "splat": _splat, "broadcast": _broadcast, "expand_dims": _expand_dims,
+    "add": _add_sub, "sub": _add_sub, "addptr": _add_sub, "mul": _mul, "shl": _shift, "shr": _shift,
+    "and": _and, "cmp": _cmp, "cast": _cast,
+}

@@ -1,0 +1,228 @@
+"""The axis analysis over textual IR: hand-checked facts, and facts checked on the values they describe."""
+from __future__ import annotations
+
+import numpy as np
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from kdsl.ir import parse_module, print_module
+from kdsl.ir.passes.axis_info import MAX_DIVISIBILITY, AxisAnalysis, AxisInfo
+from kdsl.ir.printer import Printer
+
+BIG = MAX_DIVISIBILITY
+
+
+def axes(text: str) -> dict[str, AxisInfo]:
+    """Each value's facts, by its name in `text` (written as the printer numbers values)."""
+    module = parse_module(text)
+    fn = module.kernel
+    analysis = AxisAnalysis(fn)
+    assert print_module(module) == text.strip() + "\n"  # an analysis: the IR is left as it is
+    printer = Printer()
+    printer.function(fn)
+    return {name[1:]: analysis[v] for v, name in printer.names.items()}
+
+
+def facts(info: AxisInfo) -> tuple:
+    return info.contiguity, info.divisibility, info.constancy
+
+
+VECTOR_ADD = """
+kernel @add(%x_ptr: *f32 {divisibility = 16}, %n: i32 {divisibility = 16}, %m: i32) {
+  %0 = program_id {axis = 0} : i32
+  %1 = constant {value = 256} : i32
+  %2 = mul %0, %1 : i32
+  %3 = arange {end = 256, start = 0} : block<256xi32>
+  %4 = splat %2 : block<256xi32>
+  %5 = add %4, %3 : block<256xi32>
+  %6 = splat %x_ptr : block<256x*f32>
+  %7 = addptr %6, %5 : block<256x*f32>
+  %8 = splat %n : block<256xi32>
+  %9 = cmp %5, %8 {pred = "lt"} : block<256xi1>
+  %10 = splat %m : block<256xi32>
+  %11 = cmp %5, %10 {pred = "lt"} : block<256xi1>
+  %12 = cmp %8, %5 {pred = "gt"} : block<256xi1>
+  %13 = sub %5, %8 : block<256xi32>
+  %14 = sub %8, %5 : block<256xi32>
+  %15 = load %7, %9 : block<256xf32>
+  return
+}
+"""
+
+
+def test_program_offsets_pointers_and_masks():
+    a = axes(VECTOR_ADD)
+    assert facts(a["n"]) == ((1,), (16,), (1,)) and facts(a["m"]) == ((1,), (1,), (1,))
+    assert facts(a["2"]) == ((1,), (256,), (1,))
+    assert facts(a["3"]) == ((256,), (BIG,), (1,))
+    assert facts(a["4"]) == ((1,), (256,), (256,))
+    assert facts(a["5"]) == ((256,), (256,), (1,))
+    assert facts(a["7"]) == ((256,), (16,), (1,))  # bytes: the base pointer's 16 bounds 256 * 4
+    assert a["9"].constancy == (16,) and a["12"].constancy == (16,)  # masks decided per 16 lanes
+    assert a["11"].constancy == (1,)  # m may be anything
+    assert facts(a["13"]) == ((256,), (16,), (1,)) and a["14"].contiguity == (1,)
+    assert facts(a["15"]) == ((1,), (1,), (1,))
+    assert a["1"].value == 256 and a["2"].value is None
+
+
+MATRIX = """
+kernel @k(%p: *f16 {divisibility = 16}, %stride: i32 {divisibility = 16}) {
+  %0 = arange {end = 8, start = 0} : block<8xi32>
+  %1 = expand_dims %0 {axis = 1} : block<8x1xi32>
+  %2 = splat %stride : block<8x1xi32>
+  %3 = mul %1, %2 : block<8x1xi32>
+  %4 = arange {end = 32, start = 0} : block<32xi32>
+  %5 = expand_dims %4 {axis = 0} : block<1x32xi32>
+  %6 = broadcast %3 : block<8x32xi32>
+  %7 = broadcast %5 : block<8x32xi32>
+  %8 = add %6, %7 : block<8x32xi32>
+  %9 = splat %p : block<8x32x*f16>
+  %10 = addptr %9, %8 : block<8x32x*f16>
+  %11 = constant {value = 2} : block<8x32xi32>
+  %12 = shl %8, %11 : block<8x32xi32>
+  %13 = constant {value = 0} : block<8x32xi32>
+  %14 = shl %8, %13 : block<8x32xi32>
+  %15 = shr %6, %11 : block<8x32xi32>
+  %16 = constant {value = 7} : block<8x32xi32>
+  %17 = and %7, %16 : block<8x32xi32>
+  %18 = and %16, %7 : block<8x32xi32>
+  %19 = constant {value = 12} : block<8x32xi32>
+  %20 = and %8, %19 : block<8x32xi32>
+  %21 = cast %8 : block<8x32xi64>
+  %22 = cast %8 : block<8x32xi16>
+  return
+}
+"""
+
+
+def test_rows_times_stride_plus_columns():
+    a = axes(MATRIX)
+    assert facts(a["1"]) == ((8, 1), (BIG, 1), (1, 1))
+    assert facts(a["3"]) == ((1, 1), (16, 16), (1, 1))
+    assert facts(a["6"]) == ((1, 1), (16, 16), (1, 32))
+    assert facts(a["7"]) == ((1, 32), (1, BIG), (8, 1))
+    assert facts(a["8"]) == ((1, 32), (1, 16), (1, 1))
+    assert facts(a["10"]) == ((1, 32), (2, 16), (1, 1))
+    assert facts(a["12"]) == ((1, 1), (4, 4), (1, 1)) and facts(a["14"]) == facts(a["8"])
+    assert facts(a["15"]) == ((1, 1), (4, 4), (1, 32))
+    assert facts(a["17"]) == ((1, 8), (1, 8), (8, 1)) and facts(a["18"]) == facts(a["17"])
+    assert facts(a["20"]) == ((1, 1), (4, 4), (1, 1))
+    assert facts(a["21"]) == facts(a["8"]) and facts(a["22"]) == ((1, 1), (1, 1), (1, 1))
+
+
+LOOP = """
+kernel @k(%p: *i32 {divisibility = 16}, %n: i32) {
+  %0 = constant {value = 0} : i32
+  %1 = constant {value = 64} : i32
+  %2 = for %0, %n, %1, %0 : i32 {
+  ^(%3: i32, %4: i32):
+    %5 = add %4, %3 : i32
+    yield %5
+  }
+  %6 = mul %1, %1 : i32
+  %7 = sub %0, %1 : i32
+  return
+}
+"""
+
+
+def test_loop_counters_and_scalar_constants():
+    a = axes(LOOP)
+    assert facts(a["3"]) == ((1,), (64,), (1,)) and facts(a["4"]) == ((1,), (1,), (1,))
+    assert facts(a["2"]) == ((1,), (1,), (1,))
+    assert a["6"].value == 4096 and a["6"].divisibility == (4096,)
+    assert a["7"].value == -64 and a["7"].divisibility == (64,)
+
+
+# Soundness: random expressions over one block, the facts checked on the values themselves.
+
+N = 64
+
+
+class Expressions:
+    """Emits IR lines and evaluates them with numpy (int64, wrapped to i32 as the IR does) side by side."""
+
+    def __init__(self, n_value: int, pid: int):
+        self.lines: list[str] = []
+        self.values: list[np.ndarray] = []
+        self.n_value, self.pid = n_value, pid
+
+    def emit(self, text: str, value: np.ndarray) -> str:
+        name = f"%{len(self.values)}"
+        self.lines.append(f"  {name} = {text}")
+        self.values.append(value.astype(np.int64).astype(np.int32).astype(np.int64))
+        return name
+
+
+def leaf(draw, ex: Expressions, n: int) -> str:
+    kind = draw(st.sampled_from(["arange", "constant", "n", "program"]))
+    if kind == "arange":
+        start = draw(st.sampled_from([0, 16, 5]))
+        return ex.emit(f"arange {{end = {start + n}, start = {start}}} : block<{n}xi32>", np.arange(start, start + n))
+    if kind == "constant":
+        c = draw(st.integers(-100, 100))
+        return ex.emit(f"constant {{value = {c}}} : block<{n}xi32>", np.full(n, c))
+    if kind == "n":
+        return ex.emit(f"splat %n : block<{n}xi32>", np.full(n, ex.n_value))
+    block = draw(st.sampled_from([1, 8, 64, 96]))
+    pid = ex.emit("program_id {axis = 0} : i32", np.array(ex.pid))
+    size = ex.emit(f"constant {{value = {block}}} : i32", np.array(block))
+    offset = ex.emit(f"mul {pid}, {size} : i32", np.array(ex.pid * block))
+    return ex.emit(f"splat {offset} : block<{n}xi32>", np.full(n, ex.pid * block))
+
+
+def expression(draw, ex: Expressions, depth: int, shape: tuple[int, ...] = (N,)) -> str:
+    """A random expression of the given shape; 2D ones combine broadcast rows and columns."""
+    if len(shape) == 2 and (depth == 0 or draw(st.integers(0, 2)) == 0):
+        axis = draw(st.integers(0, 1))
+        line = ex.values[int((src := expression(draw, ex, depth, (shape[1 - axis],)))[1:])]
+        kept = (1, shape[1]) if axis == 0 else (shape[0], 1)
+        one = ex.emit(f"expand_dims {src} {{axis = {axis}}} : block<{kept[0]}x{kept[1]}xi32>", line.reshape(kept))
+        return ex.emit(f"broadcast {one} : block<{shape[0]}x{shape[1]}xi32>", np.broadcast_to(line.reshape(kept), shape))
+    if len(shape) == 1 and (depth == 0 or draw(st.integers(0, 3)) == 0):
+        return leaf(draw, ex, shape[0])
+    ty = f"block<{'x'.join(map(str, shape))}xi32>"
+    op = draw(st.sampled_from(["add", "sub", "mul", "shl", "shr", "and"]))
+    lhs = expression(draw, ex, depth - 1, shape)
+    x = ex.values[int(lhs[1:])]
+    if op in ("shl", "shr", "and"):
+        c = draw(st.integers(0, 4)) if op != "and" else draw(st.sampled_from([0, 1, 3, 7, 15, 12, -16, 255]))
+        rhs = ex.emit(f"constant {{value = {c}}} : {ty}", np.full(shape, c))
+        value = {"shl": x << c, "shr": x >> c, "and": x & c}[op]
+    else:
+        rhs = expression(draw, ex, depth - 1, shape)
+        y = ex.values[int(rhs[1:])]
+        value = {"add": x + y, "sub": x - y, "mul": x * y}[op]
+    return ex.emit(f"{op} {lhs}, {rhs} : {ty}", value)
+
+
+def assert_facts_hold(info: AxisInfo, values: np.ndarray) -> None:
+    values = np.atleast_1d(values)
+    for dim, (c, d, k) in enumerate(zip(info.contiguity, info.divisibility, info.constancy)):
+        lines = np.moveaxis(values, dim, -1).reshape(-1, values.shape[dim])
+        assert lines.shape[1] % c == 0 and lines.shape[1] % k == 0
+        for v in lines:
+            for start in range(0, v.size, c):
+                assert ((v[start: start + c] - v[start] - np.arange(c)) % 2**32 == 0).all(), f"contiguity {c}"
+                assert int(v[start]) % min(d, 2**32) == 0, f"divisibility {d} of {v[start]} along {dim}"
+            for start in range(0, v.size, k):
+                assert (v[start: start + k] == v[start]).all(), f"constancy {k} along {dim}"
+    if info.value is not None:
+        assert (values == info.value).all()
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.data(), st.integers(0, 50), st.sampled_from([(16, 48), (16, 0), (1, 37), (1, 64)]),
+       st.sampled_from([(N,), (8, 32), (16, 4)]))
+def test_facts_hold_on_the_values(data, pid, n_arg, shape):
+    divisibility, n_value = n_arg
+    ex = Expressions(n_value, pid)
+    top = expression(data.draw, ex, 3, shape)
+    ty = "x".join(map(str, shape))
+    bound = ex.emit(f"splat %n : block<{ty}xi32>", np.full(shape, n_value))
+    ex.emit(f"cmp {top}, {bound} {{pred = \"lt\"}} : block<{ty}xi1>", ex.values[int(top[1:])] < n_value)
+    attrs = " {divisibility = 16}" if divisibility == 16 else ""
+    text = "\n".join([f"kernel @k(%n: i32{attrs}) {{", *ex.lines, "  return", "}"])
+    a = axes(text)
+    for i, v in enumerate(ex.values):
+        assert_facts_hold(a[str(i)], v)
