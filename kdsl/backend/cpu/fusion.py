@@ -8,6 +8,10 @@ LLVM to optimise, and addresses LLVM can see are consecutive (so it
 vectorises). Each result still gets its buffer, for the ops outside the loop;
 LLVM deletes those nobody reads.
 
+Scalar arithmetic met inside a run (an offset, a loop-invariant constant) is
+moved before the run rather than cutting it: it reads only scalars, which
+are all defined before the run.
+
 Memory order within a program stays that of the program: a store ends a
 group and never joins one holding a load, since element j's load would
 otherwise run after element i's store (i < j) where they may alias.
@@ -34,6 +38,10 @@ def block_size(op: Operation) -> int | None:
     return t.numel if isinstance(t, BlockType) else None
 
 
+def _scalar_arithmetic(op: Operation) -> bool:
+    return element_op(op) and op.name not in ("load", "store") and block_size(op) is None
+
+
 def _joins(group: list[Operation], op: Operation, size: int) -> bool:
     if block_size(op) != size or group[-1].name == "store":
         return False
@@ -46,7 +54,9 @@ def schedule(ops: list[Operation]) -> list[list[Operation]]:
     for op in ops:
         size = block_size(op)
         last = runs[-1] if runs else None
-        if size is not None and last is not None and block_size(last[0]) == size and _joins(last, op, size):
+        if size is None and last is not None and block_size(last[0]) is not None and _scalar_arithmetic(op):
+            runs.insert(len(runs) - 1, [op])
+        elif size is not None and last is not None and block_size(last[0]) == size and _joins(last, op, size):
             last.append(op)
         else:
             runs.append([op])

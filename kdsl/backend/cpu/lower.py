@@ -60,6 +60,7 @@ class KernelLowering:
         self.status = params[-1]
         self.assert_sites: list[AssertSite] = []
         self.iteration: dict[Value, ir.Value] = {}  # the elements computed so far in a fused loop
+        self.unmasked: set[Value] = set()  # masks known to be all true in the loop being emitted
 
     def lower(self) -> ir.Function:
         try:
@@ -115,22 +116,54 @@ class KernelLowering:
             raise err.with_context(loc=op.loc) from None
 
     def element_ops(self, run: list[Operation]) -> None:
-        """Element ops (see `fusion`): on scalars one at a time, on blocks all in one element loop."""
+        """Element ops (see `fusion`): on scalars one at a time, on blocks all in one element loop.
+        Where the masks of the loop's loads and stores can be computed first, the loop up to the
+        last access comes twice: without masks, taken when they are all true (plain vector
+        accesses), and with them; the ops after it follow in a loop of their own."""
         first = run[0]
         t = first.operands[1].type if first.name == "store" else first.result.type
         if not isinstance(t, BlockType):
             self.define_element(first, ir.Constant(I64, 0))
             return
+        masks = _precomputable_masks(run)
+        last_access = max((k for k, op in enumerate(run) if op.name in ("load", "store")), default=len(run))
+        if masks and last_access + 1 < len(run):
+            self.element_ops(run[:last_access + 1])
+            self.element_ops(run[last_access + 1:])
+            return
         outs = {op: self.buffer(op.result.type) for op in run if op.results}
-        with element_loop(self.b, t.numel, first.name) as i:
+        if masks:
+            with self.b.if_else(self.all_true(masks, t.numel), likely=True) as (unmasked, masked):
+                with unmasked:
+                    self.unmasked = masks
+                    self.element_loop(run, outs, t.numel)
+                    self.unmasked = set()
+                with masked:
+                    self.element_loop(run, outs, t.numel)
+        else:
+            self.element_loop(run, outs, t.numel)
+        for op, out in outs.items():
+            self.define(op, out)
+
+    def element_loop(self, run: list[Operation], outs: dict[Operation, Buffer], numel: int) -> None:
+        with element_loop(self.b, numel, run[0].name) as i:
             for op in run:
                 value = self.define_element(op, i)
                 if op in outs:
                     self.iteration[op.result] = value
                     outs[op].store(self.b, i, value)
             self.iteration = {}
-        for op, out in outs.items():
-            self.define(op, out)
+
+    def all_true(self, masks: set[Value], numel: int) -> ir.Value:
+        """Whether every element of every mask is true (one vectorisable loop)."""
+        b = self.b
+        acc = self.entry.alloca(ir.IntType(1))
+        b.store(ir.Constant(ir.IntType(1), 1), acc)
+        with element_loop(b, numel, "all_true") as i:
+            for mask in masks:
+                b.store(b.and_(b.load(acc), self.recomputed(mask, i)), acc)
+            self.iteration = {}
+        return b.load(acc)
 
     def define_element(self, op: Operation, i: ir.Value) -> ir.Value | None:
         """Element `i` of `op`'s result (the scalar result itself when `op` works on scalars)."""
@@ -213,6 +246,8 @@ class KernelLowering:
             return from_memory(b, b.load(self.element(ptr, i), typ=mem_type(elem)), elem)
         if mask is None:
             return load_one()
+        if mask in self.unmasked:
+            return load_one()
         fallback = self.element(other, i) if other is not None else ir.Constant(reg_type(elem), None)
         before = b.block
         with b.if_then(self.element(mask, i)):
@@ -228,7 +263,7 @@ class KernelLowering:
         elem = elem_of(value.type)
         b = self.b
         address = self.recomputed(ptr, i)
-        if mask is None:
+        if mask is None or mask in self.unmasked:
             b.store(to_memory(b, self.element(value, i), elem), address)
             return
         with b.if_then(self.recomputed(mask, i)):
@@ -335,6 +370,25 @@ class KernelLowering:
                 with branch:
                     self.write_slots(slots, self.region(region))
         self.read_slots(slots, op.results)
+
+
+def _precomputable_masks(run: list[Operation]) -> set[Value]:
+    """The block masks of `run`'s loads and stores, when all of them can be computed before the
+    run: none of them depends on a load of the run."""
+    inside = {op.result: op for op in run if op.results}
+    known: dict[Value, bool] = {}
+
+    def before_run(v: Value) -> bool:
+        if v not in inside:
+            return True
+        if v not in known:
+            op = inside[v]
+            known[v] = op.name != "load" and all(before_run(o) for o in op.operands)
+        return known[v]
+    masks = {op.operands[{"load": 1, "store": 2}[op.name]] for op in run
+             if op.name in ("load", "store") and len(op.operands) > {"load": 1, "store": 2}[op.name]}
+    blocks = {m for m in masks if isinstance(m.type, BlockType)}
+    return blocks if blocks and all(before_run(m) for m in blocks) else set()
 
 
 def _same_buffer(slot: Lowered, value: Buffer) -> bool:
