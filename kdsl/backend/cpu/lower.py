@@ -296,7 +296,7 @@ class KernelLowering:
             step = ir.Constant(I64, inner)
             with counted_loop(b, ir.Constant(I64, 1), ir.Constant(I64, n), ir.Constant(I64, 1), name="reduce") as r:
                 x = src.load(b, b.add(base, b.mul(r, step)))
-                b.store(combine(b, [b.load(acc), x], elem, elem, {}), acc)
+                b.store(_reassociable(combine(b, [b.load(acc), x], elem, elem, {})), acc)
             return b.load(acc)
         t = op.result.type
         if isinstance(t, BlockType):
@@ -370,6 +370,14 @@ class KernelLowering:
                 with branch:
                     self.write_slots(slots, self.region(region))
         self.read_slots(slots, op.results)
+
+
+def _reassociable(value: ir.Value) -> ir.Value:
+    """A float sum whose terms LLVM may regroup (as Triton's tree reductions do), so that it
+    vectorises; integer sums, max and min vectorise as they are."""
+    if isinstance(value, ir.Instruction) and value.opname == "fadd":
+        value.flags.append("reassoc")
+    return value
 
 
 def _precomputable_masks(run: list[Operation]) -> set[Value]:
