@@ -4,7 +4,8 @@
 
 Prints, per workload, the median time of each implementation, its bandwidth or
 rate, and its ratio to kdsl (>1: kdsl is faster), plus kdsl's cold compile time.
-Every result is checked against numpy before it is timed.
+Every result is checked against numpy before it is timed. kdsl and torch run on
+`kdsl.get_num_threads()` threads (set it with KDSL_NUM_THREADS); numpy on one.
 """
 from __future__ import annotations
 
@@ -74,6 +75,8 @@ def cold_compile_ms(kernel: kdsl.Kernel, *args, **meta) -> float:
 
 def main(quick: bool = False) -> None:
     torch = _torch()
+    if torch is not None:
+        torch.set_num_threads(kdsl.get_num_threads())
     rng = np.random.default_rng(0)
     n = 1 << (20 if quick else 24)
     x, y = rng.standard_normal(n, dtype=np.float32), rng.standard_normal(n, dtype=np.float32)
@@ -124,8 +127,7 @@ def main(quick: bool = False) -> None:
         tm, tw, tb = torch.from_numpy(m), torch.from_numpy(w), torch.from_numpy(b)
         runs["torch"] = lambda: torch.nn.functional.layer_norm(tm, (cols,), tw, tb, 1e-5)
     report(f"layer norm fp32, {rows}x{cols}", 2 * 4 * rows * cols, runs, compile_ms)
-    if torch is not None:
-        print(f"\ntorch threads: {torch.get_num_threads()}; kdsl runs on one thread")
+    print(f"\nkdsl threads: {kdsl.get_num_threads()}" + (f", torch threads: {torch.get_num_threads()}" if torch else ""))
 
 
 if __name__ == "__main__":

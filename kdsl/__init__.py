@@ -4,6 +4,7 @@ Kernels are Python functions decorated with `@kdsl.kernel`, written with the
 operations of `kdsl.language` (conventionally `kl`), and launched with
 `kernel[grid](*args)` on numpy arrays or torch tensors.
 """
+from kdsl.backend.cpu.threads import get_num_threads, set_num_threads
 from kdsl.errors import CompilationError, DeviceAssertionError, KdslError, LaunchError, MemoryAccessError
 from kdsl.language import constexpr
 from kdsl.runtime.autotune import Config, autotune, heuristics
@@ -25,5 +26,6 @@ def next_power_of_2(n: int) -> int:
 __all__ = [
     "CompilationError", "Config", "DeviceAssertionError", "KdslError", "Kernel", "LaunchError",
     "MemoryAccessError", "__version__",
-    "autotune", "cdiv", "constexpr", "heuristics", "kernel", "next_power_of_2",
+    "autotune", "cdiv", "constexpr", "get_num_threads", "heuristics", "kernel", "next_power_of_2",
+    "set_num_threads",
 ]

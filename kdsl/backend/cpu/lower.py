@@ -2,8 +2,9 @@
 
 Scalars become LLVM SSA values. Each block value is a `Buffer` (an `alloca`
 in the entry block, sized by its type) and each block op a loop over its
-elements. Elementwise ops on scalars and on block elements share the emitters
-of `kdsl.backend.cpu.elementwise`. `for`/`if` carry values through slots:
+elements; runs of element ops share one loop (`fusion`). Element ops on
+scalars and on block elements share their rules (`_ELEMENT_RULES`, with the
+emitters of `kdsl.backend.cpu.elementwise`). `for`/`if` carry values through slots:
 allocas for scalars (promoted by mem2reg) and buffers for blocks.
 """
 from __future__ import annotations
@@ -14,6 +15,7 @@ from typing import Callable, Union
 from llvmlite import ir
 
 from kdsl.backend.cpu import lower_combine, lower_shape
+from kdsl.backend.cpu.fusion import block_size, schedule
 from kdsl.backend.cpu.elementwise import ELEMENTWISE
 from kdsl.backend.cpu.llvm_types import I32, I64, PTR, constant, elem_of, from_memory, mem_type, reg_type, to_memory
 from kdsl.backend.cpu.loops import Buffer, counted_loop, element_loop, memcpy, strides
@@ -21,7 +23,7 @@ from kdsl.backend.cpu.lower_atomics import lower_atomic_cas, lower_atomic_rmw
 from kdsl.backend.cpu.lower_debug import AssertSite, lower_assert, lower_print
 from kdsl.backend.cpu.lower_dot import lower_dot
 from kdsl.errors import CompilationError
-from kdsl.ir.core import Function, Operation, Region, Value
+from kdsl.ir.core import Function, OpResult, Operation, Region, Value
 from kdsl.ir.ops import ELEMENTWISE as ELEMENTWISE_TRAIT, has_trait
 from kdsl.ir.types import BlockType, PointerType
 
@@ -57,6 +59,8 @@ class KernelLowering:
         self.grid = params[len(fn.args):-1]
         self.status = params[-1]
         self.assert_sites: list[AssertSite] = []
+        self.iteration: dict[Value, ir.Value] = {}  # the elements computed so far in a fused loop
+        self.unmasked: set[Value] = set()  # masks known to be all true in the loop being emitted
 
     def lower(self) -> ir.Function:
         try:
@@ -78,6 +82,8 @@ class KernelLowering:
 
     def element(self, v: Value, index: ir.Value) -> ir.Value:
         """Element `index` of a block operand, or the scalar itself."""
+        if v in self.iteration:
+            return self.iteration[v]
         lowered = self.values[v]
         return lowered.load(self.b, index) if isinstance(lowered, Buffer) else lowered
 
@@ -87,42 +93,97 @@ class KernelLowering:
     # regions ---------------------------------------------------------------
     def region(self, region: Region) -> list[Value]:
         """Lower a region's ops; returns the terminator's operands."""
-        for op in region.ops:
+        for run in schedule(region.ops):
+            op = run[0]
             if op.name in ("yield", "return", "condition"):
                 if op.name == "return":
                     self.b.ret_void()
                 return op.operands
-            self.op(op)
+            if len(run) > 1 or op.name in _ELEMENT_RULES or has_trait(op, ELEMENTWISE_TRAIT):
+                self.element_ops(run)
+            else:
+                self.op(op)
         return []
 
     def op(self, op: Operation) -> None:
         try:
-            if has_trait(op, ELEMENTWISE_TRAIT):
-                self.elementwise(op)
-            else:
-                handler = _HANDLERS.get(op.name)
-                if handler is None:
-                    raise CompilationError(f"internal error: '{op.name}' cannot be lowered on the CPU "
-                                           "(calls must be inlined first)", op.loc)
-                handler(self, op)
+            handler = _HANDLERS.get(op.name)
+            if handler is None:
+                raise CompilationError(f"internal error: '{op.name}' cannot be lowered on the CPU "
+                                       "(calls must be inlined first)", op.loc)
+            handler(self, op)
         except CompilationError as err:
             raise err.with_context(loc=op.loc) from None
 
-    def elementwise(self, op: Operation) -> None:
+    def element_ops(self, run: list[Operation]) -> None:
+        """Element ops (see `fusion`): on scalars one at a time, on blocks all in one element loop.
+        Where the masks of the loop's loads and stores can be computed first, the loop up to the
+        last access comes twice: without masks, taken when they are all true (plain vector
+        accesses), and with them; the ops after it follow in a loop of their own."""
+        first = run[0]
+        t = first.operands[1].type if first.name == "store" else first.result.type
+        if not isinstance(t, BlockType):
+            self.define_element(first, ir.Constant(I64, 0))
+            return
+        masks = _precomputable_masks(run)
+        last_access = max((k for k, op in enumerate(run) if op.name in ("load", "store")), default=len(run))
+        if masks and last_access + 1 < len(run):
+            self.element_ops(run[:last_access + 1])
+            self.element_ops(run[last_access + 1:])
+            return
+        outs = {op: self.buffer(op.result.type) for op in run if op.results}
+        if masks:
+            with self.b.if_else(self.all_true(masks, t.numel), likely=True) as (unmasked, masked):
+                with unmasked:
+                    self.unmasked = masks
+                    self.element_loop(run, outs, t.numel)
+                    self.unmasked = set()
+                with masked:
+                    self.element_loop(run, outs, t.numel)
+        else:
+            self.element_loop(run, outs, t.numel)
+        for op, out in outs.items():
+            self.define(op, out)
+
+    def element_loop(self, run: list[Operation], outs: dict[Operation, Buffer], numel: int) -> None:
+        with element_loop(self.b, numel, run[0].name) as i:
+            for op in run:
+                value = self.define_element(op, i)
+                if op in outs:
+                    self.iteration[op.result] = value
+                    outs[op].store(self.b, i, value)
+            self.iteration = {}
+
+    def all_true(self, masks: set[Value], numel: int) -> ir.Value:
+        """Whether every element of every mask is true (one vectorisable loop)."""
+        b = self.b
+        acc = self.entry.alloca(ir.IntType(1))
+        b.store(ir.Constant(ir.IntType(1), 1), acc)
+        with element_loop(b, numel, "all_true") as i:
+            for mask in masks:
+                b.store(b.and_(b.load(acc), self.recomputed(mask, i)), acc)
+            self.iteration = {}
+        return b.load(acc)
+
+    def define_element(self, op: Operation, i: ir.Value) -> ir.Value | None:
+        """Element `i` of `op`'s result (the scalar result itself when `op` works on scalars)."""
+        try:
+            rule = _ELEMENT_RULES.get(op.name, KernelLowering.elementwise)
+            value = rule(self, op, i)
+        except CompilationError as err:
+            raise err.with_context(loc=op.loc) from None
+        if op.results and not isinstance(op.result.type, BlockType):
+            self.define(op, value)
+        return value
+
+    def elementwise(self, op: Operation, i: ir.Value) -> ir.Value:
         emit = ELEMENTWISE[op.name]
         src = elem_of(op.operands[1 if op.name == "select" else 0].type)
         dst = elem_of(op.result.type)
         attrs = dict(op.attrs)
         if op.name == "addptr":
             attrs["offset_type"] = elem_of(op.operands[1].type)
-        t = op.result.type
-        if not isinstance(t, BlockType):
-            self.define(op, emit(self.b, [self.values[v] for v in op.operands], src, dst, attrs))
-            return
-        out = self.buffer(t)
-        with element_loop(self.b, t.numel, op.name) as i:
-            out.store(self.b, i, emit(self.b, [self.element(v, i) for v in op.operands], src, dst, attrs))
-        self.define(op, out)
+        return emit(self.b, [self.element(v, i) for v in op.operands], src, dst, attrs)
 
     def fill(self, t: BlockType, value: Callable[[ir.Value], ir.Value], name: str) -> Buffer:
         """A new buffer with element i set to `value(i)`."""
@@ -132,10 +193,8 @@ class KernelLowering:
         return out
 
     # ops without regions ---------------------------------------------------
-    def constant(self, op: Operation) -> None:
-        t = op.result.type
-        scalar = constant(self.b, elem_of(t), op.attrs["value"])
-        self.define(op, self.fill(t, lambda i: scalar, "splat") if isinstance(t, BlockType) else scalar)
+    def constant(self, op: Operation, i: ir.Value) -> ir.Value:
+        return constant(self.b, elem_of(op.result.type), op.attrs["value"])
 
     def program_id(self, op: Operation) -> None:
         self.define(op, self.grid[op.attrs["axis"]])
@@ -143,13 +202,11 @@ class KernelLowering:
     def num_programs(self, op: Operation) -> None:
         self.define(op, self.grid[3 + op.attrs["axis"]])
 
-    def arange(self, op: Operation) -> None:
-        start = ir.Constant(I32, op.attrs["start"])
-        self.define(op, self.fill(op.result.type, lambda i: self.b.add(self.b.trunc(i, I32), start), "arange"))
+    def arange(self, op: Operation, i: ir.Value) -> ir.Value:
+        return self.b.add(self.b.trunc(i, I32), ir.Constant(I32, op.attrs["start"]))
 
-    def splat(self, op: Operation) -> None:
-        scalar = self.values[op.operands[0]]
-        self.define(op, self.fill(op.result.type, lambda i: scalar, "splat"))
+    def splat(self, op: Operation, i: ir.Value) -> ir.Value:
+        return self.values[op.operands[0]]
 
     def broadcast(self, op: Operation) -> None:
         src: Buffer = self.values[op.operands[0]]
@@ -178,34 +235,48 @@ class KernelLowering:
         scratch = self.entry.alloca(mem_type(elem))
         return self.b.select(self.element(mask, i), address, scratch)
 
-    def load(self, op: Operation) -> None:
+    def load(self, op: Operation, i: ir.Value) -> ir.Value:
+        """A masked-off element takes `other` without touching memory: a branch around the
+        load, which LLVM's vectoriser turns into a masked vector load."""
         ptr, mask, other = (op.operands + [None, None])[:3]
-        t = op.result.type
-        elem = elem_of(t)
+        elem = elem_of(op.result.type)
         b = self.b
 
-        def load_one(i: ir.Value) -> ir.Value:
-            address = self.guarded_address(mask, self.element(ptr, i), elem, i)
-            value = from_memory(b, b.load(address, typ=mem_type(elem)), elem)
-            if mask is None:
-                return value
-            fallback = self.element(other, i) if other is not None else ir.Constant(reg_type(elem), None)
-            return b.select(self.element(mask, i), value, fallback)
-        self.define(op, self.fill(t, load_one, "load") if isinstance(t, BlockType) else load_one(ir.Constant(I64, 0)))
+        def load_one() -> ir.Value:
+            return from_memory(b, b.load(self.element(ptr, i), typ=mem_type(elem)), elem)
+        if mask is None:
+            return load_one()
+        if mask in self.unmasked:
+            return load_one()
+        fallback = self.element(other, i) if other is not None else ir.Constant(reg_type(elem), None)
+        before = b.block
+        with b.if_then(self.element(mask, i)):
+            loaded = load_one()
+            loaded_in = b.block
+        value = b.phi(reg_type(elem))
+        value.add_incoming(loaded, loaded_in)
+        value.add_incoming(fallback, before)
+        return value
 
-    def store(self, op: Operation) -> None:
+    def store(self, op: Operation, i: ir.Value) -> None:
         ptr, value, mask = (op.operands + [None])[:3]
         elem = elem_of(value.type)
         b = self.b
-
-        def store_one(i: ir.Value) -> None:
-            address = self.guarded_address(mask, self.element(ptr, i), elem, i)
+        address = self.recomputed(ptr, i)
+        if mask is None or mask in self.unmasked:
             b.store(to_memory(b, self.element(value, i), elem), address)
-        if isinstance(value.type, BlockType):
-            with element_loop(b, value.type.numel, "store") as i:
-                store_one(i)
-        else:
-            store_one(ir.Constant(I64, 0))
+            return
+        with b.if_then(self.recomputed(mask, i)):
+            b.store(to_memory(b, self.element(value, i), elem), address)
+
+    def recomputed(self, v: Value, i: ir.Value) -> ir.Value:
+        """Element `i` of a store's address or mask, recomputed in the store's loop from the element
+        ops (loads aside) that made it: cheap, and it shows LLVM consecutive addresses to vectorise."""
+        if isinstance(v, OpResult) and v not in self.iteration and v.op.name != "load" and block_size(v.op):
+            for operand in v.op.operands:
+                self.recomputed(operand, i)
+            self.iteration[v] = self.define_element(v.op, i)
+        return self.element(v, i)
 
     def reduce(self, op: Operation) -> None:
         """Combine along `axis`: the source is viewed as (outer, axis, inner), in order."""
@@ -225,7 +296,7 @@ class KernelLowering:
             step = ir.Constant(I64, inner)
             with counted_loop(b, ir.Constant(I64, 1), ir.Constant(I64, n), ir.Constant(I64, 1), name="reduce") as r:
                 x = src.load(b, b.add(base, b.mul(r, step)))
-                b.store(combine(b, [b.load(acc), x], elem, elem, {}), acc)
+                b.store(_reassociable(combine(b, [b.load(acc), x], elem, elem, {})), acc)
             return b.load(acc)
         t = op.result.type
         if isinstance(t, BlockType):
@@ -301,20 +372,49 @@ class KernelLowering:
         self.read_slots(slots, op.results)
 
 
+def _reassociable(value: ir.Value) -> ir.Value:
+    """A float sum whose terms LLVM may regroup (as Triton's tree reductions do), so that it
+    vectorises; integer sums, max and min vectorise as they are."""
+    if isinstance(value, ir.Instruction) and value.opname == "fadd":
+        value.flags.append("reassoc")
+    return value
+
+
+def _precomputable_masks(run: list[Operation]) -> set[Value]:
+    """The block masks of `run`'s loads and stores, when all of them can be computed before the
+    run: none of them depends on a load of the run."""
+    inside = {op.result: op for op in run if op.results}
+    known: dict[Value, bool] = {}
+
+    def before_run(v: Value) -> bool:
+        if v not in inside:
+            return True
+        if v not in known:
+            op = inside[v]
+            known[v] = op.name != "load" and all(before_run(o) for o in op.operands)
+        return known[v]
+    masks = {op.operands[{"load": 1, "store": 2}[op.name]] for op in run
+             if op.name in ("load", "store") and len(op.operands) > {"load": 1, "store": 2}[op.name]}
+    blocks = {m for m in masks if isinstance(m.type, BlockType)}
+    return blocks if blocks and all(before_run(m) for m in blocks) else set()
+
+
 def _same_buffer(slot: Lowered, value: Buffer) -> bool:
     return isinstance(slot, Buffer) and slot.ptr is value.ptr
 
 
-_HANDLERS: dict[str, Callable[[KernelLowering, Operation], None]] = {
+_ELEMENT_RULES: dict[str, Callable[[KernelLowering, Operation, ir.Value], ir.Value | None]] = {
     "constant": KernelLowering.constant,
-    "program_id": KernelLowering.program_id,
-    "num_programs": KernelLowering.num_programs,
     "arange": KernelLowering.arange,
     "splat": KernelLowering.splat,
-    "broadcast": KernelLowering.broadcast,
-    "expand_dims": KernelLowering.expand_dims,
     "load": KernelLowering.load,
     "store": KernelLowering.store,
+}
+_HANDLERS: dict[str, Callable[[KernelLowering, Operation], None]] = {
+    "program_id": KernelLowering.program_id,
+    "num_programs": KernelLowering.num_programs,
+    "broadcast": KernelLowering.broadcast,
+    "expand_dims": KernelLowering.expand_dims,
     "reduce": KernelLowering.reduce,
     "for": KernelLowering.for_,
     "if": KernelLowering.if_,

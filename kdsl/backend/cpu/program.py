@@ -2,8 +2,6 @@
 from __future__ import annotations
 
 import ctypes
-import functools
-import threading
 from dataclasses import dataclass, field
 from typing import Callable, Sequence
 
@@ -15,6 +13,7 @@ from kdsl.backend.cpu.launcher import LAUNCH_NAME, emit_launcher
 from kdsl.backend.cpu.llvm_types import scalar_bits
 from kdsl.backend.cpu.lower import KernelLowering
 from kdsl.backend.cpu.lower_debug import STATUS_SLOTS, AssertSite
+from kdsl.backend.cpu.threads import get_num_threads, run_programs
 from kdsl.errors import CompilationError, DeviceAssertionError, LaunchError
 from kdsl.ir.core import Module
 from kdsl.ir.types import PointerType, ScalarType
@@ -23,10 +22,9 @@ _LAUNCH_TYPE = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_int64, ctypes.c_
                                 ctypes.c_int32, ctypes.c_int32, ctypes.c_int32, ctypes.c_void_p)
 Packer = Callable[[object], int]
 
-# Block buffers live on the stack. A kernel needing more than this runs on a
-# thread of its own whose stack is sized for it, never overflowing the caller's.
+# Block buffers live on the stack. A kernel needing more than this runs only on
+# worker threads whose stacks are sized for it, never overflowing the caller's.
 CALLER_STACK_BUDGET = 256 * 1024
-_STACK_SIZE_LOCK = threading.Lock()
 
 
 def _packer(t: ScalarType | PointerType) -> Packer:
@@ -48,7 +46,7 @@ class CpuProgram:
     assert_sites: list[AssertSite] = field(default_factory=list)
 
     def launch(self, values: Sequence[object], grid: Sequence[int]) -> None:
-        """Run the kernel over `grid` (gx, gy, gz); `values` one per kernel argument."""
+        """Run the kernel over `grid` (gx, gy, gz) on `get_num_threads()` threads; `values`: one per argument."""
         if len(values) != len(self._packers):
             raise LaunchError(f"kernel '{self.name}' takes {len(self._packers)} arguments, got {len(values)}")
         gx, gy, gz = (int(g) for g in grid)
@@ -59,11 +57,12 @@ class CpuProgram:
             return
         argv = (ctypes.c_uint64 * max(1, len(values)))(*(pack(v) for pack, v in zip(self._packers, values)))
         status = (ctypes.c_int64 * STATUS_SLOTS)()
-        run = functools.partial(self._entry, ctypes.addressof(argv), 0, total, gx, gy, gz, ctypes.addressof(status))
-        if self.stack_bytes <= CALLER_STACK_BUDGET:
-            run()
-        else:
-            _run_with_stack(run, self.stack_bytes + (1 << 20))
+        argv_at, status_at = ctypes.addressof(argv), ctypes.addressof(status)
+
+        def run_range(begin: int, end: int) -> None:
+            self._entry(argv_at, begin, end, gx, gy, gz, status_at)
+        run_programs(run_range, total, min(get_num_threads(), total), self.stack_bytes + (1 << 20),
+                     caller_may_run=self.stack_bytes <= CALLER_STACK_BUDGET, stopped=lambda: status[0] != 0)
         if status[0]:
             self._assertion_failed(*status)
 
@@ -71,18 +70,6 @@ class CpuProgram:
         site = self.assert_sites[site_number - 1]
         coords = tuple(int(i) for i in np.unravel_index(index, site.shape)) if site.shape else None
         raise DeviceAssertionError(self.name, site.loc, (x, y, z), coords, site.message)
-
-
-def _run_with_stack(run: Callable[[], None], size: int) -> None:
-    """Run `run` on a new thread with a stack of at least `size` bytes."""
-    with _STACK_SIZE_LOCK:
-        previous = threading.stack_size(size)
-        try:
-            worker = threading.Thread(target=run, name="kdsl-kernel")
-            worker.start()
-        finally:
-            threading.stack_size(previous)
-    worker.join()
 
 
 def compile_cpu(module: Module) -> CpuProgram:
