@@ -47,19 +47,16 @@ def test_reductions(target, kind, dtype, shape, axis, keep, seed):
     size = 1 if axis is None else n if axis in (0, -2) else m
     out = poisoned(size, out_dtype)
     reduce_2d[(1,)](x, out, KIND=kind, AXIS=axis, KEEP=keep, M=m, N=n, target=target)
-    if kind == "sum" and out_dtype == np.float16:  # fp16 sums stay fp16 (Triton): every partial sum rounds
-        np.testing.assert_array_equal(out, np.reshape(in_order_sum(x, axis), size))
-        return
     expected = NUMPY[kind](x.astype(np.float64 if out_dtype.kind == "f" else out_dtype), axis=axis)
+    if kind == "sum" and out_dtype == np.float16:
+        # fp16 sums stay fp16 (Triton) and may combine in any order: each of the n - 1 additions
+        # rounds, so the error is within (n - 1) half-ulps of the running magnitude
+        count = x.size if axis is None else x.shape[axis]
+        bound = (count - 1) * 2.0**-11 * NUMPY["sum"](np.abs(x.astype(np.float64)), axis=axis) + 1e-3
+        assert np.all(np.abs(out.astype(np.float64) - np.reshape(expected, size)) <= np.reshape(bound, size))
+        return
     rtol = {2: 1e-2, 4: 1e-5, 8: 1e-12}[out_dtype.itemsize] if out_dtype.kind == "f" else 0
     np.testing.assert_allclose(out, np.reshape(expected, size).astype(out_dtype), rtol=rtol, atol=rtol)
-
-
-def in_order_sum(x, axis):
-    """The left fold along `axis` in x's own type; all axes: the last one first, as the op table's reduce."""
-    if axis is None:
-        return in_order_sum(in_order_sum(x, -1), 0)
-    return np.take(np.add.accumulate(x, axis=axis, dtype=x.dtype), -1, axis=axis)
 
 
 @kdsl.kernel
