@@ -14,7 +14,7 @@ from typing import Callable, Union
 from llvmlite import ir
 
 from kdsl.backend.cpu import lower_combine, lower_shape
-from kdsl.backend.cpu.elementwise import ELEMENTWISE
+from kdsl.backend.cpu.elementwise import ELEMENTWISE, bind
 from kdsl.backend.cpu.llvm_types import I32, I64, constant, elem_of, from_memory, mem_type, reg_type, to_memory
 from kdsl.backend.cpu.loops import Buffer, counted_loop, element_loop, memcpy, strides
 from kdsl.backend.cpu.lower_atomics import lower_atomic_cas, lower_atomic_rmw
@@ -105,19 +105,14 @@ class KernelLowering:
             raise err.with_context(loc=op.loc) from None
 
     def elementwise(self, op: Operation) -> None:
-        emit = ELEMENTWISE[op.name]
-        src = elem_of(op.operands[1 if op.name == "select" else 0].type)
-        dst = elem_of(op.result.type)
-        attrs = dict(op.attrs)
-        if op.name == "addptr":
-            attrs["offset_type"] = elem_of(op.operands[1].type)
+        emit = bind(op)
         t = op.result.type
         if not isinstance(t, BlockType):
-            self.define(op, emit(self.b, [self.values[v] for v in op.operands], src, dst, attrs))
+            self.define(op, emit(self.b, [self.values[v] for v in op.operands]))
             return
         out = self.buffer(t)
         with element_loop(self.b, t.numel, op.name) as i:
-            out.store(self.b, i, emit(self.b, [self.element(v, i) for v in op.operands], src, dst, attrs))
+            out.store(self.b, i, emit(self.b, [self.element(v, i) for v in op.operands]))
         self.define(op, out)
 
     def fill(self, t: BlockType, value: Callable[[ir.Value], ir.Value], name: str) -> Buffer:

@@ -1,0 +1,290 @@
+"""kdsl kernels lowered to NVPTX, run on the PTX simulator against numpy (no GPU needed).
+
+The kernels are the conformance suite's and the tutorials', so the same code later runs on
+target="sim" through the runtime."""
+import math
+
+import ml_dtypes
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import kdsl
+import kdsl.language as kl
+from kdsl.backend.cuda import ptxas
+from kdsl.errors import CompilationError
+from tests.cpu.test_tutorial_kernels import add, layer_norm, softmax
+from tests.cuda.helpers import assemble_all_arches, lower_kernel, run_sim
+from tests.helpers import poisoned, random_array
+from tests.language.test_reductions_and_control_flow import (collatz_reference, collatz_steps,
+                                                             halve_block_until_small, nested_loops, reduce_2d,
+                                                             scalar_branches)
+from tests.language.test_memory_and_creation import creation, three_d
+
+SETTINGS = settings(max_examples=4, deadline=None)
+
+
+@SETTINGS
+@given(n=st.integers(0, 700), dtype=st.sampled_from([np.float32, np.float16, np.int32]),
+       block=st.sampled_from([16, 128, 1024]), num_warps=st.sampled_from([1, 4]), seed=st.integers(0, 2**32 - 1))
+def test_vector_add_with_masks(n, dtype, block, num_warps, seed):
+    rng = np.random.default_rng(seed)
+    x, y = random_array(rng, n, dtype), random_array(rng, n, dtype)
+    out = poisoned(n, dtype)
+    run_sim(add, (kdsl.cdiv(n, block),), x, y, out, n, BLOCK=block, num_warps=num_warps)
+    np.testing.assert_array_equal(out, x + y)
+
+
+@kdsl.kernel
+def tile_copy(src_ptr, dst_ptr, m, n, src_stride, dst_stride, BM: kl.constexpr, BN: kl.constexpr):
+    rows = kl.program_id(0) * BM + kl.arange(0, BM)
+    cols = kl.program_id(1) * BN + kl.arange(0, BN)
+    mask = (rows[:, None] < m) & (cols[None, :] < n)
+    tile = kl.load(src_ptr + rows[:, None] * src_stride + cols[None, :], mask=mask)
+    kl.store(dst_ptr + rows[:, None] * dst_stride + cols[None, :], tile, mask=mask)
+
+
+@SETTINGS
+@given(m=st.integers(1, 40), n=st.integers(1, 70), pad=st.integers(0, 5),
+       tile=st.sampled_from([(16, 32), (4, 64), (64, 4), (2, 2)]), seed=st.integers(0, 2**32 - 1))
+def test_2d_tile_copy_with_strides(m, n, pad, tile, seed):
+    storage = random_array(np.random.default_rng(seed), (m, n + pad), np.float32)
+    src = storage[:, :n]
+    dst = poisoned((m, n + 3), np.float32)
+    bm, bn = tile
+    run_sim(tile_copy, (kdsl.cdiv(m, bm), kdsl.cdiv(n, bn)), src, dst, m, n, n + pad, n + 3, BM=bm, BN=bn)
+    np.testing.assert_array_equal(dst[:, :n], src)
+    assert np.isnan(dst[:, n:]).all()
+
+
+@SETTINGS
+@given(rows=st.integers(1, 6), cols=st.integers(1, 300), num_warps=st.sampled_from([1, 2, 4, 8]),
+       seed=st.integers(0, 2**32 - 1))
+def test_row_softmax(rows, cols, num_warps, seed):
+    storage = random_array(np.random.default_rng(seed), (rows, cols + 3), np.float32)
+    x = storage[:, :cols]
+    out = poisoned((rows, cols), np.float32)
+    run_sim(softmax, (rows,), out, x, x.strides[0] // 4, out.strides[0] // 4, cols,
+            BLOCK=kdsl.next_power_of_2(cols), num_warps=num_warps)
+    e = np.exp(x.astype(np.float64) - x.max(axis=1, keepdims=True))
+    np.testing.assert_allclose(out, e / e.sum(axis=1, keepdims=True), rtol=2e-5, atol=1e-7)
+
+
+@SETTINGS
+@given(rows=st.integers(1, 5), cols=st.integers(1, 500), dtype=st.sampled_from([np.float32, np.float16]),
+       seed=st.integers(0, 2**32 - 1))
+def test_layer_norm_forward(rows, cols, dtype, seed):
+    rng = np.random.default_rng(seed)
+    x = random_array(rng, (rows, cols), dtype)
+    w, b = random_array(rng, cols, dtype), random_array(rng, cols, dtype)
+    y = poisoned((rows, cols), dtype)
+    run_sim(layer_norm, (rows,), x, w, b, y, cols, cols, 1e-5, BLOCK=kdsl.next_power_of_2(cols))
+    x64 = x.astype(np.float64)
+    mean = x64.mean(axis=1, keepdims=True)
+    expected = (x64 - mean) / np.sqrt(((x64 - mean) ** 2).mean(axis=1, keepdims=True) + 1e-5) * w + b
+    tol = 2e-2 if dtype == np.float16 else 1e-4
+    np.testing.assert_allclose(y, expected.astype(dtype), rtol=tol, atol=tol)
+
+
+NUMPY = {"sum": np.sum, "max": np.max, "min": np.min}
+
+
+@pytest.mark.parametrize("kind", ["sum", "max", "min"])
+@pytest.mark.parametrize("dtype", [np.float32, np.int32, np.float16])
+@SETTINGS
+@given(shape=st.tuples(st.sampled_from([1, 2, 8, 64]), st.sampled_from([1, 4, 16, 128])),
+       axis=st.sampled_from([None, 0, 1]), keep=st.booleans(), num_warps=st.sampled_from([1, 4, 8]),
+       seed=st.integers(0, 2**32 - 1))
+def test_reductions_along_each_axis_and_to_a_scalar(kind, dtype, shape, axis, keep, num_warps, seed):
+    m, n = shape
+    x = random_array(np.random.default_rng(seed), shape, dtype)
+    out_dtype = np.dtype(np.float32 if kind == "sum" and dtype == np.float16 else dtype)
+    size = 1 if axis is None else n if axis == 0 else m
+    out = poisoned(size, out_dtype)
+    run_sim(reduce_2d, (1,), x, out, KIND=kind, AXIS=axis, KEEP=keep, M=m, N=n, num_warps=num_warps)
+    expected = NUMPY[kind](x.astype(np.float64 if out_dtype.kind == "f" else out_dtype), axis=axis)
+    rtol = {2: 1e-2, 4: 1e-5}[out_dtype.itemsize] if out_dtype.kind == "f" else 0
+    np.testing.assert_allclose(out, np.reshape(expected, size).astype(out_dtype), rtol=rtol, atol=rtol)
+
+
+@SETTINGS
+@given(n_outer=st.integers(0, 4), n_inner=st.integers(0, 6), seed=st.integers(0, 2**32 - 1))
+def test_for_loops_with_a_block_accumulator_and_branches(n_outer, n_inner, seed):
+    x = random_array(np.random.default_rng(seed), (8, 16), np.float32)
+    out = poisoned(2, np.float32)
+    run_sim(nested_loops, (1,), x, out, n_outer, n_inner, BLOCK=16)
+    total, count = 0.0, 0
+    for i in range(n_outer):
+        acc = np.zeros(16, np.float64)
+        for j in range(i, n_inner, 2):
+            acc += x[j]
+            count += 1
+        total = total + acc.sum() if i % 2 == 0 else total - acc.max()
+    for k in range(3):
+        total = total * 2 + k
+    np.testing.assert_allclose(out, [total, count], rtol=1e-5, atol=1e-4)
+
+
+def test_if_else_on_runtime_scalars():
+    x = random_array(np.random.default_rng(4), 40, np.float32)
+    out = poisoned(40, np.float32)
+    run_sim(scalar_branches, (40,), x, out, 30)
+    pid = np.arange(40)
+    np.testing.assert_array_equal(out, np.where((x > 0) & (pid < 30), x * 2, np.where(x < -1, -x, 0.5)))
+
+
+@pytest.mark.parametrize("limit", [0, 5, 1000])
+def test_while_loop_on_scalars(limit):
+    x = np.arange(1, 30, dtype=np.int64)
+    out = poisoned(29, np.int32)
+    run_sim(collatz_steps, (29,), x, out, limit)
+    np.testing.assert_array_equal(out, [collatz_reference(int(v), limit) for v in x])
+
+
+def test_while_loop_carrying_a_block():
+    x = random_array(np.random.default_rng(5), 256, np.float32) * 40
+    out = poisoned(256, np.float32)
+    run_sim(halve_block_until_small, (1,), x, out, BLOCK=256)
+    y, rounds = x.copy(), 0
+    while np.abs(y).max() > 1.0:
+        y, rounds = y * np.float32(0.5), rounds + 1
+    np.testing.assert_array_equal(out, y + rounds)
+
+
+@pytest.mark.parametrize("bm, bn", [(1, 1), (4, 8), (16, 2), (32, 64)])
+def test_creation_and_broadcasting(bm, bn):
+    out = poisoned((bm, bn), np.float32)
+    run_sim(creation, (1,), out, 0.5, BM=bm, BN=bn)
+    expected = np.arange(bm)[:, None] * 100 + np.arange(3, 3 + bn)[None, :] + 0.5 + 1
+    np.testing.assert_array_equal(out, expected.astype(np.float32))
+
+
+def test_three_dimensional_blocks():
+    out = poisoned((2, 4, 8), np.int32)
+    run_sim(three_d, (1,), out, A=2, B=4, C=8)
+    a, b, c = np.meshgrid(np.arange(2), np.arange(4), np.arange(8), indexing="ij")
+    np.testing.assert_array_equal(out, a * 10000 + b * 100 + c)
+
+
+@kdsl.kernel
+def cast_chain(x_ptr, f16_ptr, bf16_ptr, int_ptr, u8_ptr, back_ptr, n, BLOCK: kl.constexpr):
+    offs = kl.program_id(0) * BLOCK + kl.arange(0, BLOCK)
+    mask = offs < n
+    x = kl.load(x_ptr + offs, mask=mask)
+    kl.store(f16_ptr + offs, x.to(kl.float16), mask=mask)
+    kl.store(bf16_ptr + offs, x.to(kl.bfloat16).to(kl.float32), mask=mask)
+    kl.store(int_ptr + offs, x.to(kl.int32), mask=mask)
+    kl.store(u8_ptr + offs, x.to(kl.uint8), mask=mask)
+    kl.store(back_ptr + offs, x.to(kl.float16).to(kl.float64) + x.to(kl.int32).to(kl.float64), mask=mask)
+
+
+@SETTINGS
+@given(n=st.integers(1, 300), seed=st.integers(0, 2**32 - 1))
+def test_casts_between_f16_bf16_f32_and_integers(n, seed):
+    with np.errstate(over="ignore"):
+        x = random_array(np.random.default_rng(seed), n, np.float32, specials=True) * 50
+    outs = [poisoned(n, t) for t in (np.float16, np.float32, np.int32, np.uint8, np.float64)]
+    run_sim(cast_chain, (kdsl.cdiv(n, 128),), x, *outs, n, BLOCK=128)
+    f16, bf16, i32, u8, back = outs
+    with np.errstate(all="ignore"):
+        np.testing.assert_array_equal(f16, x.astype(np.float16))
+        np.testing.assert_array_equal(bf16, x.astype(ml_dtypes.bfloat16).astype(np.float32))
+        sat = np.nan_to_num(np.trunc(x.astype(np.float64)), nan=0.0, posinf=np.inf, neginf=-np.inf)
+        np.testing.assert_array_equal(i32, np.clip(sat, -2**31, 2**31 - 1).astype(np.int64).astype(np.int32))
+        np.testing.assert_array_equal(u8, np.clip(sat, 0, 255).astype(np.uint8))
+        expected = x.astype(np.float16).astype(np.float64) + np.clip(sat, -2**31, 2**31 - 1)
+    np.testing.assert_array_equal(back, expected)
+
+
+@kdsl.kernel
+def math_functions(x_ptr, out_ptr, BLOCK: kl.constexpr):
+    offs = kl.arange(0, BLOCK)
+    x = kl.load(x_ptr + offs)
+    a = kl.abs(x) + 0.25
+    row = BLOCK * 0
+    for y in kl.static_range(8):
+        if y == 0:
+            r = kl.exp(x)
+        elif y == 1:
+            r = kl.exp2(x)
+        elif y == 2:
+            r = kl.log(a)
+        elif y == 3:
+            r = kl.log2(a)
+        elif y == 4:
+            r = kl.sin(x)
+        elif y == 5:
+            r = kl.cos(x)
+        elif y == 6:
+            r = kl.rsqrt(a)
+        else:
+            r = kl.erf(x)
+        kl.store(out_ptr + y * BLOCK + offs + row, r)
+
+
+# the bounds lower_math documents, with room for the simulator's own rounding
+MATH = [("exp", np.exp, 1e-6, 0), ("exp2", np.exp2, 1e-6, 0), ("log", np.log, 1e-6, 1e-6),
+        ("log2", np.log2, 1e-6, 1e-6), ("sin", np.sin, 0, 2e-6), ("cos", np.cos, 0, 2e-6),
+        ("rsqrt", lambda v: 1 / np.sqrt(v), 1e-6, 0), ("erf", np.vectorize(math.erf), 0, 1e-6)]
+
+
+def test_math_functions_within_their_documented_accuracy():
+    x = (np.random.default_rng(9).standard_normal(256) * 4).astype(np.float32)
+    out = poisoned((8, 256), np.float32)
+    run_sim(math_functions, (1,), x, out, BLOCK=256)
+    x64, a64 = x.astype(np.float64), np.abs(x.astype(np.float64)) + 0.25
+    for row, (name, fn, rtol, atol) in enumerate(MATH):
+        arg = a64 if name in ("log", "log2", "rsqrt") else x64
+        np.testing.assert_allclose(out[row], fn(arg), rtol=rtol, atol=atol, err_msg=name)
+
+
+@kdsl.kernel
+def exp_f64(x_ptr, out_ptr, BLOCK: kl.constexpr):
+    offs = kl.arange(0, BLOCK)
+    kl.store(out_ptr + offs, kl.exp(kl.load(x_ptr + offs)))
+
+
+@kdsl.kernel
+def uses_dot(a_ptr, out_ptr):
+    offs = kl.arange(0, 16)
+    a = kl.load(a_ptr + offs[:, None] * 16 + offs[None, :])
+    kl.store(out_ptr + offs[:, None] * 16 + offs[None, :], kl.dot(a, a))
+
+
+@pytest.mark.parametrize("kernel, dtype, what", [(uses_dot, np.float32, "dot"), (exp_f64, np.float64, "exp on f64")])
+def test_unsupported_ops_name_themselves(kernel, dtype, what):
+    a = np.ones(256, dtype)
+    constants = {"BLOCK": 256} if kernel is exp_f64 else {}
+    with pytest.raises(CompilationError, match=f"not supported on the GPU yet: {what}"):
+        lower_kernel(kernel, (a, a.copy()), constants)
+
+
+def test_replicated_layouts_store_each_element_once():
+    """16 elements over 128 threads: lanes and warps hold copies; the shared memory a reduction
+    needs and the PTX show one predicated store per element (no duplicate writes to race)."""
+    gpu, ptx, _ = lower_kernel(softmax, (np.zeros(16, np.float32), np.zeros(16, np.float32), 16, 16, 16),
+                               {"BLOCK": 16})
+    assert gpu.shared_bytes == 0
+    assert ptx.count("st.global") == 1
+
+
+KERNELS = [
+    (add, (np.zeros(8, np.float32), np.zeros(8, np.float32), np.zeros(8, np.float32), 8), {"BLOCK": 256}),
+    (tile_copy, (np.zeros((4, 4), np.float16), np.zeros((4, 4), np.float16), 4, 4, 4, 4), {"BM": 32, "BN": 64}),
+    (softmax, (np.zeros(8, np.float32), np.zeros(8, np.float32), 8, 8, 8), {"BLOCK": 1024}),
+    (layer_norm, (*(np.zeros(8, np.float16),) * 4, 8, 8, 1e-5), {"BLOCK": 512}),
+    (reduce_2d, (np.zeros((8, 8), np.float32), np.zeros(8, np.float32)),
+     {"KIND": "max", "AXIS": 0, "KEEP": False, "M": 64, "N": 128}),
+    (nested_loops, (np.zeros(8, np.float32), np.zeros(8, np.float32), 1, 1), {"BLOCK": 16}),
+    (collatz_steps, (np.zeros(8, np.int64), np.zeros(8, np.int32), 3), {}),
+    (cast_chain, (np.zeros(8, np.float32), np.zeros(8, np.float16), np.zeros(8, np.float32), np.zeros(8, np.int32),
+                  np.zeros(8, np.uint8), np.zeros(8, np.float64), 8), {"BLOCK": 128}),
+    (math_functions, (np.zeros(8, np.float32), np.zeros(8, np.float32)), {"BLOCK": 256}),
+]
+
+
+@pytest.mark.skipif(not ptxas.available(), reason="ptxas is not on the PATH")
+@pytest.mark.parametrize("kernel, args, constants", KERNELS, ids=[k.source.name for k, _, _ in KERNELS])
+def test_ptx_assembles_for_sm80_and_sm90(kernel, args, constants):
+    assemble_all_arches(kernel, args, constants)
