@@ -21,6 +21,7 @@ from tests.language.test_reductions_and_control_flow import (collatz_reference, 
                                                              halve_block_until_small, nested_loops, reduce_2d,
                                                              scalar_branches)
 from tests.language.test_memory_and_creation import creation, three_d
+from tests.language.test_shape_kernels import row_sum, softmax_transposed
 
 SETTINGS = settings(max_examples=4, deadline=None)
 
@@ -165,6 +166,46 @@ def test_three_dimensional_blocks():
     run_sim(three_d, (1,), out, A=2, B=4, C=8)
     a, b, c = np.meshgrid(np.arange(2), np.arange(4), np.arange(8), indexing="ij")
     np.testing.assert_array_equal(out, a * 10000 + b * 100 + c)
+
+
+@pytest.mark.parametrize("num_warps", [1, 4])
+@pytest.mark.parametrize("rows, cols", [(1, 8), (4, 16), (16, 4), (32, 64)])
+def test_row_sums_through_reshape(rows, cols, num_warps):
+    x = random_array(np.random.default_rng(rows * cols), (3 * rows, cols), np.float32)
+    out = poisoned(3 * rows, np.float32)
+    run_sim(row_sum, (3,), x, out, ROWS=rows, COLS=cols, num_warps=num_warps)
+    np.testing.assert_allclose(out, x.sum(axis=1), rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("num_warps", [1, 4])
+@pytest.mark.parametrize("m, n", [(4, 16), (8, 8), (1, 32), (64, 32)])
+def test_softmax_on_the_transposed_block(m, n, num_warps):
+    x = random_array(np.random.default_rng(m + n), (m, n), np.float32)
+    out = poisoned((m, n), np.float32)
+    run_sim(softmax_transposed, (1,), x, out, M=m, N=n, num_warps=num_warps)
+    e = np.exp(x - x.max(axis=1, keepdims=True))
+    np.testing.assert_allclose(out, e / e.sum(axis=1, keepdims=True), rtol=2e-5, atol=1e-6)
+
+
+@kdsl.kernel
+def row_plus_column_sums(x_ptr, y_ptr, out_ptr, N: kl.constexpr):
+    offs = kl.arange(0, N)
+    x = kl.load(x_ptr + offs[:, None] * N + offs[None, :])
+    y = kl.load(y_ptr + offs)
+    kl.store(out_ptr + offs, kl.sum(x, axis=1) + kl.sum(x, axis=0) * y)
+
+
+@pytest.mark.parametrize("num_warps", [1, 2, 8])
+@pytest.mark.parametrize("n", [4, 32, 128])
+def test_values_of_different_layouts_meet_through_shared_memory(n, num_warps):
+    """Row sums, column sums and a loaded vector hold their elements in different threads."""
+    rng = np.random.default_rng(n)
+    x, y = random_array(rng, (n, n), np.float32), random_array(rng, n, np.float32)
+    out = poisoned(n, np.float32)
+    gpu = run_sim(row_plus_column_sums, (1,), x, y, out, N=n, num_warps=num_warps)
+    x64 = x.astype(np.float64)
+    np.testing.assert_allclose(out, x64.sum(axis=1) + x64.sum(axis=0) * y, rtol=1e-5, atol=1e-5)
+    assert gpu.shared_bytes > 0
 
 
 @kdsl.kernel

@@ -45,7 +45,7 @@ from kdsl.backend.cuda.ptx import TRIPLE, check_arch
 from kdsl.errors import CompilationError
 from kdsl.ir.core import Function, Module, OpResult, Operation, Region, Value
 from kdsl.ir.ops import ELEMENTWISE as ELEMENTWISE_TRAIT, has_trait, permute_order
-from kdsl.ir.types import BlockType, PointerType, ScalarType, Type
+from kdsl.ir.types import PointerType, ScalarType, Type
 
 Lowered = Union[ir.Value, Regs]
 UNSUPPORTED = ("dot", "atomic_rmw", "atomic_cas", "reduce_with", "scan", "join", "split")
@@ -118,6 +118,8 @@ class KernelLowering:
         ftype = ir.FunctionType(ir.VoidType(), [param_type(a.type) for a in fn.args])
         self.func = ir.Function(module, ftype, name=fn.name)
         self.func.calling_convention = "ptx_kernel"
+        for param, arg in zip(self.func.args, fn.args):
+            param.name = arg.hint or ""
         self.b = ir.IRBuilder(self.func.append_basic_block("entry"))
         self.shared = SharedMemory(module)
         self.values: dict[Value, Lowered] = dict(zip(fn.args, self.func.args))
