@@ -16,6 +16,7 @@ from llvmlite import ir
 from kdsl.backend.cpu import lower_combine, lower_shape
 from kdsl.backend.cpu.elementwise import ELEMENTWISE, bind
 from kdsl.backend.cpu.llvm_types import I32, I64, constant, elem_of, from_memory, mem_type, reg_type, to_memory
+from kdsl.backend.regions import lower_ops
 from kdsl.backend.cpu.loops import Buffer, counted_loop, element_loop, memcpy, strides
 from kdsl.backend.cpu.lower_atomics import lower_atomic_cas, lower_atomic_rmw
 from kdsl.backend.cpu.lower_dot import lower_dot
@@ -83,26 +84,17 @@ class KernelLowering:
     # regions ---------------------------------------------------------------
     def region(self, region: Region) -> list[Value]:
         """Lower a region's ops; returns the terminator's operands."""
-        for op in region.ops:
-            if op.name in ("yield", "return", "condition"):
-                if op.name == "return":
-                    self.b.ret_void()
-                return op.operands
-            self.op(op)
-        return []
+        return lower_ops(region, self.op, self.b)
 
     def op(self, op: Operation) -> None:
-        try:
-            if has_trait(op, ELEMENTWISE_TRAIT):
-                self.elementwise(op)
-            else:
-                handler = _HANDLERS.get(op.name)
-                if handler is None:
-                    raise CompilationError(f"internal error: '{op.name}' cannot be lowered on the CPU "
-                                           "(calls must be inlined first)", op.loc)
-                handler(self, op)
-        except CompilationError as err:
-            raise err.with_context(loc=op.loc) from None
+        if has_trait(op, ELEMENTWISE_TRAIT):
+            self.elementwise(op)
+            return
+        handler = _HANDLERS.get(op.name)
+        if handler is None:
+            raise CompilationError(f"internal error: '{op.name}' cannot be lowered on the CPU "
+                                   "(calls must be inlined first)", op.loc)
+        handler(self, op)
 
     def elementwise(self, op: Operation) -> None:
         emit = bind(op)

@@ -42,6 +42,7 @@ from kdsl.backend.cuda.lower_layout import Regs, convert, thread_coordinates
 from kdsl.backend.cuda.lower_math import GPU_ELEMENTWISE
 from kdsl.backend.cuda.nvvm import GLOBAL_PTR, SharedMemory, special_register
 from kdsl.backend.cuda.ptx import TRIPLE, check_arch
+from kdsl.backend.regions import lower_ops
 from kdsl.errors import CompilationError
 from kdsl.ir.core import Function, Module, OpResult, Operation, Region, Value
 from kdsl.ir.ops import ELEMENTWISE as ELEMENTWISE_TRAIT, has_trait, permute_order
@@ -215,16 +216,7 @@ class KernelLowering:
     # regions -----------------------------------------------------------------
     def region(self, region: Region) -> list[Value]:
         """Lower a region's ops; returns the terminator's operands."""
-        for op in region.ops:
-            if op.name in ("yield", "return", "condition"):
-                if op.name == "return":
-                    self.b.ret_void()
-                return op.operands
-            try:
-                self.op(op)
-            except CompilationError as err:
-                raise err.with_context(loc=op.loc) from None
-        return []
+        return lower_ops(region, self.op, self.b)
 
     def op(self, op: Operation) -> None:
         if len(op.results) == 1 and self.rematerialized(op.result):

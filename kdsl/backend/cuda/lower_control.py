@@ -6,6 +6,7 @@ scalars, the same in every thread, so branches never diverge.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from llvmlite import ir
@@ -72,30 +73,44 @@ def _lower_region(low: KernelLowering, region: Region, args: list[Lowered], layo
     return flat, out
 
 
-def for_(low: KernelLowering, op: Operation) -> None:
-    lb, ub, step, *inits = op.operands
-    body = op.regions[0]
+@dataclass
+class _Loop:
+    phis: list[ir.PhiInstr]
+    layouts: Layouts
+    head: ir.Block
+    body: ir.Block
+    done: ir.Block
+
+    def back(self, b: ir.IRBuilder, values: list[ir.Value]) -> None:
+        """Branch back to the head with the next carried values."""
+        for phi, v in zip(self.phis, values):
+            phi.add_incoming(v, b.block)
+        b.branch(self.head)
+
+
+def _loop_head(low: KernelLowering, carried: list[Value], name: str) -> _Loop:
+    """Branch to a new `name.head` block holding one phi per carried register (incoming from here)."""
     b = low.b
-    flat, layouts = _flatten(low, inits)
-    header = low.func.append_basic_block("for.header")
-    loop = low.func.append_basic_block("for.body")
-    done = low.func.append_basic_block("for.done")
+    flat, layouts = _flatten(low, carried)
+    head, body, done = (low.func.append_basic_block(f"{name}.{part}") for part in ("head", "body", "done"))
     before = b.block
-    b.branch(header)
-    b.position_at_end(header)
-    iv = b.phi(low.values[lb].type)
-    iv.add_incoming(low.values[lb], before)
-    phis = _phis(b, flat, before)
-    signed = lb.type.is_signed
-    test = b.icmp_signed if signed else b.icmp_unsigned
-    b.cbranch(test("<", iv, low.values[ub]), loop, done)
-    b.position_at_end(loop)
-    yielded, _ = _lower_region(low, body, [iv, *_unflatten(phis, layouts)], layouts)
-    iv.add_incoming(b.add(iv, low.values[step]), b.block)
-    for phi, v in zip(phis, yielded):
-        phi.add_incoming(v, b.block)
-    b.branch(header)
-    b.position_at_end(done)
+    b.branch(head)
+    b.position_at_end(head)
+    return _Loop(_phis(b, flat, before), layouts, head, body, done)
+
+
+def for_(low: KernelLowering, op: Operation) -> None:
+    """The induction variable is carried first, then the loop's values."""
+    lb, ub, step, *inits = op.operands
+    b = low.b
+    loop = _loop_head(low, [lb, *inits], "for")
+    (iv, *phis), layouts = loop.phis, loop.layouts[1:]
+    test = b.icmp_signed if lb.type.is_signed else b.icmp_unsigned
+    b.cbranch(test("<", iv, low.values[ub]), loop.body, loop.done)
+    b.position_at_end(loop.body)
+    yielded, _ = _lower_region(low, op.regions[0], [iv, *_unflatten(phis, layouts)], layouts)
+    loop.back(b, [b.add(iv, low.values[step]), *yielded])
+    b.position_at_end(loop.done)
     _bind(low, op.results, _unflatten(phis, layouts))
 
 
@@ -124,25 +139,17 @@ def while_(low: KernelLowering, op: Operation) -> None:
     """The first region tests and forwards the carried values; the second updates them."""
     before_region, after_region = op.regions
     b = low.b
-    flat, layouts = _flatten(low, op.operands)
-    test = low.func.append_basic_block("while.test")
-    body = low.func.append_basic_block("while.body")
-    done = low.func.append_basic_block("while.done")
-    entry = b.block
-    b.branch(test)
-    b.position_at_end(test)
-    phis = _phis(b, flat, entry)
+    loop = _loop_head(low, op.operands, "while")
+    layouts = loop.layouts
     low.push_scope()
-    _bind(low, before_region.args, _unflatten(phis, layouts))
+    _bind(low, before_region.args, _unflatten(loop.phis, layouts))
     cond, *forwarded = low.region(before_region)
     condition = low.values[cond]
     forwarded_flat, _ = _flatten(low, forwarded, layouts)
     low.pop_scope()
-    b.cbranch(condition, body, done)
-    b.position_at_end(body)
+    b.cbranch(condition, loop.body, loop.done)
+    b.position_at_end(loop.body)
     yielded, _ = _lower_region(low, after_region, _unflatten(forwarded_flat, layouts), layouts)
-    for phi, v in zip(phis, yielded):
-        phi.add_incoming(v, b.block)
-    b.branch(test)
-    b.position_at_end(done)
+    loop.back(b, yielded)
+    b.position_at_end(loop.done)
     _bind(low, op.results, _unflatten(forwarded_flat, layouts))
