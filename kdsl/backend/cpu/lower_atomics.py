@@ -69,7 +69,7 @@ def _float_update(kind: str, value: ir.Value, elem: ScalarType) -> BitsUpdate:
     return extreme
 
 
-def _rmw(b: ir.IRBuilder, kind: str, address: ir.Value, value: ir.Value, elem: ScalarType, sem: str) -> ir.Value:
+def rmw(b: ir.IRBuilder, kind: str, address: ir.Value, value: ir.Value, elem: ScalarType, sem: str) -> ir.Value:
     """One atomic read-modify-write of `elem` at `address`; returns the old value."""
     if elem.is_float and kind != "xchg":
         old = _cas_loop(b, address, _bits_type(elem), _float_update(kind, value, elem), sem)
@@ -93,7 +93,7 @@ def lower_atomic_rmw(lowering: "KernelLowering", op: Operation) -> None:
 
     def one(i: ir.Value) -> ir.Value:
         address = lowering.guarded_address(mask, lowering.element(ptr, i), elem, i)
-        return _rmw(b, op.attrs["kind"], address, lowering.element(value, i), elem, op.attrs["sem"])
+        return rmw(b, op.attrs["kind"], address, lowering.element(value, i), elem, op.attrs["sem"])
     _per_element(lowering, op, one)
 
 
@@ -103,7 +103,10 @@ def lower_atomic_cas(lowering: "KernelLowering", op: Operation) -> None:
     sem = op.attrs["sem"]
 
     def one(i: ir.Value) -> ir.Value:
-        pair = b.cmpxchg(lowering.element(ptr, i), lowering.element(cmp, i), lowering.element(value, i),
-                         ORDERING[sem], FAILURE_ORDERING[sem])
-        return b.extract_value(pair, 0)
+        return cas(b, lowering.element(ptr, i), lowering.element(cmp, i), lowering.element(value, i), sem)
     _per_element(lowering, op, one)
+
+
+def cas(b: ir.IRBuilder, address: ir.Value, cmp: ir.Value, value: ir.Value, sem: str) -> ir.Value:
+    """One compare-and-swap; returns the old value."""
+    return b.extract_value(b.cmpxchg(address, cmp, value, ORDERING[sem], FAILURE_ORDERING[sem]), 0)

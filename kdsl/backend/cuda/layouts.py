@@ -174,6 +174,11 @@ def default_blocked(shape: tuple[int, ...], num_warps: int, elem_bits: int) -> L
     return blocked(tuple(shape), spt, tuple(tpw), tuple(wpc), order)
 
 
+def scalar(num_warps: int) -> LinearLayout:
+    """A single value held alike by every thread: the layout of a block of rank 0."""
+    return LinearLayout((), (), ((),) * _log2(WARP_SIZE), ((),) * _log2(num_warps))
+
+
 # derived layouts ------------------------------------------------------------
 def _map_bases(layout: LinearLayout, shape: tuple[int, ...], fn, drop_zero_registers: bool = False) -> LinearLayout:
     registers = tuple(fn(b) for b in layout.register)

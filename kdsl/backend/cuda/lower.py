@@ -21,8 +21,8 @@ bf16, load/store with mask/other (per element, predicated; stores only from
 the thread owning an element, never from its copies), reductions sum/max/min
 (in thread, across lanes with shuffles, across warps through shared memory),
 permute and reshape (a new layout over the same registers), for/if/while
-carrying scalars and blocks.
-Not yet (a CompilationError "not supported on the GPU yet"): dot, atomics,
+carrying scalars and blocks, atomics (each element's owner acts once; system scope).
+Not yet (a CompilationError "not supported on the GPU yet"): dot,
 reduce_with (argmax/argmin, reduce), scan, join/split, fp8, exp/log/sin/cos/erf
 on f64; loads and stores are not vectorised yet.
 """
@@ -36,7 +36,7 @@ from llvmlite import ir
 from kdsl.backend.cpu.elementwise import bind
 from kdsl.backend.cpu.llvm_types import I32, constant, reg_type
 from kdsl.backend.cuda import layouts as L
-from kdsl.backend.cuda import lower_control, lower_memory, lower_reduce
+from kdsl.backend.cuda import lower_atomics, lower_control, lower_memory, lower_reduce
 from kdsl.backend.cuda.layouts import LinearLayout
 from kdsl.backend.cuda.lower_layout import Regs, convert, thread_coordinates
 from kdsl.backend.cuda.lower_math import GPU_ELEMENTWISE
@@ -49,7 +49,7 @@ from kdsl.ir.ops import ELEMENTWISE as ELEMENTWISE_TRAIT, has_trait, permute_ord
 from kdsl.ir.types import PointerType, ScalarType, Type
 
 Lowered = Union[ir.Value, Regs]
-UNSUPPORTED = ("dot", "atomic_rmw", "atomic_cas", "reduce_with", "scan", "join", "split")
+UNSUPPORTED = ("dot", "reduce_with", "scan", "join", "split")
 REMATERIALIZED = ("constant", "splat", "arange", "expand_dims", "broadcast")
 
 
@@ -271,6 +271,8 @@ _HANDLERS: dict[str, Callable[[KernelLowering, Operation], None]] = {
     "load": lower_memory.load,
     "store": lower_memory.store,
     "reduce": lower_reduce.reduce,
+    "atomic_rmw": lower_atomics.atomic_rmw,
+    "atomic_cas": lower_atomics.atomic_cas,
     "for": lower_control.for_,
     "if": lower_control.if_,
     "while": lower_control.while_,

@@ -71,13 +71,28 @@ def convert(low: KernelLowering, regs: Regs, target: LinearLayout) -> Regs:
     moved = _in_registers(regs, target)
     if moved is not None:
         return Regs(target, moved)
+    return through_shared(low, regs, target)
+
+
+def through_shared(low: KernelLowering, regs: Regs, target: LinearLayout, writer: ir.Value | None = None) -> Regs:
+    """Every thread (or only those where `writer` holds) writes its elements to shared memory at
+    their row-major index; after a barrier every thread reads those of `target`."""
     b = low.b
     reg_type = regs.values[0].type
     slot_type = I8 if reg_type == I1 else reg_type
     low.shared.reserve(prod(target.shape) * type_bytes(slot_type))
-    for value, coords in zip(regs.values, low.coordinates(regs.layout)):
-        address = low.shared.address(b, row_major_index(b, coords, regs.layout.shape), slot_type)
-        b.store(b.zext(value, I8) if reg_type == I1 else value, address)
+
+    sources = low.coordinates(regs.layout)  # outside the branch: cached for later uses
+
+    def write() -> None:
+        for value, coords in zip(regs.values, sources):
+            address = low.shared.address(b, row_major_index(b, coords, regs.layout.shape), slot_type)
+            b.store(b.zext(value, I8) if reg_type == I1 else value, address)
+    if writer is None:
+        write()
+    else:
+        with b.if_then(writer):
+            write()
     barrier(b)
     values = []
     for coords in low.coordinates(target):
