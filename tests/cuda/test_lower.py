@@ -20,7 +20,7 @@ from tests.language.test_reductions_and_control_flow import (collatz_reference, 
                                                              nested_loops_reference, reduce_2d,
                                                              scalar_branches)
 from tests.language.test_math import REFERENCE, unary_math
-from tests.language.test_memory_and_creation import creation, three_d
+from tests.language.test_memory_and_creation import creation, gather_scatter, masked_store_only, reverse, three_d
 from tests.language.test_shape_kernels import row_sum, softmax_transposed
 
 SETTINGS = settings(max_examples=4, deadline=None)
@@ -35,6 +35,52 @@ def test_vector_add_with_masks(n, dtype, block, num_warps, seed):
     out = poisoned(n, dtype)
     run_sim(add, (kdsl.cdiv(n, block),), x, y, out, n, BLOCK=block, num_warps=num_warps)
     np.testing.assert_array_equal(out, x + y)
+
+
+@SETTINGS
+@given(n=st.integers(1, 128), idx_dtype=st.sampled_from([np.int32, np.int64, np.uint16]),
+       dtype=st.sampled_from([np.float32, np.int8, np.float64]), seed=st.integers(0, 2**32 - 1))
+def test_gather_through_loaded_indices_reads_other_where_masked(n, idx_dtype, dtype, seed):
+    rng = np.random.default_rng(seed)
+    src = random_array(rng, 300, dtype)
+    idx = rng.integers(0, 300, n).astype(idx_dtype)
+    keep = rng.random(n) < 0.6
+    dst = poisoned(n, dtype)
+    run_sim(gather_scatter, (1,), src, dst, idx, keep, n, OTHER=-5, BLOCK=128)
+    np.testing.assert_array_equal(dst, np.where(keep, src[idx], -5).astype(dtype))
+
+
+def test_scalar_pointer_arithmetic_and_masked_off_stores():
+    src = random_array(np.random.default_rng(2), 300, np.float32)
+    dst = poisoned(300, np.float32)
+    run_sim(reverse, (5,), src, dst, 300, BLOCK=64)
+    np.testing.assert_array_equal(dst, src[::-1])
+    out = poisoned(64, np.int32)
+    run_sim(masked_store_only, (1,), out, 50, BLOCK=64)
+    expected = poisoned(64, np.int32)
+    expected[0:50:3] = 2 * np.arange(0, 50, 3)
+    np.testing.assert_array_equal(out, expected)
+
+
+@kdsl.kernel
+def grid_and_branch_blocks(x_ptr, out_ptr, BLOCK: kl.constexpr):
+    pid = kl.program_id(0) + kl.num_programs(0) * (kl.program_id(1) + kl.num_programs(1) * kl.program_id(2))
+    offs = kl.arange(0, BLOCK)
+    x = kl.load(x_ptr + pid * BLOCK + offs)
+    if pid % 2 == 0:
+        y = x * 2.0
+    else:
+        y = kl.zeros((BLOCK,), kl.float32) + kl.sum(x, axis=0)
+    kl.store(out_ptr + pid * BLOCK + offs, y)
+
+
+def test_3d_grid_and_if_else_carrying_blocks():
+    x = random_array(np.random.default_rng(3), (2 * 3 * 4, 32), np.float32)
+    out = poisoned(x.shape, np.float32)
+    run_sim(grid_and_branch_blocks, (2, 3, 4), x, out, BLOCK=32)
+    sums = np.broadcast_to(x.astype(np.float64).sum(axis=1, keepdims=True), x.shape)
+    expected = np.where((np.arange(24) % 2 == 0)[:, None], x * 2, sums)
+    np.testing.assert_allclose(out, expected, rtol=1e-5, atol=1e-5)
 
 
 @kdsl.kernel
