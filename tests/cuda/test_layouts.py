@@ -176,3 +176,20 @@ def test_invalid_layouts_are_rejected():
         L.blocked((12,), (1,), (32,), (1,), (0,))
     with pytest.raises(ValueError, match="does not lie"):
         L.LinearLayout((4,), ((4,),), (), ())
+
+
+@SETTINGS
+@given(params=blocked_params())
+def test_join_adds_a_minor_register_bit_and_split_removes_it(params):
+    layout = L.blocked(*params)
+    j = L.joined(layout)
+    bit = L.minor_register_bit(j)
+    assert bit == len(layout.register) and L.unjoined(j, bit) == layout
+    for reg, lane, warp in _all_inputs(j):
+        assert j.apply(reg, lane, warp) == layout.apply(reg % layout.num_registers, lane, warp) + (
+            reg // layout.num_registers,)
+
+
+def test_split_needs_the_pair_in_one_thread():
+    assert L.minor_register_bit(L.default_blocked((16, 2), 4, 32)) is None  # a lane bit holds the pair
+    assert L.minor_register_bit(L.default_blocked((1024, 2), 4, 32)) == 0

@@ -22,6 +22,7 @@ from tests.language.test_reductions_and_control_flow import (collatz_reference, 
 from tests.language.test_math import REFERENCE, unary_math
 from tests.language.test_memory_and_creation import creation, gather_scatter, masked_store_only, reverse, three_d
 from tests.language.test_shape_kernels import row_sum, softmax_transposed
+from tests.language.test_shapes import join_scalars, join_split, permute_kernel, reshape_kernel
 
 SETTINGS = settings(max_examples=4, deadline=None)
 
@@ -222,6 +223,57 @@ def test_softmax_on_the_transposed_block(m, n, num_warps):
     run_sim(softmax_transposed, (1,), x, out, M=m, N=n, num_warps=num_warps)
     e = np.exp(x - x.max(axis=1, keepdims=True))
     np.testing.assert_allclose(out, e / e.sum(axis=1, keepdims=True), rtol=2e-5, atol=1e-6)
+
+
+POW2 = st.sampled_from([1, 2, 4, 8, 32])
+
+
+@SETTINGS
+@given(shape=st.tuples(POW2, POW2, POW2), split=st.integers(0, 6), perm=st.permutations([0, 1, 2]),
+       dtype=st.sampled_from([np.float32, np.int8, np.float64]), seed=st.integers(0, 2**32 - 1))
+def test_reshape_and_permute(shape, split, perm, dtype, seed):
+    x = random_array(np.random.default_rng(seed), shape, dtype)
+    p = 2 ** min(split, x.size.bit_length() - 1)
+    out = poisoned((p, x.size // p), dtype)
+    run_sim(reshape_kernel, (1,), x, out, *shape, p, x.size // p, True)
+    np.testing.assert_array_equal(out, x.reshape(p, x.size // p))
+    flat = poisoned(x.size, dtype)
+    run_sim(permute_kernel, (1,), x, flat, *shape, *perm, "permute")
+    np.testing.assert_array_equal(flat, np.transpose(x, perm).ravel())
+
+
+@SETTINGS
+@given(shape=st.tuples(POW2, POW2), dtype=st.sampled_from([np.float32, np.int8, np.float64]),
+       seed=st.integers(0, 2**32 - 1))
+def test_join_and_split(shape, dtype, seed):
+    rng = np.random.default_rng(seed)
+    x, y = random_array(rng, shape, dtype), random_array(rng, shape, dtype)
+    out, a, b = poisoned(x.size * 2, dtype), poisoned(shape, dtype), poisoned(shape, dtype)
+    run_sim(join_split, (1,), x, y, out, a, b, *shape)
+    np.testing.assert_array_equal(out, np.stack([x, y], axis=-1).ravel())
+    np.testing.assert_array_equal(a, y)
+    np.testing.assert_array_equal(b, x)
+    pair = poisoned(2, np.int32)
+    run_sim(join_scalars, (1,), pair, 5)
+    np.testing.assert_array_equal(pair, [10, 5])
+
+
+@kdsl.kernel
+def split_loaded_pairs(x_ptr, a_ptr, b_ptr, N: kl.constexpr):
+    offs = kl.arange(0, N)
+    a, b = kl.split(kl.load(x_ptr + offs[:, None] * 2 + kl.arange(0, 2)[None, :]))
+    kl.store(a_ptr + offs, a)
+    kl.store(b_ptr + offs, b)
+
+
+@pytest.mark.parametrize("n", [16, 1024])
+def test_split_of_pairs_held_by_lanes_or_registers(n):
+    """With 16 pairs over 128 threads the pairs' halves sit in different lanes and are moved first."""
+    x = random_array(np.random.default_rng(n), (n, 2), np.float32)
+    a, b = poisoned(n, np.float32), poisoned(n, np.float32)
+    run_sim(split_loaded_pairs, (1,), x, a, b, N=n)
+    np.testing.assert_array_equal(a, x[:, 0])
+    np.testing.assert_array_equal(b, x[:, 1])
 
 
 @kdsl.kernel

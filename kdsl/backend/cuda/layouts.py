@@ -225,6 +225,33 @@ def transpose(layout: LinearLayout) -> LinearLayout:
     return permute(layout, tuple(reversed(range(layout.rank))))
 
 
+def joined(layout: LinearLayout) -> LinearLayout:
+    """The layout of `join`: a new minor dimension of size 2, held in a new highest register bit."""
+    def extend(b: Basis) -> Basis:
+        return b + (0,)
+    minor = (0,) * layout.rank + (1,)
+    return LinearLayout(layout.shape + (2,), tuple(map(extend, layout.register)) + (minor,),
+                        tuple(map(extend, layout.lane)), tuple(map(extend, layout.warp)))
+
+
+def minor_register_bit(layout: LinearLayout) -> int | None:
+    """The register bit holding the minor dimension of size 2 (what `split` picks from), if one does
+    and no other basis moves along that dimension."""
+    unit = (0,) * (layout.rank - 1) + (1,)
+    moving = [(name, bit) for name in INPUTS for bit, b in enumerate(layout.bases(name)) if b[-1]]
+    if len(moving) == 1 and moving[0][0] == "register" and layout.register[moving[0][1]] == unit:
+        return moving[0][1]
+    return None
+
+
+def unjoined(layout: LinearLayout, bit: int) -> LinearLayout:
+    """The layout of one half of a `split`: the minor dimension and its register bit `bit` dropped."""
+    def drop(b: Basis) -> Basis:
+        return b[:-1]
+    registers = tuple(drop(b) for i, b in enumerate(layout.register) if i != bit)
+    return LinearLayout(layout.shape[:-1], registers, tuple(map(drop, layout.lane)), tuple(map(drop, layout.warp)))
+
+
 def _row_major(coords: Basis, shape: tuple[int, ...]) -> int:
     index = 0
     for c, n in zip(coords, shape):

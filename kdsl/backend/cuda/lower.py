@@ -20,10 +20,10 @@ every elementwise op (emitters shared with the CPU; math functions in
 bf16, load/store with mask/other (per element, predicated; stores only from
 the thread owning an element, never from its copies), reductions sum/max/min
 (in thread, across lanes with shuffles, across warps through shared memory),
-permute and reshape (a new layout over the same registers), for/if/while
+permute, reshape, join and split (new layouts over the same registers), for/if/while
 carrying scalars and blocks, atomics (each element's owner acts once; system scope).
 Not yet (a CompilationError "not supported on the GPU yet"): dot,
-reduce_with (argmax/argmin, reduce), scan, join/split, fp8, exp/log/sin/cos/erf
+reduce_with (argmax/argmin, reduce), scan, fp8, exp/log/sin/cos/erf
 on f64; loads and stores are not vectorised yet.
 """
 from __future__ import annotations
@@ -49,7 +49,7 @@ from kdsl.ir.ops import ELEMENTWISE as ELEMENTWISE_TRAIT, has_trait, permute_ord
 from kdsl.ir.types import PointerType, ScalarType, Type
 
 Lowered = Union[ir.Value, Regs]
-UNSUPPORTED = ("dot", "reduce_with", "scan", "join", "split")
+UNSUPPORTED = ("dot", "reduce_with", "scan")
 REMATERIALIZED = ("constant", "splat", "arange", "expand_dims", "broadcast")
 
 
@@ -260,6 +260,23 @@ class KernelLowering:
         self.define(op, Regs(L.reshape(src.layout, op.result.type.shape), src.values))
 
 
+    def join(self, op: Operation) -> None:
+        a, b = op.operands
+        layout = self.layout_for([a, b], a.type) if a.type.is_block else L.scalar(self.num_warps)
+        halves = [self.block(v, layout).values if v.type.is_block else [self.values[v]] for v in (a, b)]
+        self.define(op, Regs(L.joined(layout), halves[0] + halves[1]))
+
+    def split(self, op: Operation) -> None:
+        x = self.block(op.operands[0])
+        bit = L.minor_register_bit(x.layout)
+        if bit is None:
+            t = op.result.type
+            x = convert(self, x, L.joined(self.default_layout(t) if t.is_block else L.scalar(self.num_warps)))
+            bit = L.minor_register_bit(x.layout)
+        values = [v for r, v in enumerate(x.values) if (r >> bit & 1) == op.attrs["index"]]
+        self.define(op, Regs(L.unjoined(x.layout, bit), values) if op.result.type.is_block else values[0])
+
+
 _HANDLERS: dict[str, Callable[[KernelLowering, Operation], None]] = {
     "constant": KernelLowering.constant,
     "program_id": KernelLowering.program_id,
@@ -268,6 +285,8 @@ _HANDLERS: dict[str, Callable[[KernelLowering, Operation], None]] = {
     "broadcast": KernelLowering.broadcast,
     "permute": KernelLowering.permute,
     "reshape": KernelLowering.reshape,
+    "join": KernelLowering.join,
+    "split": KernelLowering.split,
     "load": lower_memory.load,
     "store": lower_memory.store,
     "reduce": lower_reduce.reduce,
