@@ -85,6 +85,21 @@ def test_3d_grid_and_if_else_carrying_blocks():
 
 
 @kdsl.kernel
+def scalar_parameters(out_ptr, flag, h, big, u, f, BLOCK: kl.constexpr):
+    offs = kl.arange(0, BLOCK)
+    v = kl.where(flag, h.to(kl.float64) + big, u * 1.0) + f
+    kl.store(out_ptr + offs, v + offs)
+
+
+@pytest.mark.parametrize("flag", [True, False])
+def test_scalar_parameters_of_every_width(flag):
+    """i1, f16, i64, u32 and f32 parameters, passed by value."""
+    out = poisoned(8, np.float64)
+    run_sim(scalar_parameters, (1,), out, flag, np.float16(1.5), 2**40, np.uint32(7), 0.25, BLOCK=8)
+    np.testing.assert_array_equal(out, (1.5 + 2**40 if flag else 7.0) + 0.25 + np.arange(8))
+
+
+@kdsl.kernel
 def tile_copy(src_ptr, dst_ptr, m, n, src_stride, dst_stride, BM: kl.constexpr, BN: kl.constexpr):
     rows = kl.program_id(0) * BM + kl.arange(0, BM)
     cols = kl.program_id(1) * BN + kl.arange(0, BN)
