@@ -10,7 +10,8 @@ Layout assignment happens as the IR is walked. Index arithmetic (`arange`,
 is rematerialized in whatever layout its consumer needs; other values take
 the layout their op gives (loads and elementwise ops: their first operand's
 that is not rematerialized, else `default_blocked`; reductions: `sliced`;
-`expand_dims`, `permute`, `reshape`: derived; `broadcast`: `default_blocked`).
+`expand_dims`, `permute`, `reshape`, `join`, `split`: derived; `broadcast`:
+`default_blocked`).
 Where an operand has another layout it is converted: in registers when the
 threads hold the same elements, else through shared memory (`lower_layout`).
 
