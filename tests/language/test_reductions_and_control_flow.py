@@ -85,16 +85,21 @@ def test_nested_loops_and_branches_carry_values(target, n_outer, n_inner, seed):
     x = random_array(np.random.default_rng(seed), (8, 16), np.float32)
     out = poisoned(2, np.float32)
     nested_loops[(1,)](x, out, n_outer, n_inner, BLOCK=16, target=target)
+    np.testing.assert_allclose(out, nested_loops_reference(x, n_outer, n_inner), rtol=1e-5, atol=1e-4)
+
+
+def nested_loops_reference(x, n_outer, n_inner):
+    """`nested_loops`'s (total, count) in float64."""
     total, count = 0.0, 0
     for i in range(n_outer):
-        acc = np.zeros(16, np.float64)
+        acc = np.zeros(x.shape[1], np.float64)
         for j in range(i, n_inner, 2):
             acc += x[j]
             count += 1
         total = total + acc.sum() if i % 2 == 0 else total - acc.max()
     for k in range(3):
         total = total * 2 + k
-    np.testing.assert_allclose(out, [total, count], rtol=1e-5, atol=1e-4)
+    return [total, count]
 
 
 @kdsl.kernel

@@ -20,10 +20,12 @@ from typing import Any, Callable
 from llvmlite import ir
 
 from kdsl.backend.cpu import fp8
-from kdsl.backend.cpu.llvm_types import F32, I16, I32, I64, mem_type, reg_type, unsupported
+from kdsl.backend.cpu.llvm_types import F32, I16, I32, I64, elem_of, mem_type, reg_type, unsupported
+from kdsl.ir.core import Operation
 from kdsl.ir.types import PointerType, ScalarType, bf16 as BF16, f32 as _F32_T, f64 as _F64_T
 
 Emitter = Callable[[ir.IRBuilder, list[ir.Value], Any, Any, dict], ir.Value]
+BoundEmitter = Callable[[ir.IRBuilder, list[ir.Value]], ir.Value]
 
 _CMP = {"eq": "==", "ne": "!=", "lt": "<", "le": "<=", "gt": ">", "ge": ">="}
 
@@ -40,7 +42,7 @@ def _suffix(t: ir.Type) -> str:
     return {"half": "f16", "float": "f32", "double": "f64"}.get(str(t), str(t))
 
 
-def _float_intrinsic(name: str) -> Emitter:
+def float_intrinsic(name: str) -> Emitter:
     """An emitter calling `llvm.<name>.<type>` on operands of one float type."""
     def emit(b, args, src, dst, attrs):
         t = args[0].type
@@ -54,7 +56,7 @@ def is_narrow_float(t: object) -> bool:
     return isinstance(t, ScalarType) and t.is_float and t.bits < 32
 
 
-def _half_promoted(inner: Emitter) -> Emitter:
+def half_promoted(inner: Emitter) -> Emitter:
     """Run a float emitter in f32 for narrow float operands, rounding the result back."""
     def emit(b, args, src, dst, attrs):
         if not is_narrow_float(src):
@@ -67,7 +69,7 @@ def _half_promoted(inner: Emitter) -> Emitter:
 
 def _by_kind(signed: Emitter, unsigned: Emitter, floating: Emitter) -> Emitter:
     """Dispatch on the operand type: signed int, unsigned int (and i1, pointers) or float."""
-    promoted = _half_promoted(floating)
+    promoted = half_promoted(floating)
 
     def emit(b, args, src, dst, attrs):
         if isinstance(src, ScalarType) and src.is_float:
@@ -246,7 +248,7 @@ def _libm(name: str) -> Emitter:
 
 
 def _rsqrt(b, args, src, dst, attrs):
-    root = _float_intrinsic("sqrt")(b, args, src, dst, attrs)
+    root = float_intrinsic("sqrt")(b, args, src, dst, attrs)
     return b.fdiv(ir.Constant(root.type, 1.0), root)
 
 
@@ -254,8 +256,8 @@ def _fma(b, args, src, dst, attrs):
     """fp8 operands fuse in f64, where x*y+z is exact short of overflow, so the result rounds once;
     other narrow floats in f32."""
     if not (isinstance(src, ScalarType) and src.is_fp8):
-        return _half_promoted(_float_intrinsic("fma"))(b, args, src, dst, attrs)
-    wide = _float_intrinsic("fma")(b, [cast(b, a, src, _F64_T) for a in args], _F64_T, _F64_T, attrs)
+        return half_promoted(float_intrinsic("fma"))(b, args, src, dst, attrs)
+    wide = float_intrinsic("fma")(b, [cast(b, a, src, _F64_T) for a in args], _F64_T, _F64_T, attrs)
     return fp8.from_f64(b, wide, src)
 
 
@@ -270,8 +272,8 @@ def _mulhi(signed: bool) -> Emitter:
     return emit
 
 
-_FLOAT_MIN = _float_intrinsic("minnum")
-_FLOAT_MAX = _float_intrinsic("maxnum")
+_FLOAT_MIN = float_intrinsic("minnum")
+_FLOAT_MAX = float_intrinsic("maxnum")
 
 ELEMENTWISE: dict[str, Emitter] = {
     "add": _by_kind(_simple("add"), _simple("add"), _simple("fadd")),
@@ -287,24 +289,36 @@ ELEMENTWISE: dict[str, Emitter] = {
     "shl": _shift("shl"),
     "shr": _by_kind(_shift("ashr"), _shift("lshr"), _shift("lshr")),
     "neg": _by_kind(_simple("neg"), _simple("neg"), _simple("fneg")),
-    "abs": _by_kind(_int_abs, _identity, _float_intrinsic("fabs")),
+    "abs": _by_kind(_int_abs, _identity, float_intrinsic("fabs")),
     "not": _simple("not_"),
-    "exp": _half_promoted(_float_intrinsic("exp")),
-    "log": _half_promoted(_float_intrinsic("log")),
-    "sqrt": _half_promoted(_float_intrinsic("sqrt")),
-    "exp2": _half_promoted(_float_intrinsic("exp2")),
-    "log2": _half_promoted(_float_intrinsic("log2")),
-    "sin": _half_promoted(_float_intrinsic("sin")),
-    "cos": _half_promoted(_float_intrinsic("cos")),
-    "floor": _half_promoted(_float_intrinsic("floor")),
-    "ceil": _half_promoted(_float_intrinsic("ceil")),
-    "rsqrt": _half_promoted(_rsqrt),
-    "erf": _half_promoted(_libm("erf")),
+    "exp": half_promoted(float_intrinsic("exp")),
+    "log": half_promoted(float_intrinsic("log")),
+    "sqrt": half_promoted(float_intrinsic("sqrt")),
+    "exp2": half_promoted(float_intrinsic("exp2")),
+    "log2": half_promoted(float_intrinsic("log2")),
+    "sin": half_promoted(float_intrinsic("sin")),
+    "cos": half_promoted(float_intrinsic("cos")),
+    "floor": half_promoted(float_intrinsic("floor")),
+    "ceil": half_promoted(float_intrinsic("ceil")),
+    "rsqrt": half_promoted(_rsqrt),
+    "erf": half_promoted(_libm("erf")),
     "fma": _fma,
     "umulhi": _by_kind(_mulhi(True), _mulhi(False), _mulhi(False)),
-    "cmp": _half_promoted(_cmp),
+    "cmp": half_promoted(_cmp),
     "select": _select,
     "cast": lambda b, args, src, dst, attrs: cast(b, args[0], src, dst),
     "bitcast": lambda b, args, src, dst, attrs: _bitcast(b, args[0], dst),
     "addptr": _addptr,
 }
+
+
+def bind(op: Operation, table: dict[str, Emitter] = ELEMENTWISE) -> BoundEmitter:
+    """`op`'s emitter from `table` with its element types and attributes bound: call it with the
+    builder and one LLVM value per operand (a scalar, or one element of each block operand)."""
+    emit = table[op.name]
+    src = elem_of(op.operands[1 if op.name == "select" else 0].type)
+    dst = elem_of(op.result.type)
+    attrs = dict(op.attrs)
+    if op.name == "addptr":
+        attrs["offset_type"] = elem_of(op.operands[1].type)
+    return lambda b, args: emit(b, args, src, dst, attrs)

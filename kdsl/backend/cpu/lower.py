@@ -16,7 +16,7 @@ from llvmlite import ir
 
 from kdsl.backend.cpu import lower_combine, lower_shape
 from kdsl.backend.cpu.fusion import block_size, schedule
-from kdsl.backend.cpu.elementwise import ELEMENTWISE
+from kdsl.backend.cpu.elementwise import ELEMENTWISE, bind
 from kdsl.backend.cpu.llvm_types import I32, I64, PTR, constant, elem_of, from_memory, mem_type, reg_type, to_memory
 from kdsl.backend.cpu.loops import Buffer, counted_loop, element_loop, memcpy, strides
 from kdsl.backend.cpu.lower_atomics import lower_atomic_cas, lower_atomic_rmw
@@ -177,13 +177,7 @@ class KernelLowering:
         return value
 
     def elementwise(self, op: Operation, i: ir.Value) -> ir.Value:
-        emit = ELEMENTWISE[op.name]
-        src = elem_of(op.operands[1 if op.name == "select" else 0].type)
-        dst = elem_of(op.result.type)
-        attrs = dict(op.attrs)
-        if op.name == "addptr":
-            attrs["offset_type"] = elem_of(op.operands[1].type)
-        return emit(self.b, [self.element(v, i) for v in op.operands], src, dst, attrs)
+        return bind(op)(self.b, [self.element(v, i) for v in op.operands])
 
     def fill(self, t: BlockType, value: Callable[[ir.Value], ir.Value], name: str) -> Buffer:
         """A new buffer with element i set to `value(i)`."""

@@ -69,7 +69,7 @@ def _float_update(kind: str, value: ir.Value, elem: ScalarType) -> BitsUpdate:
     return extreme
 
 
-def _rmw(b: ir.IRBuilder, kind: str, address: ir.Value, value: ir.Value, elem: ScalarType, sem: str) -> ir.Value:
+def rmw(b: ir.IRBuilder, kind: str, address: ir.Value, value: ir.Value, elem: ScalarType, sem: str) -> ir.Value:
     """One atomic read-modify-write of `elem` at `address`; returns the old value."""
     if elem.is_float and kind != "xchg":
         old = _cas_loop(b, address, _bits_type(elem), _float_update(kind, value, elem), sem)
@@ -93,7 +93,7 @@ def lower_atomic_rmw(lowering: "KernelLowering", op: Operation) -> None:
 
     def one(i: ir.Value) -> ir.Value:
         address = lowering.guarded_address(mask, lowering.element(ptr, i), elem, i)
-        return _rmw(b, op.attrs["kind"], address, lowering.element(value, i), elem, op.attrs["sem"])
+        return rmw(b, op.attrs["kind"], address, lowering.element(value, i), elem, op.attrs["sem"])
     _per_element(lowering, op, one)
 
 
@@ -103,10 +103,15 @@ def lower_atomic_cas(lowering: "KernelLowering", op: Operation) -> None:
     sem = op.attrs["sem"]
 
     elem = elem_of(value.type)
-    bits = _bits_type(elem)
 
     def one(i: ir.Value) -> ir.Value:
-        expected, new = (b.bitcast(lowering.element(v, i), bits) for v in (cmp, value))
-        pair = b.cmpxchg(lowering.element(ptr, i), expected, new, ORDERING[sem], FAILURE_ORDERING[sem])
-        return b.bitcast(b.extract_value(pair, 0), reg_type(elem))
+        return cas(b, lowering.element(ptr, i), lowering.element(cmp, i), lowering.element(value, i), elem, sem)
     _per_element(lowering, op, one)
+
+
+def cas(b: ir.IRBuilder, address: ir.Value, cmp: ir.Value, value: ir.Value, elem: ScalarType, sem: str) -> ir.Value:
+    """One compare-and-swap on the element's bits (floats compare bits, as Triton); returns the old value."""
+    bits = _bits_type(elem)
+    expected, new = (b.bitcast(v, bits) for v in (cmp, value))
+    pair = b.cmpxchg(address, expected, new, ORDERING[sem], FAILURE_ORDERING[sem])
+    return b.bitcast(b.extract_value(pair, 0), reg_type(elem))

@@ -1,0 +1,299 @@
+"""kdsl IR → per-thread LLVM IR for NVPTX: one `ptx_kernel` function per kdsl kernel.
+
+Every block value gets a linear layout (`layouts.py`) and becomes a list of
+per-thread LLVM values, one per register of its layout; scalars are single
+values every thread of the CTA holds alike (so `if`/`while` on scalars never
+diverge and may contain barriers).
+
+Layout assignment happens as the IR is walked. Index arithmetic (`arange`,
+`constant`, `splat`, `expand_dims`, `broadcast` and elementwise ops on them)
+is rematerialized in whatever layout its consumer needs; other values take
+the layout their op gives (loads and elementwise ops: their first operand's
+that is not rematerialized, else `default_blocked`; reductions: `sliced`;
+`expand_dims`, `permute`, `reshape`, `join`, `split`: derived; `broadcast`:
+`default_blocked`).
+Where an operand has another layout it is converted: in registers when the
+threads hold the same elements, else through shared memory (`lower_layout`).
+
+Lowered: program_id/num_programs, arange, constant/splat/broadcast/expand_dims,
+every elementwise op (emitters shared with the CPU; math functions in
+`lower_math`, whose docstring gives their accuracy), cast/bitcast with f16 and
+bf16, load/store with mask/other (per element, predicated; stores only from
+the thread owning an element, never from its copies), reductions sum/max/min
+(in thread, across lanes with shuffles, across warps through shared memory),
+permute, reshape, join and split (new layouts over the same registers), for/if/while
+carrying scalars and blocks, atomics (each element's owner acts once; system scope).
+Not yet (a CompilationError "not supported on the GPU yet"): dot,
+reduce_with (argmax/argmin, reduce), scan, fp8, exp/log/sin/cos/erf
+on f64; loads and stores are not vectorised yet.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable, Union
+
+from llvmlite import ir
+
+from kdsl.backend.cpu.elementwise import bind
+from kdsl.backend.cpu.llvm_types import I32, constant, reg_type
+from kdsl.backend.cuda import layouts as L
+from kdsl.backend.cuda import lower_atomics, lower_control, lower_memory, lower_reduce
+from kdsl.backend.cuda.layouts import LinearLayout
+from kdsl.backend.cuda.lower_layout import Regs, convert, thread_coordinates
+from kdsl.backend.cuda.lower_math import GPU_ELEMENTWISE
+from kdsl.backend.cuda.nvvm import GLOBAL_PTR, SharedMemory, special_register
+from kdsl.backend.cuda.ptx import TRIPLE, check_arch
+from kdsl.backend.regions import lower_ops
+from kdsl.errors import CompilationError
+from kdsl.ir.core import Function, Module, OpResult, Operation, Region, Value
+from kdsl.ir.ops import ELEMENTWISE as ELEMENTWISE_TRAIT, has_trait, permute_order
+from kdsl.ir.types import PointerType, ScalarType, Type
+
+Lowered = Union[ir.Value, Regs]
+UNSUPPORTED = ("dot", "reduce_with", "scan")
+REMATERIALIZED = ("constant", "splat", "arange", "expand_dims", "broadcast")
+
+
+@dataclass
+class GpuKernel:
+    """A kernel lowered for NVPTX: what `llvm_to_ptx` compiles and a launch needs.
+
+    `shared_bytes` is the dynamic shared memory (`extern .shared global_smem`) the
+    launch must ask for; the kernel declares no static shared memory.
+    """
+
+    llvm_ir: str
+    entry: str
+    num_warps: int
+    shared_bytes: int
+    params: list[Type]
+
+
+def param_type(t: Type) -> ir.Type:
+    """Global pointers are `ptr addrspace(1)`; scalars are passed by value."""
+    return GLOBAL_PTR if isinstance(t, PointerType) else reg_type(t)
+
+
+def elem_bits(t: Type) -> int:
+    elem = t.scalar
+    return 64 if isinstance(elem, PointerType) else max(8, elem.bits)
+
+
+def _check_supported(fn: Function) -> None:
+    for op in fn.walk():
+        if op.name in UNSUPPORTED or op.name == "call":
+            raise CompilationError(f"not supported on the GPU yet: {op.name}", op.loc)
+        for v in [*op.operands, *op.results]:
+            elem = v.type.scalar
+            if isinstance(elem, PointerType):
+                elem = elem.elem
+            if isinstance(elem, ScalarType) and elem.is_fp8:
+                raise CompilationError(f"not supported on the GPU yet: {elem}", op.loc)
+
+
+def lower_to_llvm(module: Module, arch: str, num_warps: int) -> GpuKernel:
+    """Lower `module`'s kernel (after the target-independent passes) for `num_warps` warps per CTA."""
+    check_arch(arch)
+    if num_warps < 1 or num_warps & (num_warps - 1) or num_warps > 32:
+        raise CompilationError(f"num_warps must be a power of two from 1 to 32, got {num_warps}")
+    fn = module.kernel
+    try:
+        _check_supported(fn)
+        llvm_module = ir.Module(name=fn.name)
+        llvm_module.triple = TRIPLE
+        lowering = KernelLowering(llvm_module, fn, num_warps)
+        lowering.lower()
+    except CompilationError as err:
+        raise err.with_context(kernel=fn.name) from None
+    return GpuKernel(str(llvm_module), fn.name, num_warps, lowering.shared.bytes, [a.type for a in fn.args])
+
+
+class KernelLowering:
+    """Emits one kdsl kernel as a `ptx_kernel` LLVM function."""
+
+    def __init__(self, module: ir.Module, fn: Function, num_warps: int):
+        self.fn = fn
+        self.num_warps = num_warps
+        for arg in fn.args:
+            if arg.type.is_block:
+                raise CompilationError(f"kernel argument of block type {arg.type}", fn.loc)
+        ftype = ir.FunctionType(ir.VoidType(), [param_type(a.type) for a in fn.args])
+        self.func = ir.Function(module, ftype, name=fn.name)
+        self.func.calling_convention = "ptx_kernel"
+        for param, arg in zip(self.func.args, fn.args):
+            param.name = arg.hint or ""
+        self.b = ir.IRBuilder(self.func.append_basic_block("entry"))
+        self.shared = SharedMemory(module)
+        self.values: dict[Value, Lowered] = dict(zip(fn.args, self.func.args))
+        self.scopes: list[dict] = [{}]
+        self._remat: dict[Value, bool] = {}
+        tid = special_register(self.b, "tid.x")
+        self.tid = tid
+        self.lane = self.b.urem(tid, ir.Constant(I32, L.WARP_SIZE))
+        self.warp = self.b.udiv(tid, ir.Constant(I32, L.WARP_SIZE))
+
+    def lower(self) -> None:
+        self.region(self.fn.body)
+
+    # values ------------------------------------------------------------------
+    def default_layout(self, t: Type) -> LinearLayout:
+        return L.default_blocked(t.shape, self.num_warps, elem_bits(t))
+
+    def cached(self, key, make: Callable[[], object]):
+        """`make()` emitted once per region nesting: a value cached in an enclosing region dominates here."""
+        for scope in reversed(self.scopes):
+            if key in scope:
+                return scope[key]
+        value = self.scopes[-1][key] = make()
+        return value
+
+    def push_scope(self) -> None:
+        self.scopes.append({})
+
+    def pop_scope(self) -> None:
+        self.scopes.pop()
+
+    def coordinates(self, layout: LinearLayout) -> list[list[ir.Value]]:
+        return self.cached(("coords", layout), lambda: thread_coordinates(self.b, layout, self.lane, self.warp))
+
+    def rematerialized(self, v: Value) -> bool:
+        """Whether `v` is index arithmetic recomputed in each layout a consumer asks for."""
+        if v not in self._remat:
+            op = v.op if isinstance(v, OpResult) else None
+            self._remat[v] = bool(
+                v.type.is_block and op is not None
+                and (op.name in REMATERIALIZED or has_trait(op, ELEMENTWISE_TRAIT))
+                and all(self.rematerialized(o) for o in op.operands if o.type.is_block))
+        return self._remat[v]
+
+    def block(self, v: Value, layout: LinearLayout | None = None) -> Regs:
+        """Block `v` in `layout` (its own when None)."""
+        if v in self.values:
+            regs = self.values[v]
+            return regs if layout is None else convert(self, regs, layout)
+        layout = layout or self.default_layout(v.type)
+        return self.cached((v, layout), lambda: self.rematerialize(v.op, layout))
+
+    def lowered(self, v: Value) -> Lowered:
+        return self.block(v) if v.type.is_block else self.values[v]
+
+    def operand(self, v: Value, layout: LinearLayout) -> list[ir.Value] | None:
+        """Per register: a block operand's values in `layout`; None for a scalar operand."""
+        return self.block(v, layout).values if v.type.is_block else None
+
+    def layout_for(self, operands: list[Value], t: Type) -> LinearLayout:
+        """The layout of an op on `operands`: the first computed block operand's, else the default."""
+        for v in operands:
+            if v.type.is_block and not self.rematerialized(v):
+                return self.block(v).layout
+        return self.default_layout(t)
+
+    def per_register(self, op: Operation, layout: LinearLayout) -> Regs:
+        """An elementwise op on every register of `layout`."""
+        emit = bind(op, GPU_ELEMENTWISE)
+        columns = [self.operand(v, layout) for v in op.operands]
+        values = [emit(self.b, [self.values[v] if col is None else col[r] for v, col in zip(op.operands, columns)])
+                  for r in range(layout.num_registers)]
+        return Regs(layout, values)
+
+    def rematerialize(self, op: Operation, layout: LinearLayout) -> Regs:
+        n = layout.num_registers
+        if op.name == "constant":
+            return Regs(layout, [constant(self.b, op.result.type.scalar, op.attrs["value"])] * n)
+        if op.name == "splat":
+            return Regs(layout, [self.values[op.operands[0]]] * n)
+        if op.name == "arange":
+            start = ir.Constant(I32, op.attrs["start"])
+            return Regs(layout, [self.b.add(c[0], start) for c in self.coordinates(layout)])
+        if op.name == "expand_dims":
+            return Regs(layout, self.block(op.operands[0], L.squeeze(layout, op.attrs["axis"])).values)
+        if op.name == "broadcast":
+            return Regs(layout, self.block(op.operands[0], L.collapse(layout, op.operands[0].type.shape)).values)
+        return self.per_register(op, layout)
+
+    def define(self, op: Operation, value: Lowered) -> None:
+        self.values[op.result] = value
+
+    # regions -----------------------------------------------------------------
+    def region(self, region: Region) -> list[Value]:
+        """Lower a region's ops; returns the terminator's operands."""
+        return lower_ops(region, self.op, self.b)
+
+    def op(self, op: Operation) -> None:
+        if len(op.results) == 1 and self.rematerialized(op.result):
+            return
+        if has_trait(op, ELEMENTWISE_TRAIT):
+            if op.result.type.is_block:
+                self.define(op, self.per_register(op, self.layout_for(op.operands, op.result.type)))
+            else:
+                self.define(op, bind(op, GPU_ELEMENTWISE)(self.b, [self.values[v] for v in op.operands]))
+            return
+        handler = _HANDLERS.get(op.name)
+        if handler is None:
+            raise CompilationError(f"not supported on the GPU yet: {op.name}", op.loc)
+        handler(self, op)
+
+    # ops ----------------------------------------------------------------------
+    def constant(self, op: Operation) -> None:
+        self.define(op, constant(self.b, op.result.type, op.attrs["value"]))
+
+    def program_id(self, op: Operation) -> None:
+        self.define(op, special_register(self.b, "ctaid." + "xyz"[op.attrs["axis"]]))
+
+    def num_programs(self, op: Operation) -> None:
+        self.define(op, special_register(self.b, "nctaid." + "xyz"[op.attrs["axis"]]))
+
+    def expand_dims(self, op: Operation) -> None:
+        src = self.block(op.operands[0])
+        self.define(op, Regs(L.expand_dims(src.layout, op.attrs["axis"]), src.values))
+
+    def broadcast(self, op: Operation) -> None:
+        layout = self.default_layout(op.result.type)
+        src = self.block(op.operands[0], L.collapse(layout, op.operands[0].type.shape))
+        self.define(op, Regs(layout, src.values))
+
+    def permute(self, op: Operation) -> None:
+        src = self.block(op.operands[0])
+        self.define(op, Regs(L.permute(src.layout, permute_order(op.attrs)), src.values))
+
+    def reshape(self, op: Operation) -> None:
+        src = self.block(op.operands[0])
+        self.define(op, Regs(L.reshape(src.layout, op.result.type.shape), src.values))
+
+
+    def join(self, op: Operation) -> None:
+        a, b = op.operands
+        layout = self.layout_for([a, b], a.type) if a.type.is_block else L.scalar(self.num_warps)
+        halves = [self.block(v, layout).values if v.type.is_block else [self.values[v]] for v in (a, b)]
+        self.define(op, Regs(L.joined(layout), halves[0] + halves[1]))
+
+    def split(self, op: Operation) -> None:
+        x = self.block(op.operands[0])
+        bit = L.minor_register_bit(x.layout)
+        if bit is None:
+            t = op.result.type
+            x = convert(self, x, L.joined(self.default_layout(t) if t.is_block else L.scalar(self.num_warps)))
+            bit = L.minor_register_bit(x.layout)
+        values = [v for r, v in enumerate(x.values) if (r >> bit & 1) == op.attrs["index"]]
+        self.define(op, Regs(L.unjoined(x.layout, bit), values) if op.result.type.is_block else values[0])
+
+
+_HANDLERS: dict[str, Callable[[KernelLowering, Operation], None]] = {
+    "constant": KernelLowering.constant,
+    "program_id": KernelLowering.program_id,
+    "num_programs": KernelLowering.num_programs,
+    "expand_dims": KernelLowering.expand_dims,
+    "broadcast": KernelLowering.broadcast,
+    "permute": KernelLowering.permute,
+    "reshape": KernelLowering.reshape,
+    "join": KernelLowering.join,
+    "split": KernelLowering.split,
+    "load": lower_memory.load,
+    "store": lower_memory.store,
+    "reduce": lower_reduce.reduce,
+    "atomic_rmw": lower_atomics.atomic_rmw,
+    "atomic_cas": lower_atomics.atomic_cas,
+    "for": lower_control.for_,
+    "if": lower_control.if_,
+    "while": lower_control.while_,
+}

@@ -1,0 +1,64 @@
+"""NVVM intrinsics the GPU lowering calls, and the kernel's shared memory, through llvmlite."""
+from __future__ import annotations
+
+from llvmlite import ir
+
+from kdsl.backend.cpu.elementwise import declare
+from kdsl.backend.cpu.llvm_types import I32
+
+GLOBAL_PTR = ir.PointerType(addrspace=1)
+SHARED_PTR = ir.PointerType(addrspace=3)
+FULL_MASK = ir.Constant(I32, -1)
+
+
+def special_register(b: ir.IRBuilder, name: str) -> ir.Value:
+    """`%tid.x`, `%ctaid.y`, `%nctaid.z`, ... as an i32."""
+    return b.call(declare(b.module, f"llvm.nvvm.read.ptx.sreg.{name}", I32, []), [])
+
+
+def barrier(b: ir.IRBuilder) -> None:
+    """`bar.sync 0`: every thread of the CTA waits here."""
+    b.call(declare(b.module, "llvm.nvvm.barrier0", ir.VoidType(), []), [])
+
+
+def shuffle_xor(b: ir.IRBuilder, value: ir.Value, lane_mask: int) -> ir.Value:
+    """The `value` of lane `lane ^ lane_mask` (`shfl.sync.bfly`, all 32 lanes taking part).
+
+    The shuffle moves 32 bits: narrower values travel zero-extended, 64-bit ones in two halves."""
+    t = value.type
+    bits = t.width if isinstance(t, ir.IntType) else {"half": 16, "float": 32, "double": 64}[str(t)]
+    as_int = value if isinstance(t, ir.IntType) else b.bitcast(value, ir.IntType(bits))
+    fn = declare(b.module, "llvm.nvvm.shfl.sync.bfly.i32", I32, [I32, I32, I32, I32])
+
+    def shuffle(word: ir.Value) -> ir.Value:
+        return b.call(fn, [FULL_MASK, word, ir.Constant(I32, lane_mask), ir.Constant(I32, 31)])
+    if bits == 64:
+        i64 = ir.IntType(64)
+        low = shuffle(b.trunc(as_int, I32))
+        high = shuffle(b.trunc(b.lshr(as_int, ir.Constant(i64, 32)), I32))
+        moved = b.or_(b.shl(b.zext(high, i64), ir.Constant(i64, 32)), b.zext(low, i64))
+    elif bits == 32:
+        moved = shuffle(as_int)
+    else:
+        moved = b.trunc(shuffle(b.zext(as_int, I32)), ir.IntType(bits))
+    return moved if isinstance(t, ir.IntType) else b.bitcast(moved, t)
+
+
+class SharedMemory:
+    """The kernel's one dynamic shared-memory buffer (`extern .shared`), reused by every op that
+    exchanges values through it; each use ends with a barrier. `bytes` is the most any use needs."""
+
+    def __init__(self, module: ir.Module):
+        self.base = ir.GlobalVariable(module, ir.ArrayType(ir.IntType(8), 0), "global_smem", addrspace=3)
+        self.base.linkage = "external"
+        self.base.align = 16
+        self.bytes = 0
+
+    def reserve(self, nbytes: int) -> None:
+        self.bytes = max(self.bytes, nbytes)
+
+    def address(self, b: ir.IRBuilder, index: ir.Value, t: ir.Type) -> ir.Value:
+        """The address of element `index` of the buffer seen as an array of `t`.
+
+        llvmlite types a global's address with its value type; the cast gives the access its own."""
+        return b.bitcast(b.gep(self.base, [index], source_etype=t), ir.PointerType(t, addrspace=3))
