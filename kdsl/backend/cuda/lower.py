@@ -21,10 +21,11 @@ bf16, load/store with mask/other (per element, predicated; stores only from
 the thread owning an element, never from its copies), reductions sum/max/min
 (in thread, across lanes with shuffles, across warps through shared memory),
 permute and reshape (a new layout over the same registers), for/if/while
-carrying scalars and blocks.
-Not yet (a CompilationError "not supported on the GPU yet"): dot, atomics,
-reduce_with (argmax/argmin, reduce), scan, join/split, fp8, exp/log/sin/cos/erf
-on f64; loads and stores are not vectorised yet.
+carrying scalars and blocks, dot on CUDA cores (`lower_dot`), reduce_with and
+scan as in-thread left folds (`lower_combine`), join/split (`lower_join`).
+Not yet (a CompilationError "not supported on the GPU yet"): atomics, fp8,
+exp/log/sin/cos/erf on f64, dot on tensor cores; loads and stores are not
+vectorised yet.
 """
 from __future__ import annotations
 
@@ -37,6 +38,7 @@ from kdsl.backend.cpu.elementwise import bind
 from kdsl.backend.cpu.llvm_types import I32, constant, reg_type
 from kdsl.backend.cuda import layouts as L
 from kdsl.backend.cuda import lower_control, lower_memory, lower_reduce
+from kdsl.backend.cuda import lower_combine, lower_dot, lower_join
 from kdsl.backend.cuda.layouts import LinearLayout
 from kdsl.backend.cuda.lower_layout import Regs, convert, thread_coordinates
 from kdsl.backend.cuda.lower_math import GPU_ELEMENTWISE
@@ -49,7 +51,7 @@ from kdsl.ir.ops import ELEMENTWISE as ELEMENTWISE_TRAIT, has_trait, permute_ord
 from kdsl.ir.types import PointerType, ScalarType, Type
 
 Lowered = Union[ir.Value, Regs]
-UNSUPPORTED = ("dot", "atomic_rmw", "atomic_cas", "reduce_with", "scan", "join", "split")
+UNSUPPORTED = ("atomic_rmw", "atomic_cas")
 REMATERIALIZED = ("constant", "splat", "arange", "expand_dims", "broadcast")
 
 
@@ -271,6 +273,11 @@ _HANDLERS: dict[str, Callable[[KernelLowering, Operation], None]] = {
     "load": lower_memory.load,
     "store": lower_memory.store,
     "reduce": lower_reduce.reduce,
+    "reduce_with": lower_combine.reduce_with,
+    "scan": lower_combine.scan,
+    "dot": lower_dot.dot,
+    "join": lower_join.join,
+    "split": lower_join.split,
     "for": lower_control.for_,
     "if": lower_control.if_,
     "while": lower_control.while_,
