@@ -43,33 +43,29 @@ def _rows(low: KernelLowering, op: Operation) -> tuple[LinearLayout, int, list[l
     return layout, block.shape[axis], [low.block(v, layout).values for v in op.operands]
 
 
-def reduce_with(low: KernelLowering, op: Operation) -> None:
+def _running(low: KernelLowering, op: Operation, reverse: bool) -> tuple[LinearLayout, int, list[list[ir.Value]]]:
+    """(layout, axis length, per operand the running values of each row's fold, register for register)."""
     layout, n, operands = _rows(low, op)
-    region = op.regions[0]
-    results: list[list[ir.Value]] = [[] for _ in operands]
+    running = [list(values) for values in operands]
+    order = range(n - 1, -1, -1) if reverse else range(n)
     for row in range(0, layout.num_registers, n):
-        acc = [values[row] for values in operands]
-        for i in range(row + 1, row + n):
-            acc = inline_region(low, region, acc + [values[i] for values in operands])
-        for out, value in zip(results, acc):
-            out.append(value)
+        positions = [row + i for i in order]
+        for previous, current in zip(positions, positions[1:]):
+            args = [out[previous] for out in running] + [out[current] for out in running]
+            for out, value in zip(running, inline_region(low, op.regions[0], args)):
+                out[current] = value
+    return layout, n, running
+
+
+def reduce_with(low: KernelLowering, op: Operation) -> None:
+    layout, n, running = _running(low, op, reverse=False)
     reduced = L.sliced(layout, op.attrs["axis"])
-    for result, values in zip(op.results, results):
-        low.values[result] = Regs(reduced, values) if result.type.is_block else values[0]
+    for result, values in zip(op.results, running):
+        last = values[n - 1::n]
+        low.values[result] = Regs(reduced, last) if result.type.is_block else last[0]
 
 
 def scan(low: KernelLowering, op: Operation) -> None:
-    layout, n, operands = _rows(low, op)
-    region = op.regions[0]
-    results: list[list[ir.Value]] = [list(values) for values in operands]
-    order = range(n - 1, -1, -1) if op.attrs["reverse"] else range(n)
-    for row in range(0, layout.num_registers, n):
-        previous = None
-        for i in order:
-            if previous is not None:
-                news = [out[row + i] for out in results]
-                for out, value in zip(results, inline_region(low, region, [out[previous] for out in results] + news)):
-                    out[row + i] = value
-            previous = row + i
-    for result, values in zip(op.results, results):
+    layout, _, running = _running(low, op, op.attrs["reverse"])
+    for result, values in zip(op.results, running):
         low.values[result] = Regs(layout, values)
