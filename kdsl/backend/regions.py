@@ -25,3 +25,12 @@ def lower_ops(region: Region, lower_op: Callable[[Operation], None], b: ir.IRBui
         except CompilationError as err:
             raise err.with_context(loc=op.loc) from None
     return []
+
+
+def inline_region(lowering, region: Region, args: list[ir.Value]) -> list[ir.Value]:
+    """Lower `region` in place with its arguments bound to `args` (scalars); the values it yields.
+
+    `lowering` is a backend's KernelLowering: its `values` map and `region` method."""
+    for arg, value in zip(region.args, args):
+        lowering.values[arg] = value
+    return [lowering.values[v] for v in lowering.region(region)]

@@ -80,6 +80,8 @@ def to_bits(values, t: PtxType) -> np.ndarray:
         return v.astype(t.dtype).view(t.udtype).astype(np.uint64)
     if v.dtype.kind == "f":
         v = v.astype(np.int64)
+    if t.kind == "s":  # a signed value narrower than its register is sign-extended into it (ld, cvt)
+        return v.astype(t.dtype).astype(np.int64).view(np.uint64)
     return v.astype(t.dtype).view(t.udtype).astype(np.uint64) if v.dtype != t.udtype else v.astype(np.uint64)
 
 

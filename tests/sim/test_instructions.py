@@ -94,6 +94,32 @@ def test_bfe_signed(value, pos, length):
     assert out[0] == np.array(exp, np.uint32).view(np.int32)
 
 
+def test_signed_narrow_values_sign_extend_into_wider_registers():
+    x = np.array([-33, 79, -128, 127], np.int8)
+    out = np.full(x.size, 0xAB, np.int32)
+    sim.launch_ptx(HEAD + """
+.visible .entry k(.param .u64 pin, .param .u64 pout)
+{
+  .reg .b16 %h<2>; .reg .b32 %r<4>; .reg .b64 %rd<6>;
+  ld.param.u64 %rd1, [pin];
+  ld.param.u64 %rd2, [pout];
+  mov.u32 %r1, %tid.x;
+  cvt.u64.u32 %rd3, %r1;
+  add.s64 %rd4, %rd1, %rd3;
+  ld.global.s8 %h1, [%rd4];
+  mul.wide.s16 %r2, %h1, 3;
+  cvt.s8.s32 %h1, %r2;
+  mul.wide.s16 %r3, %h1, 1;
+  add.s32 %r2, %r2, %r3;
+  mul.wide.u32 %rd5, %r1, 4;
+  add.s64 %rd5, %rd2, %rd5;
+  st.global.b32 [%rd5], %r2;
+  ret;
+}
+""", "k", (1, 1, 1), (x.size, 1, 1), [x, out])
+    np.testing.assert_array_equal(out, x.astype(np.int32) * 3 + (x * np.int8(3)).astype(np.int32))
+
+
 def test_setp_unordered_and_minmax_nan():
     x = np.array([1.0, np.nan, -2.0, 0.0], np.float32)
     body = ("mov.b32 %f1, %a; mov.f32 %f2, 0f00000000; setp.ltu.f32 %p1, %f1, %f2; setp.lt.f32 %p2, %f1, %f2;"

@@ -21,6 +21,7 @@ from llvmlite import ir
 
 from kdsl.backend.cpu.llvm_types import I64, reg_type
 from kdsl.backend.cpu.loops import Buffer, counted_loop, element_loop
+from kdsl.backend.regions import inline_region
 from kdsl.ir.core import Operation, Region
 from kdsl.ir.types import BlockType
 
@@ -50,13 +51,6 @@ def _geometry(src: Buffer, axis: int) -> tuple[int, int, int]:
     return prod(dims[:axis]), dims[axis], prod(dims[axis + 1:])
 
 
-def _apply(low: KernelLowering, region: Region, accs: list[ir.Value], news: list[ir.Value]) -> list[ir.Value]:
-    """Lower the region here with its arguments bound to `accs + news`; the yielded scalars."""
-    for arg, value in zip(region.args, accs + news):
-        low.values[arg] = value
-    return [low.values[v] for v in low.region(region)]
-
-
 class _Fold:
     """The k accumulators of one lane, in allocas."""
 
@@ -74,7 +68,7 @@ class _Fold:
     def step(self, index: ir.Value) -> list[ir.Value]:
         b = self.low.b
         accs = [b.load(slot) for slot in self.slots]
-        values = _apply(self.low, self.region, accs, [s.load(b, index) for s in self.srcs])
+        values = inline_region(self.low, self.region, accs + [s.load(b, index) for s in self.srcs])
         for slot, v in zip(self.slots, values):
             b.store(v, slot)
         return values

@@ -276,3 +276,18 @@ def reshape(layout: LinearLayout, shape: tuple[int, ...]) -> LinearLayout:
     if prod(shape) != prod(layout.shape):
         raise ValueError(f"cannot reshape {layout.shape} to {shape}")
     return _map_bases(layout, tuple(shape), lambda b: _unflatten(_row_major(b, layout.shape), tuple(shape)))
+
+
+def everywhere(num_warps: int) -> LinearLayout:
+    """The layout of a scalar every thread holds: the rank-0 block a 1D block reduces or splits to."""
+    return LinearLayout((), (), ((),) * _log2(WARP_SIZE), ((),) * _log2(num_warps))
+
+
+def axis_in_registers(rest: LinearLayout, axis: int, size: int) -> LinearLayout:
+    """The layout of a block whose dimension `axis` (of `size`) is left out by `rest`'s shape: register
+    `i + size * r` holds element i along `axis` of the row through the element register r of `rest` holds."""
+    def insert(basis: Basis, value: int = 0) -> Basis:
+        return basis[:axis] + (value,) + basis[axis:]
+    along = tuple(insert((0,) * rest.rank, 1 << i) for i in range(size.bit_length() - 1))
+    return LinearLayout(insert(rest.shape, size), along + tuple(map(insert, rest.register)),
+                        tuple(map(insert, rest.lane)), tuple(map(insert, rest.warp)))

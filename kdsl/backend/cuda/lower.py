@@ -22,10 +22,12 @@ bf16, load/store with mask/other (per element, predicated; stores only from
 the thread owning an element, never from its copies), reductions sum/max/min
 (in thread, across lanes with shuffles, across warps through shared memory),
 permute, reshape, join and split (new layouts over the same registers), for/if/while
-carrying scalars and blocks, atomics (each element's owner acts once; system scope).
-Not yet (a CompilationError "not supported on the GPU yet"): dot,
-reduce_with (argmax/argmin, reduce), scan, fp8, exp/log/sin/cos/erf
-on f64; loads and stores are not vectorised yet.
+carrying scalars and blocks, atomics (each element's owner acts once; system scope),
+dot on CUDA cores (`lower_dot`), reduce_with and scan as in-thread left folds
+(`lower_combine`).
+Not yet (a CompilationError "not supported on the GPU yet"): device_print/device_assert, fp8,
+exp/log/sin/cos/erf on f64, dot on tensor cores; loads and stores are not
+vectorised yet.
 """
 from __future__ import annotations
 
@@ -37,7 +39,7 @@ from llvmlite import ir
 from kdsl.backend.cpu.elementwise import bind
 from kdsl.backend.cpu.llvm_types import I32, constant, reg_type
 from kdsl.backend.cuda import layouts as L
-from kdsl.backend.cuda import lower_atomics, lower_control, lower_memory, lower_reduce
+from kdsl.backend.cuda import lower_atomics, lower_combine, lower_control, lower_dot, lower_memory, lower_reduce
 from kdsl.backend.cuda.layouts import LinearLayout
 from kdsl.backend.cuda.lower_layout import Regs, convert, thread_coordinates
 from kdsl.backend.cuda.lower_math import GPU_ELEMENTWISE
@@ -50,7 +52,7 @@ from kdsl.ir.ops import ELEMENTWISE as ELEMENTWISE_TRAIT, has_trait, permute_ord
 from kdsl.ir.types import PointerType, ScalarType, Type
 
 Lowered = Union[ir.Value, Regs]
-UNSUPPORTED = ("dot", "reduce_with", "scan")
+UNSUPPORTED = ("print", "assert")
 REMATERIALIZED = ("constant", "splat", "arange", "expand_dims", "broadcast")
 
 
@@ -293,6 +295,9 @@ _HANDLERS: dict[str, Callable[[KernelLowering, Operation], None]] = {
     "reduce": lower_reduce.reduce,
     "atomic_rmw": lower_atomics.atomic_rmw,
     "atomic_cas": lower_atomics.atomic_cas,
+    "reduce_with": lower_combine.reduce_with,
+    "scan": lower_combine.scan,
+    "dot": lower_dot.dot,
     "for": lower_control.for_,
     "if": lower_control.if_,
     "while": lower_control.while_,

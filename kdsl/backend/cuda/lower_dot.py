@@ -1,0 +1,70 @@
+"""`dot` on CUDA cores: each thread computes its accumulator elements with scalar multiply-adds.
+
+The result takes the accumulator's default layout. `a` (MxK) is converted to a
+layout giving each thread, for each of its accumulator rows, the whole row of
+`a`; `b` (KxN) to one giving it the whole columns of `b` its accumulator
+columns need (`operand_layout`): the K coordinate lives in the low register
+bits, the other coordinate follows the accumulator's bases. `convert` moves
+them (through shared memory when threads must exchange elements).
+
+Each element is then `acc + a[m, 0] * b[0, n] + ... + a[m, K-1] * b[K-1, n]`,
+k increasing, operands widened exactly to the result type, products and sums
+rounded in it by the shared elementwise emitters: the CPU backend's order and
+rounding, so the results are the CPU's bit for bit. `input_precision` changes
+nothing here: every fp32 product is exact fp32 (tensor cores are later work).
+"""
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from kdsl.backend.cpu.elementwise import ELEMENTWISE, cast
+from kdsl.backend.cuda.layouts import Basis, LinearLayout
+from kdsl.backend.cuda.lower_layout import Regs
+from kdsl.ir.core import Operation
+
+if TYPE_CHECKING:
+    from kdsl.backend.cuda.lower import KernelLowering
+
+
+def operand_layout(acc: LinearLayout, shape: tuple[int, int], k_dim: int) -> tuple[LinearLayout, list[int]]:
+    """The layout of a dot operand of `shape` (K along `k_dim`) for accumulator layout `acc`, and the
+    accumulator register bits it keeps (those moving along the operand's other dimension).
+
+    Register `k + (K << i)` of the operand (i over the kept bits of accumulator register r) holds
+    element k of the row (or column) that accumulator register r needs."""
+    keep_dim = 1 - k_dim
+
+    def project(basis: Basis) -> Basis:
+        return tuple(basis[keep_dim] if d == keep_dim else 0 for d in range(2))
+    k_bases = tuple(tuple(1 << i if d == k_dim else 0 for d in range(2))
+                    for i in range(shape[k_dim].bit_length() - 1))
+    kept = [bit for bit, basis in enumerate(acc.register) if basis[keep_dim]]
+    registers = k_bases + tuple(project(acc.register[bit]) for bit in kept)
+    layout = LinearLayout(shape, registers, tuple(map(project, acc.lane)), tuple(map(project, acc.warp)))
+    return layout, kept
+
+
+def _operand_register(r: int, kept: list[int], k: int, k_size: int) -> int:
+    return k + k_size * sum(1 << i for i, bit in enumerate(kept) if r >> bit & 1)
+
+
+def dot(low: KernelLowering, op: Operation) -> None:
+    a_value, b_value, acc_value = op.operands
+    k_size = a_value.type.shape[1]
+    layout = low.layout_for([acc_value], op.result.type)
+    acc = low.block(acc_value, layout)
+    a_layout, a_kept = operand_layout(layout, a_value.type.shape, 1)
+    b_layout, b_kept = operand_layout(layout, b_value.type.shape, 0)
+    src, dst = a_value.type.scalar, op.result.type.scalar
+    builder = low.b
+    a, b = ([cast(builder, v, src, dst) for v in low.block(x, x_layout).values]
+            for x, x_layout in ((a_value, a_layout), (b_value, b_layout)))
+    mul, add = ELEMENTWISE["mul"], ELEMENTWISE["add"]
+    values = []
+    for r, total in enumerate(acc.values):
+        for k in range(k_size):
+            product = mul(builder, [a[_operand_register(r, a_kept, k, k_size)],
+                                    b[_operand_register(r, b_kept, k, k_size)]], dst, dst, {})
+            total = add(builder, [total, product], dst, dst, {})
+        values.append(total)
+    low.define(op, Regs(layout, values))
