@@ -74,14 +74,9 @@ def resolve_arch(target: str, arch: str | None, bound: BoundLaunch) -> str | Non
 
 
 def lower_for_gpu(name: str, module: Module, options: CompileOptions) -> Any:
-    """The seam between the IR and the GPU backend: the kernel in LLVM NVPTX (`program.LoweredKernel`)."""
-    try:
-        from kdsl.backend.cuda.lower import lower_to_llvm
-    except ModuleNotFoundError as e:
-        if e.name != "kdsl.backend.cuda.lower":
-            raise
-        raise LaunchError(f"'{name}': target '{options.target}' needs the GPU lowering "
-                          "(kdsl.backend.cuda.lower), which this version of kdsl does not have yet") from None
+    """The seam between the IR and the GPU backend: the kernel in LLVM NVPTX (`lower.GpuKernel`)."""
+    from kdsl.backend.cuda.lower import lower_to_llvm
+
     return lower_to_llvm(module, options.arch, options.num_warps)
 
 
