@@ -45,3 +45,13 @@ def poisoned(shape, dtype):
     if dtype.kind == "b":
         return np.ones(shape, dtype)
     return np.full(shape, np.iinfo(dtype).max // 3, dtype)
+
+
+def assert_half_sum_close(out, x, axis) -> None:
+    """`out` is x's fp16 sum along `axis` (None: all) in any order of additions: each of the n - 1
+    additions rounds to fp16, so the error is within (n - 1) half-ulps of the sum of magnitudes."""
+    wide = x.astype(np.float64)
+    count = x.size if axis is None else x.shape[axis]
+    bound = (count - 1) * 2.0**-11 * np.sum(np.abs(wide), axis=axis) + 1e-3
+    error = np.abs(out.astype(np.float64) - np.reshape(np.sum(wide, axis=axis), out.shape))
+    assert np.all(error <= np.reshape(bound, out.shape)), (out, np.sum(wide, axis=axis))

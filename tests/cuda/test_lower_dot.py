@@ -8,8 +8,8 @@ from hypothesis import strategies as st
 
 from tests.cuda.helpers import assemble_all_arches, run_sim
 from tests.helpers import poisoned, random_array
-from tests.language.test_dot import (CASES, UNIT, _round_bf16, check_close, dot_kernel, elements, matmul_kernel,
-                                     mixed_dot)
+from tests.cuda.kernels import elements, matmul_kernel
+from tests.language.test_dot import CASES, UNIT, _round_bf16, check_close, dot_kernel, mixed_dot
 import kdsl
 
 SETTINGS = settings(max_examples=4, deadline=None)
