@@ -102,7 +102,7 @@ def test_warp_level_primitives(cuda_ptx):
         ballot = sum(1 << i for i in range(32) if x[i] & 1)
         np.testing.assert_array_equal(o[:, 3].view(np.uint32), ballot)
         odd = x & 1
-        flags = 1 + 2 * int((x > 900).any()) + 4 * int((odd == odd[0]).all())
+        flags = int((x > -1000).all()) + 2 * int((x > 900).any()) + 4 * int((odd == odd[0]).all())
         np.testing.assert_array_equal(o[:, 4], flags)
         np.testing.assert_array_equal(o[:, 5], x.sum())
         np.testing.assert_array_equal(o[:, 6], x.max())
