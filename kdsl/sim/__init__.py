@@ -9,9 +9,11 @@ null pointer) or `(ptx_type, value)`.
 Execution model (see `cta.py`): CTAs run one after another; inside a CTA every
 register is an array over the CTA's threads, each thread has its own PC and
 the lowest PC runs next under an active mask; CTA barriers hold arriving
-threads until every live thread waits. Warp-level instructions read other
-lanes' registers directly, so they are exact when the lanes involved execute
-them together (as compilers arrange) and undefined otherwise, as on hardware.
+threads until every live thread waits; warp-synchronous instructions
+(`shfl.sync`, `vote.sync`, `match.sync`, `redux.sync`, `bar.warp.sync`) hold the
+lanes that arrive first until every live lane of the warp is there, as the
+hardware converges the lanes a `.sync` names, and then read the other lanes'
+registers directly.
 
 Not simulated: memory-ordering effects (fences are no-ops, cp.async completes
 at once), clusters/distributed shared memory, wgmma/TMA/mbarrier, textures,

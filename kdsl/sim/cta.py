@@ -8,6 +8,10 @@ reconverges threads at the immediate post-dominator, as the hardware does.
 Threads at a CTA barrier wait there (their PC moved out of reach by WAIT)
 until all live threads have arrived, so blocks laid out after the barrier
 (cold blocks placed at the end of a function) still run before it is passed.
+Warp-synchronous instructions (`shfl.sync`, `vote.sync`, ...) likewise hold
+the lanes that reach them first (PC moved by PARK) until every live lane of
+their warp is there, as the hardware converges the lanes a `.sync` names;
+lanes whose warp-mates can no longer arrive run on alone.
 """
 from __future__ import annotations
 
@@ -25,6 +29,8 @@ DONE = np.iinfo(np.int64).max
 # A thread waiting at a CTA barrier has WAIT added to its PC, which keeps it out
 # of scheduling until every live thread waits; then all of them pass together.
 WAIT = 1 << 40
+# A lane held at a warp-synchronous instruction has PARK added to its PC.
+PARK = 1 << 30
 
 
 @dataclass
@@ -117,6 +123,25 @@ class Op:
     guard: str | None = None
     negated: bool = False
     control: bool = False
+    warp_sync: bool = False
+
+
+def _park_or_join(pc: np.ndarray, p: int, m: np.ndarray, alone: np.ndarray) -> np.ndarray:
+    """The lanes at `p` (mask `m`) that run a warp-synchronous instruction now: those whose live
+    warp-mates are all there or parked there (released to join); the others are parked."""
+    run_now = m.copy()
+    for warp in np.unique(np.flatnonzero(m & ~alone) >> 5):
+        span = slice(32 * warp, 32 * warp + 32)
+        w = pc[span]  # a view: parking and releasing write the PCs
+        live = w != DONE
+        if np.all(~live | (w == p) | (w == p + PARK)):
+            w[w == p + PARK] = p
+            run_now[span] |= pc[span] == p
+        else:
+            here = (w == p) & ~alone[span]
+            w[here] = p + PARK
+            run_now[span] &= ~here
+    return run_now
 
 
 def run(ops: list[Op], st: CtaState) -> None:
@@ -124,15 +149,26 @@ def run(ops: list[Op], st: CtaState) -> None:
     pc = np.zeros(st.n, np.int64)
     end = len(ops)
     warps = -(-st.n // 32)
+    alone = np.zeros(st.n, bool)  # parked lanes whose warp-mates cannot arrive: they run on alone
     while True:
         p = int(pc.min())
         if p >= end:
             if p == DONE:  # every thread has exited (the program ends with an exit op)
                 return
+            if p < WAIT:  # only parked lanes can run
+                parked = (pc >= PARK) & (pc < WAIT)
+                pc[parked] -= PARK
+                alone |= parked
+                continue
             waiting = pc != DONE
             pc[waiting] -= WAIT - 1
             continue
         m = pc == p
+        if ops[p].warp_sync:
+            m = _park_or_join(pc, p, m, alone)
+            if not m.any():
+                continue
+            alone[m] = False
         full = bool(m.all())
         op = ops[p]
         st.steps += int(m.sum())

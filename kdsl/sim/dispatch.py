@@ -23,6 +23,12 @@ def _builder(inst: Instruction):
     return BUILDERS.get(inst.opcode)
 
 
+def _warp_synchronous(inst: Instruction) -> bool:
+    """`shfl/vote/match/redux.sync` and `bar.warp.sync`: the lanes of a warp execute them together."""
+    return "sync" in inst.mods and (inst.opcode in ("shfl", "vote", "match", "redux")
+                                    or (inst.opcode == "bar" and "warp" in inst.mods))
+
+
 def decode(inst: Instruction, ctx: DecodeContext) -> Op:
     """Build the op; an instruction that cannot be built becomes an op that raises when run."""
     ctx.inst = inst
@@ -37,7 +43,7 @@ def decode(inst: Instruction, ctx: DecodeContext) -> Op:
         fn = _raiser(err)
     except (KeyError, IndexError, StopIteration, AttributeError, ValueError) as err:
         fn = _raiser(ctx.unsupported(f"cannot decode: {type(err).__name__} {err}"))
-    return Op(fn, inst.text, guard, inst.guard_negated, control)
+    return Op(fn, inst.text, guard, inst.guard_negated, control, _warp_synchronous(inst))
 
 
 def _raiser(err: UnsupportedInstruction):

@@ -9,6 +9,7 @@ from tests.language import test_tutorials as tutorials
 PASSING_ON_SIM = [
     tutorials.test_vector_add,
     tutorials.test_vector_add_on_torch_tensors,
+    tutorials.test_softmax_on_strided_rows,
     tutorials.test_transposed_operand_through_strides,
     tutorials.test_philox_known_answers,
     tutorials.test_seeded_dropout_keep_mask_and_scale,

@@ -453,3 +453,36 @@ def test_atom_f16x2_add_and_nc_vector_load():
     out = np.array(np.array([1.0, 2.0], np.float16).view(np.uint32)[0], ndmin=1).astype(np.uint32)
     sim.launch_ptx(ptx, "k", 1, 32, [x, out])
     np.testing.assert_array_equal(out.view(np.float16), [17.0, -6.0])
+
+
+SHUFFLE_AFTER_A_COLD_BLOCK = HEAD + """
+.visible .entry k(.param .u64 pout)
+{
+  .reg .b32 %r<6>; .reg .b64 %rd<4>; .reg .pred %p;
+  ld.param.u64 %rd1, [pout];
+  mov.u32 %r1, %tid.x;
+  mov.u32 %r2, 1;
+  and.b32 %r3, %r1, 1;
+  setp.eq.u32 %p, %r3, 1;
+  @%p bra ODD;
+JOIN:
+  shfl.sync.bfly.b32 %r4, %r2, 1, 31, -1;
+  mul.wide.u32 %rd2, %r1, 4;
+  add.s64 %rd3, %rd1, %rd2;
+  st.global.u32 [%rd3], %r4;
+  ret;
+ODD:
+  mov.u32 %r2, 7;
+  bra JOIN;
+}
+"""
+
+
+@pytest.mark.parametrize("threads", [32, 64, 48])
+def test_shfl_sync_waits_for_every_lane_of_its_warp(threads):
+    """The odd lanes reach the shuffle through a block laid out after it; the even lanes, at a lower
+    PC, must wait for them (shfl.sync converges the warp) and read their 7, not a stale value."""
+    out = np.full(threads, -1, np.int32)
+    sim.launch_ptx(SHUFFLE_AFTER_A_COLD_BLOCK, "k", 1, threads, [out])
+    lane = np.arange(threads)
+    np.testing.assert_array_equal(out, np.where(lane % 2 == 0, 7, 1))
