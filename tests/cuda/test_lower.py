@@ -12,7 +12,7 @@ import kdsl
 import kdsl.language as kl
 from kdsl.backend.cuda import ptxas
 from kdsl.errors import CompilationError
-from tests.cuda.kernels import add, layer_norm, softmax
+from tests.cuda.kernels import layer_norm, softmax
 from tests.cuda.helpers import assemble_all_arches, lower_kernel, run_sim
 from tests.helpers import assert_half_sum_close, poisoned, random_array
 from tests.language.test_reductions_and_control_flow import (collatz_reference, collatz_steps,
@@ -23,6 +23,7 @@ from tests.language.test_math import REFERENCE, unary_math
 from tests.language.test_memory_and_creation import creation, gather_scatter, masked_store_only, reverse, three_d
 from tests.language.test_shape_kernels import row_sum, softmax_transposed
 from tests.language.test_shapes import join_scalars, join_split, permute_kernel, reshape_kernel
+from tests.language.test_tutorials import add_kernel
 
 SETTINGS = settings(max_examples=4, deadline=None)
 
@@ -34,7 +35,7 @@ def test_vector_add_with_masks(n, dtype, block, num_warps, seed):
     rng = np.random.default_rng(seed)
     x, y = random_array(rng, n, dtype), random_array(rng, n, dtype)
     out = poisoned(n, dtype)
-    run_sim(add, (kdsl.cdiv(n, block),), x, y, out, n, BLOCK=block, num_warps=num_warps)
+    run_sim(add_kernel, (kdsl.cdiv(n, block),), x, y, out, n, BLOCK_SIZE=block, num_warps=num_warps)
     np.testing.assert_array_equal(out, x + y)
 
 
@@ -394,7 +395,7 @@ def test_replicated_layouts_store_each_element_once():
 
 
 KERNELS = [
-    (add, (np.zeros(8, np.float32), np.zeros(8, np.float32), np.zeros(8, np.float32), 8), {"BLOCK": 256}),
+    (add_kernel, (np.zeros(8, np.float32), np.zeros(8, np.float32), np.zeros(8, np.float32), 8), {"BLOCK_SIZE": 256}),
     (tile_copy, (np.zeros((4, 4), np.float16), np.zeros((4, 4), np.float16), 4, 4, 4, 4), {"BM": 32, "BN": 64}),
     (softmax, (np.zeros(8, np.float32), np.zeros(8, np.float32), 8, 8, 8), {"BLOCK": 1024}),
     (layer_norm, (*(np.zeros(8, np.float16),) * 4, 8, 8, 1e-5), {"BLOCK": 512}),

@@ -8,8 +8,8 @@ from hypothesis import strategies as st
 
 from tests.cuda.helpers import assemble_all_arches, run_sim
 from tests.helpers import poisoned, random_array
-from tests.cuda.kernels import elements, matmul_kernel
 from tests.language.test_dot import CASES, UNIT, _round_bf16, check_close, dot_kernel, mixed_dot
+from tests.language.test_tutorials import elements, matmul_kernel
 import kdsl
 
 SETTINGS = settings(max_examples=4, deadline=None)
@@ -65,8 +65,8 @@ def test_tiled_matmul_with_a_k_loop_and_masked_edges(dtype, m, n, k, num_warps, 
     c = poisoned((m, n), np.float32)
     bm, bn, bk = blocks
     grid = (kdsl.cdiv(m, bm) * kdsl.cdiv(n, bn),)
-    run_sim(matmul_kernel, grid, a, b, c, np.zeros(n, np.float32), m, n, k, *elements(a), *elements(b), *elements(c),
-            BLOCK_SIZE_M=bm, BLOCK_SIZE_N=bn, BLOCK_SIZE_K=bk, GROUP_SIZE_M=2, EPILOGUE=None, num_warps=num_warps)
+    run_sim(matmul_kernel, grid, a, b, c, m, n, k, *elements(a), *elements(b), *elements(c),
+            BLOCK_SIZE_M=bm, BLOCK_SIZE_N=bn, BLOCK_SIZE_K=bk, GROUP_SIZE_M=2, ACTIVATION="", num_warps=num_warps)
     check_close(c, a, b, None, UNIT[np.float32])
 
 
