@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from kdsl import cache
 from kdsl.errors import LaunchError
 from kdsl.frontend.codegen import build_module
 from kdsl.ir.core import Module
@@ -99,9 +100,28 @@ def compile_kernel(kernel: Any, bound: BoundLaunch, options: CompileOptions) -> 
                                        cubin=options.cubin)
         asm.update(gpu_asm)
         return CompiledKernel(kernel.source.name, options.target, asm, program)
-    from kdsl.backend.cpu import compile_cpu
-
-    program = compile_cpu(module)
+    program = _cpu_program(module, options)
     asm["llvm"] = program.llvm
     asm["llvm_optimized"] = program.llvm_optimized
     return CompiledKernel(kernel.source.name, options.target, asm, program)
+
+
+def cache_key(module: Module, options: CompileOptions, machine: str) -> str:
+    """The on-disk cache's key for `module` (after the IR passes) compiled with `options` for
+    `machine`. The IR with source locations stands for the kernel's source, the kernels it calls
+    and every value it is specialised on; `cache.key` adds kdsl's own code."""
+    return cache.key(print_module(module, locs=True), repr(options.key()), machine)
+
+
+def _cpu_program(module: Module, options: CompileOptions) -> Any:
+    """The CPU program for `module`: loaded from the on-disk cache, else compiled by LLVM and stored."""
+    from kdsl.backend.cpu import CpuBinary, CpuProgram, compile_cpu
+    from kdsl.backend.cpu.jit import host_identity
+
+    entry = cache_key(module, options, host_identity())
+    binary = cache.load(entry)
+    if isinstance(binary, CpuBinary):
+        return CpuProgram(binary)
+    program = compile_cpu(module)
+    cache.store(entry, program.binary)
+    return program

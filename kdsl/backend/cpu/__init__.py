@@ -1,4 +1,4 @@
 """The CPU backend: kdsl IR → LLVM (llvmlite) → native code through MCJIT."""
-from kdsl.backend.cpu.program import CpuProgram, compile_cpu
+from kdsl.backend.cpu.program import CpuBinary, CpuProgram, compile_cpu
 
-__all__ = ["CpuProgram", "compile_cpu"]
+__all__ = ["CpuBinary", "CpuProgram", "compile_cpu"]

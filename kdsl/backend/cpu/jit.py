@@ -40,19 +40,26 @@ def host_triple() -> str:
     return llvm.get_process_triple()
 
 
+@lru_cache(maxsize=None)
+def host_identity() -> str:
+    """What the code generated for this host depends on: triple, CPU, its features, LLVM's version."""
+    version = ".".join(map(str, llvm.llvm_version_info))
+    return f"{host_triple()} {llvm.get_host_cpu_name()} {llvm.get_host_cpu_features().flatten()} llvm {version}"
+
+
 @dataclass
 class Jitted:
-    """A JIT-compiled module; holds the engine, which owns the machine code."""
+    """Machine code loaded into an execution engine, which owns it."""
 
     engine: llvm.ExecutionEngine
-    optimized_ir: str
 
     def address(self, name: str) -> int:
         return self.engine.get_function_address(name)
 
 
-def jit(llvm_ir: str) -> Jitted:
-    """Parse, verify, optimise at O3 and compile `llvm_ir` for the host."""
+def compile_object(llvm_ir: str) -> tuple[Jitted, str, bytes]:
+    """Parse, verify, optimise at O3 and compile `llvm_ir` for the host: the loaded code, the
+    optimised IR and the object file (which `load_object` loads again without LLVM's compiler)."""
     tm = target_machine()
     mod = llvm.parse_assembly(llvm_ir)
     mod.verify()
@@ -61,6 +68,17 @@ def jit(llvm_ir: str) -> Jitted:
     pto = llvm.create_pipeline_tuning_options(speed_level=3)
     pb = llvm.create_pass_builder(tm, pto)
     pb.getModulePassManager().run(mod, pb)
+    optimized = str(mod)
     engine = llvm.create_mcjit_compiler(mod, tm)
+    objects: list[bytes] = []
+    engine.set_object_cache(notify_func=lambda _module, data: objects.append(data))
     engine.finalize_object()
-    return Jitted(engine, str(mod))
+    return Jitted(engine), optimized, objects[0]
+
+
+def load_object(data: bytes) -> Jitted:
+    """Link an object file from `compile_object` into a fresh engine."""
+    engine = llvm.create_mcjit_compiler(llvm.parse_assembly(""), target_machine())
+    engine.add_object_file(llvm.ObjectFileRef.from_data(data))
+    engine.finalize_object()
+    return Jitted(engine)

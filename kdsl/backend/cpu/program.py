@@ -8,7 +8,7 @@ from typing import Callable, Sequence
 import numpy as np
 from llvmlite import ir
 
-from kdsl.backend.cpu.jit import Jitted, host_triple, jit
+from kdsl.backend.cpu.jit import Jitted, compile_object, host_triple, load_object
 from kdsl.backend.cpu.launcher import LAUNCH_NAME, emit_launcher
 from kdsl.backend.cpu.llvm_types import scalar_bits
 from kdsl.backend.cpu.lower import KernelLowering
@@ -33,17 +33,30 @@ def _packer(t: ScalarType | PointerType) -> Packer:
 
 
 @dataclass
-class CpuProgram:
-    """A compiled kernel: LLVM text before and after optimisation, and a launcher."""
+class CpuBinary:
+    """A kernel compiled for this host as plain data (what the on-disk cache keeps): the LLVM
+    text before and after optimisation, the object file and what the launcher needs."""
 
     name: str
     llvm: str
     llvm_optimized: str
-    _jitted: Jitted
-    _entry: Callable[..., None]
-    _packers: list[Packer]
+    object: bytes
+    arg_types: list[ScalarType | PointerType]
     stack_bytes: int = 0
     assert_sites: list[AssertSite] = field(default_factory=list)
+
+
+class CpuProgram:
+    """A compiled kernel loaded for running."""
+
+    def __init__(self, binary: CpuBinary, jitted: Jitted | None = None):
+        self.binary = binary
+        self.name = binary.name
+        self.llvm, self.llvm_optimized = binary.llvm, binary.llvm_optimized
+        self.stack_bytes, self.assert_sites = binary.stack_bytes, binary.assert_sites
+        self._jitted = jitted if jitted is not None else load_object(binary.object)
+        self._entry = _LAUNCH_TYPE(self._jitted.address(LAUNCH_NAME))
+        self._packers = [_packer(t) for t in binary.arg_types]
 
     def launch(self, values: Sequence[object], grid: Sequence[int]) -> None:
         """Run the kernel over `grid` (gx, gy, gz) on `get_num_threads()` threads; `values`: one per argument."""
@@ -85,8 +98,7 @@ def compile_cpu(module: Module) -> CpuProgram:
     kernel = lowering.lower()
     emit_launcher(llmod, fn, kernel)
     text = str(llmod)
-    jitted = jit(text)
-    entry = _LAUNCH_TYPE(jitted.address(LAUNCH_NAME))
-    packers = [_packer(arg.type) for arg in fn.args]  # type: ignore[arg-type]
-    return CpuProgram(fn.name, text, jitted.optimized_ir, jitted, entry, packers, lowering.stack_bytes,
-                      lowering.assert_sites)
+    jitted, optimized, obj = compile_object(text)
+    binary = CpuBinary(fn.name, text, optimized, obj, [arg.type for arg in fn.args],  # type: ignore[misc]
+                       lowering.stack_bytes, lowering.assert_sites)
+    return CpuProgram(binary, jitted)

@@ -1,0 +1,150 @@
+"""The on-disk cache: entries survive processes, damaged entries are rebuilt, never loaded."""
+import os
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+from kdsl import cache
+
+KERNEL_SCRIPT = textwrap.dedent('''
+    import sys
+    import numpy as np
+    import kdsl
+    import kdsl.language as kl
+    import kdsl.backend.cpu.program as program
+
+    compiled = []
+    real = program.compile_object
+    program.compile_object = lambda text: compiled.append(1) or real(text)
+
+    @kdsl.kernel
+    def scale(x_ptr, out_ptr, n, factor, BLOCK: kl.constexpr):
+        offs = kl.program_id(0) * BLOCK + kl.arange(0, BLOCK)
+        mask = offs < n
+        kl.device_assert(factor > 0, "factor must be positive")
+        kl.store(out_ptr + offs, kl.load(x_ptr + offs, mask=mask) * factor, mask=mask)
+
+    x = np.random.default_rng(int(sys.argv[1])).standard_normal(1000).astype(np.float32)
+    out = np.full_like(x, np.nan)
+    scale[(4,)](x, out, x.size, 3.0, BLOCK=256)
+    assert np.array_equal(out, x * np.float32(3.0)), "wrong result"
+    try:
+        scale[(4,)](x, out, x.size, -1.0, BLOCK=256)
+    except kdsl.DeviceAssertionError as e:
+        assert "kl.device_assert(factor > 0" in str(e), str(e)
+    else:
+        raise AssertionError("no assertion error")
+    print("llvm compiles:", len(compiled))
+''')
+
+
+def run_kernel_script(tmp_path, cache_dir, seed=0):
+    script = tmp_path / "scale_kernel.py"
+    script.write_text(KERNEL_SCRIPT)
+    env = {**os.environ, "KDSL_CACHE_DIR": str(cache_dir)}
+    return subprocess.Popen([sys.executable, str(script), str(seed)], env=env, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+
+
+def finished(process):
+    out, err = process.communicate(timeout=120)
+    assert process.returncode == 0, err
+    return out.strip()
+
+
+def entry_files(cache_dir):
+    return sorted(cache_dir.glob(f"*/*{cache.SUFFIX}"))
+
+
+def test_second_process_loads_compiled_code_without_llvm(tmp_path):
+    cache_dir = tmp_path / "cache"
+    assert finished(run_kernel_script(tmp_path, cache_dir)) == "llvm compiles: 1"
+    assert len(entry_files(cache_dir)) == 1
+    assert finished(run_kernel_script(tmp_path, cache_dir, seed=1)) == "llvm compiles: 0"
+
+
+def test_processes_compiling_at_once_both_succeed(tmp_path):
+    cache_dir = tmp_path / "cache"
+    processes = [run_kernel_script(tmp_path, cache_dir, seed) for seed in range(3)]
+    outputs = [finished(p) for p in processes]
+    assert set(outputs) <= {"llvm compiles: 0", "llvm compiles: 1"} and "llvm compiles: 1" in outputs
+    assert len(entry_files(cache_dir)) == 1
+    assert finished(run_kernel_script(tmp_path, cache_dir)) == "llvm compiles: 0"
+
+
+@pytest.mark.parametrize("damage", ["truncate", "flip", "empty", "garbage"])
+def test_damaged_entry_is_rebuilt(tmp_path, damage):
+    cache_dir = tmp_path / "cache"
+    finished(run_kernel_script(tmp_path, cache_dir))
+    (entry,) = entry_files(cache_dir)
+    data = entry.read_bytes()
+    damaged = {"truncate": data[: len(data) // 2],
+               "flip": data[:-100] + bytes([data[-100] ^ 1]) + data[-99:],
+               "empty": b"",
+               "garbage": os.urandom(len(data))}[damage]
+    entry.write_bytes(damaged)
+    assert finished(run_kernel_script(tmp_path, cache_dir)) == "llvm compiles: 1"
+    assert entry.read_bytes() == data
+    assert finished(run_kernel_script(tmp_path, cache_dir)) == "llvm compiles: 0"
+
+
+def test_round_trip_report_and_clear(tmp_path, monkeypatch):
+    monkeypatch.setenv("KDSL_CACHE_DIR", str(tmp_path))
+    keys = [cache.key("kernel", str(i)) for i in range(3)]
+    assert len(set(keys)) == 3
+    for i, k in enumerate(keys):
+        cache.store(k, {"object": bytes([i]) * 100, "name": f"k{i}"})
+    assert cache.load(keys[1]) == {"object": bytes([1]) * 100, "name": "k1"}
+    report = cache.report()
+    assert (report.directory, report.entries) == (tmp_path, 3) and report.bytes > 300
+    assert "3 entries" in str(report)
+    assert cache.clear() == 3
+    assert cache.report().entries == 0 and cache.load(keys[0]) is None
+
+
+def test_entry_naming_a_foreign_class_is_not_unpickled(tmp_path, monkeypatch):
+    monkeypatch.setenv("KDSL_CACHE_DIR", str(tmp_path))
+
+    class Exploit:
+        def __reduce__(self):
+            return (os.system, ("touch " + str(tmp_path / "pwned"),))
+
+    k = cache.key("exploit")
+    cache.store(k, Exploit())
+    assert cache.load(k) is None
+    assert not (tmp_path / "pwned").exists()
+    assert not any(tmp_path.glob(f"*/*{cache.SUFFIX}"))
+
+
+def test_cache_off(tmp_path, monkeypatch):
+    monkeypatch.setenv("KDSL_CACHE_DIR", "off")
+    k = cache.key("anything")
+    cache.store(k, 1)
+    assert cache.load(k) is None
+    assert cache.report().directory is None and "off" in str(cache.report())
+
+
+def test_unwritable_directory_is_skipped(tmp_path, monkeypatch):
+    blocker = tmp_path / "file"
+    blocker.write_text("not a directory")
+    monkeypatch.setenv("KDSL_CACHE_DIR", str(blocker))
+    k = cache.key("x")
+    cache.store(k, 1)
+    assert cache.load(k) is None
+
+
+def test_default_directory_follows_xdg(monkeypatch, tmp_path):
+    monkeypatch.delenv("KDSL_CACHE_DIR")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    assert cache.directory() == tmp_path / "kdsl"
+
+
+def test_pickled_payload_round_trips_kdsl_types(tmp_path, monkeypatch):
+    from kdsl.ir.types import parse_type
+
+    monkeypatch.setenv("KDSL_CACHE_DIR", str(tmp_path))
+    value = [parse_type("*f32"), parse_type("i64")]
+    cache.store(cache.key("types"), value)
+    assert cache.load(cache.key("types")) == value
