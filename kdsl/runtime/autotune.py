@@ -3,15 +3,24 @@
 An autotuned kernel times each configuration the first time it sees a new
 value of its `key` arguments and launches the fastest from then on; the choice
 is kept in memory per (key values, argument dtypes, target) and shown as
-`kernel.best_config`.
+`kernel.best_config`. It is also kept in the on-disk cache (`kdsl.cache`), keyed
+by the kernel's source, the configs, the key values, the target and the machine,
+so another process launches the chosen config without tuning. (The kernels it
+calls are not part of that key: a changed device function keeps the old choice,
+which stays correct, if perhaps no longer the fastest.) Tuning shows its progress
+on a terminal's stderr unless `KDSL_QUIET=1`.
 """
 from __future__ import annotations
 
+import ast
 import functools
+import os
+import sys
 from typing import Any, Callable, Iterable
 
 import numpy as np
 
+from kdsl import cache
 from kdsl.errors import KdslError, LaunchError
 from kdsl.runtime.kernel import Kernel
 from kdsl.testing import do_bench
@@ -73,6 +82,25 @@ class Heuristics:
         self.fn.run(*args, grid=grid, **kwargs)
 
 
+class _Progress:
+    """A one-line progress report on stderr, shown only on a terminal and without KDSL_QUIET=1."""
+
+    def __init__(self, title: str, total: int):
+        self.title, self.total, self.count = title, total, 0
+        self.shown = sys.stderr.isatty() and os.environ.get("KDSL_QUIET", "0") in ("", "0")
+
+    def step(self, config: Config) -> None:
+        self.count += 1
+        if self.shown:
+            sys.stderr.write(f"\r\x1b[K{self.title}: config {self.count}/{self.total} ({config})")
+            sys.stderr.flush()
+
+    def done(self) -> None:
+        if self.shown:
+            sys.stderr.write(f"\r\x1b[K{self.title}: {self.total} configs timed\n")
+            sys.stderr.flush()
+
+
 class Autotuner:
     """Runs the fastest of `configs` for each new value of the `key` arguments."""
 
@@ -110,7 +138,11 @@ class Autotuner:
         key = self._key(named, kwargs.get("target"))
         config = self.cache.get(key)
         if config is None:
+            config = self._tuned_before(key)
+        if config is None:
             config = self._tune(key, args, grid, kwargs, named)
+            cache.store(self._disk_key(key), repr(config))
+        self.cache[key] = config
         self.best_config = config
         self._launch(config, args, grid, kwargs)
 
@@ -120,6 +152,19 @@ class Autotuner:
             raise LaunchError(f"'{self.kernel.source.name}': the autotune key {missing} is not among the arguments")
         dtypes = tuple(str(getattr(v, "dtype", type(v).__name__)) for v in named.values())
         return (*(named[k] for k in self.key), dtypes, target)
+
+    def _disk_key(self, key: tuple) -> str:
+        from kdsl.backend.cpu.jit import host_identity
+        from kdsl.backend.cpu.threads import get_num_threads
+
+        source = self.kernel.source
+        machine = f"{host_identity()} threads={get_num_threads()}"
+        return cache.key("autotune", source.file, ast.dump(source.tree), repr(self.configs), repr(key), machine)
+
+    def _tuned_before(self, key: tuple) -> Config | None:
+        """The config another process chose for `key`, from the on-disk cache."""
+        chosen = cache.load(self._disk_key(key))
+        return next((c for c in self.configs if repr(c) == chosen), None)
 
     def _candidates(self, named: dict[str, Any]) -> list[Config]:
         configs = self.configs
@@ -137,17 +182,20 @@ class Autotuner:
     def _tune(self, key: tuple, args: tuple, grid: Any, kwargs: dict[str, Any], named: dict[str, Any]) -> Config:
         saved = {n: _snapshot(named[n]) for n in self.restore_value}
         timings: dict[Config, float] = {}
-        for config in self._candidates(named):
+        candidates = self._candidates(named)
+        progress = _Progress(f"autotuning {self.kernel.source.name}", len(candidates))
+        for config in candidates:
             def launch_once(config: Config = config) -> None:
                 self._reset(named)
                 self._launch(config, args, grid, kwargs)
 
+            progress.step(config)
             timings[config] = do_bench(launch_once, self.warmup, self.rep)
+        progress.done()
         for name, value in saved.items():
             named[name][...] = value
         self._reset(named)
         best = min(timings, key=timings.__getitem__)
-        self.cache[key] = best
         self.timings[key] = timings
         return best
 

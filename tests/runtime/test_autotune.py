@@ -73,3 +73,55 @@ def test_heuristics_compute_constexprs_from_arguments():
 
 def test_do_bench_reports_a_median_in_milliseconds():
     assert 0 < do_bench(lambda: sum(range(1000)), warmup=1, rep=5) < 50
+
+
+class _Terminal:
+    """A stderr that says it is a terminal."""
+
+    def __init__(self):
+        self.text = ""
+
+    def isatty(self):
+        return True
+
+    def write(self, text):
+        self.text += text
+
+    def flush(self):
+        pass
+
+
+def _fresh_tuner():
+    return kdsl.autotune(configs=[kdsl.Config({"REPEAT": 400}), kdsl.Config({"REPEAT": 1})], key=["n"],
+                         warmup=1, rep=5)(accumulate.fn)
+
+
+@pytest.mark.parametrize("quiet", ["0", "1"])
+def test_tuning_shows_progress_on_a_terminal_unless_quiet(monkeypatch, tmp_path, quiet):
+    monkeypatch.setenv("KDSL_CACHE_DIR", str(tmp_path))
+    monkeypatch.setenv("KDSL_QUIET", quiet)
+    terminal = _Terminal()
+    monkeypatch.setattr("sys.stderr", terminal)
+    x = np.random.default_rng(1).random(512).astype(np.float32)
+    _fresh_tuner()[(2,)](x, np.zeros_like(x), 512, BLOCK=256)
+    if quiet == "1":
+        assert terminal.text == ""
+    else:
+        assert "autotuning accumulate: config 1/2 (REPEAT: 400" in terminal.text
+        assert terminal.text.endswith("autotuning accumulate: 2 configs timed\n")
+
+
+def test_tuning_results_are_reused_from_disk(monkeypatch, tmp_path):
+    monkeypatch.setenv("KDSL_CACHE_DIR", str(tmp_path))
+    x = np.random.default_rng(2).random(512).astype(np.float32)
+    first = _fresh_tuner()
+    first[(2,)](x, np.zeros_like(x), 512, BLOCK=256)
+    assert len(first.timings) == 1
+    second = _fresh_tuner()  # as a new process would: nothing in memory
+    out = np.zeros_like(x)
+    second[(2,)](x, out, 512, BLOCK=256)
+    assert second.timings == {} and second.best_config.kwargs == first.best_config.kwargs == {"REPEAT": 1}
+    np.testing.assert_allclose(out, x, rtol=1e-6)
+    third = _fresh_tuner()
+    third[(1,)](x, np.zeros_like(x), 100, BLOCK=256)  # a new key value is tuned
+    assert len(third.timings) == 1
