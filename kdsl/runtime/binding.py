@@ -19,6 +19,7 @@ from kdsl.ir.types import PointerType, ScalarType, Type
 from kdsl.runtime.arrays import UnsupportedArray, adapt_array, scalar_dtype
 
 DIVISIBILITY = 16
+_TRITON_TYPE_NAMES = {"fp16": t.f16, "fp32": t.f32, "fp64": t.f64}
 _CONSTEXPR_TYPES = (bool, int, float, str, type(None), tuple, language.dtype)
 
 
@@ -51,6 +52,42 @@ def bind(src: KernelSource, args: tuple, kwargs: dict[str, Any]) -> BoundLaunch:
         else:
             _runtime(src.name, p, value, bound)
     return bound
+
+
+def bind_signature(src: KernelSource, signature: str, constants: dict[str, Any]) -> BoundLaunch:
+    """A launch described by types instead of values, for compiling ahead of time: `signature`
+    lists the runtime parameters' types in order as Triton writes them (`"*fp32:16, *fp32, i32"`:
+    IR names or Triton's `fp32`/`fp16`/`fp64`, `:16` for a pointer or int divisible by 16);
+    `constants` gives the constexpr parameters."""
+    runtime = [p for p in src.params if p not in src.constexprs and p not in constants]
+    items = [item.strip() for item in signature.split(",") if item.strip()]
+    if len(items) != len(runtime):
+        raise LaunchError(f"'{src.name}': the signature has {len(items)} types for the runtime parameters "
+                          f"({', '.join(runtime)}), which are {len(runtime)}")
+    bound = BoundLaunch()
+    for param, item in zip(runtime, items):
+        ty, attrs = _signature_type(src.name, param, item)
+        bound.runtime.append((param, ty))
+        bound.values.append(0)
+        bound.arrays.append(None)
+        bound.arg_attrs.append(attrs)
+        bound.by_name[param] = None
+    for param, value in src.bind((), {**{p: 0 for p in runtime}, **constants}, LaunchError).items():
+        if param not in runtime:
+            bound.by_name[param] = value
+            _constant(src.name, param, value, bound)
+    return bound
+
+
+def _signature_type(kernel: str, param: str, item: str) -> tuple[Type, dict[str, Any]]:
+    name, _, hint = item.partition(":")
+    pointer = name.startswith("*")
+    scalar = t.SCALARS.get(name.lstrip("*")) or _TRITON_TYPE_NAMES.get(name.lstrip("*"))
+    if scalar is None or hint not in ("", str(DIVISIBILITY)):
+        raise LaunchError(f"'{kernel}': cannot read the signature's type {item!r} for '{param}' (write e.g. "
+                          f"'*fp32', '*fp16:{DIVISIBILITY}', 'i32', 'i64:{DIVISIBILITY}', 'fp32')")
+    attrs = {"divisibility": DIVISIBILITY} if hint else {}
+    return (PointerType(scalar) if pointer else scalar), attrs
 
 
 def _constant(kernel: str, param: str, value: Any, bound: BoundLaunch) -> None:
