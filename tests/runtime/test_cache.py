@@ -40,9 +40,24 @@ KERNEL_SCRIPT = textwrap.dedent('''
 ''')
 
 
-def run_kernel_script(tmp_path, cache_dir, seed=0):
+AUTOTUNE_SCRIPT = KERNEL_SCRIPT.split("@kdsl.kernel")[0] + textwrap.dedent('''
+    @kdsl.autotune(configs=[kdsl.Config({"BLOCK": 64}), kdsl.Config({"BLOCK": 256})], key=["n"], warmup=1, rep=5,
+                   restore_value=["x_ptr"])
+    @kdsl.kernel
+    def double(x_ptr, n, BLOCK: kl.constexpr):
+        offs = kl.program_id(0) * BLOCK + kl.arange(0, BLOCK)
+        kl.store(x_ptr + offs, kl.load(x_ptr + offs, mask=offs < n) * 2, mask=offs < n)
+
+    x = np.arange(1000, dtype=np.float32)
+    double[lambda meta: (kdsl.cdiv(1000, meta["BLOCK"]),)](x, 1000)
+    assert np.array_equal(x, np.arange(1000, dtype=np.float32) * 2)
+    print("tuned:", len(double.timings), "llvm compiles:", len(compiled), "best:", double.best_config)
+''')
+
+
+def run_kernel_script(tmp_path, cache_dir, seed=0, text=KERNEL_SCRIPT):
     script = tmp_path / "scale_kernel.py"
-    script.write_text(KERNEL_SCRIPT)
+    script.write_text(text)
     env = {**os.environ, "KDSL_CACHE_DIR": str(cache_dir)}
     return subprocess.Popen([sys.executable, str(script), str(seed)], env=env, text=True,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
@@ -63,6 +78,14 @@ def test_second_process_loads_compiled_code_without_llvm(tmp_path):
     assert finished(run_kernel_script(tmp_path, cache_dir)) == "llvm compiles: 1"
     assert len(entry_files(cache_dir)) == 1
     assert finished(run_kernel_script(tmp_path, cache_dir, seed=1)) == "llvm compiles: 0"
+
+
+def test_second_process_reuses_tuning_results_and_code(tmp_path):
+    cache_dir = tmp_path / "cache"
+    first = finished(run_kernel_script(tmp_path, cache_dir, text=AUTOTUNE_SCRIPT))
+    assert first.startswith("tuned: 1 llvm compiles: 2 best: BLOCK: ")
+    second = finished(run_kernel_script(tmp_path, cache_dir, text=AUTOTUNE_SCRIPT))
+    assert second == "tuned: 0 llvm compiles: 0 best: " + first.split("best: ")[1]
 
 
 def test_processes_compiling_at_once_both_succeed(tmp_path):
