@@ -6,21 +6,23 @@ import time
 from typing import Callable
 
 
-def do_bench(fn: Callable[[], object], warmup: float = 25, rep: float = 100, max_runs: int = 10_000) -> float:
-    """The median wall time of `fn()` in milliseconds.
+def wall_time_ms(fn: Callable[[], object]) -> float:
+    """How long one call of `fn` takes by the host's clock, in milliseconds."""
+    start = time.perf_counter()
+    fn()
+    return (time.perf_counter() - start) * 1e3
+
+
+def do_bench(fn: Callable[[], object], warmup: float = 25, rep: float = 100, max_runs: int = 10_000,
+             time_ms: Callable[[Callable[[], object]], float] = wall_time_ms) -> float:
+    """The median time of `fn()` in milliseconds, each call measured by `time_ms` (the host's
+    clock by default; GPU work is timed with CUDA events, `driver.CudaDevice.time_ms`).
 
     Runs `fn` for about `warmup` ms unmeasured, then for about `rep` ms (at least
     five runs, at most `max_runs`), as `triton.testing.do_bench` does.
     """
-    start = time.perf_counter()
-    fn()
-    first = max(time.perf_counter() - start, 1e-7)
-    for _ in range(int(warmup / 1e3 / first)):
+    first = max(time_ms(fn), 1e-4)
+    for _ in range(int(warmup / first)):
         fn()
-    runs = max(5, min(max_runs, int(rep / 1e3 / first)))
-    times = []
-    for _ in range(runs):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times) * 1e3
+    runs = max(5, min(max_runs, int(rep / first)))
+    return statistics.median(time_ms(fn) for _ in range(runs))

@@ -22,8 +22,10 @@ import numpy as np
 
 from kdsl import cache
 from kdsl.errors import KdslError, LaunchError
+from kdsl.runtime.arrays import UnsupportedArray, adapt_array
+from kdsl.runtime.binding import target_for
 from kdsl.runtime.kernel import Kernel
-from kdsl.testing import do_bench
+from kdsl.testing import do_bench, wall_time_ms
 
 
 class Config:
@@ -80,6 +82,25 @@ class Heuristics:
             except Exception as e:
                 raise LaunchError(f"the heuristic for '{name}' raised {type(e).__name__}: {e}") from e
         self.fn.run(*args, grid=grid, **kwargs)
+
+
+def _clock(kernel: Kernel, args: tuple, kwargs: dict[str, Any]) -> Callable[[Callable[[], object]], float]:
+    """Times a launch: CUDA events on the launch's stream for target "cuda", else the host's clock."""
+    arrays = [*args, *kwargs.values()]
+    devices = set()
+    for value in arrays:
+        try:
+            array = adapt_array(value)
+        except UnsupportedArray:
+            continue
+        if array is not None:
+            devices.add(array.device)
+    if target_for(kernel.source.name, kwargs.get("target"), devices) != "cuda":
+        return wall_time_ms
+    from kdsl.backend.cuda.driver import device_for
+
+    device, stream = device_for(arrays)
+    return functools.partial(device.time_ms, stream=stream)
 
 
 class _Progress:
@@ -183,6 +204,7 @@ class Autotuner:
         saved = {n: _snapshot(named[n]) for n in self.restore_value}
         timings: dict[Config, float] = {}
         candidates = self._candidates(named)
+        clock = _clock(self.kernel, args, kwargs)
         progress = _Progress(f"autotuning {self.kernel.source.name}", len(candidates))
         for config in candidates:
             def launch_once(config: Config = config) -> None:
@@ -190,7 +212,7 @@ class Autotuner:
                 self._launch(config, args, grid, kwargs)
 
             progress.step(config)
-            timings[config] = do_bench(launch_once, self.warmup, self.rep)
+            timings[config] = do_bench(launch_once, self.warmup, self.rep, time_ms=clock)
         progress.done()
         for name, value in saved.items():
             named[name][...] = value

@@ -6,6 +6,7 @@ import pytest
 
 import kdsl
 import kdsl.language as kl
+from kdsl.testing import wall_time_ms
 from tests.cuda.lowered import VECTOR_ADD, has_gpu, needs_gpu, substitute_lowering
 from tests.cuda.test_gpu_program import add
 from tests.helpers import poisoned, random_array
@@ -98,3 +99,17 @@ def test_missing_cuda_python_is_a_launch_error(monkeypatch):
     monkeypatch.setitem(sys.modules, "cuda.bindings", None)
     with pytest.raises(kdsl.LaunchError, match=r"target 'cuda' needs cuda-python: pip install 'kdsl\[cuda\]'"):
         CudaDevice(0)
+
+
+@needs_gpu
+@pytest.mark.gpu
+def test_gpu_work_is_timed_with_cuda_events(torch_cuda):
+    from kdsl.backend.cuda.driver import cuda_device
+
+    torch = torch_cuda
+    a = torch.randn(4096, 4096, device="cuda")
+    device = cuda_device(0)
+    stream = torch.cuda.current_stream().cuda_stream
+    # the host's clock sees only the enqueueing of an asynchronous matmul; events see its run
+    assert device.time_ms(lambda: a @ a, stream) > 0.5 * wall_time_ms(
+        lambda: (a @ a, torch.cuda.synchronize()))

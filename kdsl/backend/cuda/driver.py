@@ -107,6 +107,22 @@ class CudaDevice(Device):
         self._enter()
         self._check(self.driver.cuCtxSynchronize(), "cuCtxSynchronize")
 
+    def time_ms(self, fn: Any, stream: int = 0) -> float:
+        """How long the GPU work `fn()` enqueues on `stream` takes, by CUDA events (as Triton's
+        do_bench), not the host's clock, which sees only the asynchronous enqueueing."""
+        self._enter()
+        flags = self.driver.CUevent_flags.CU_EVENT_DEFAULT
+        start, end = (self._check(self.driver.cuEventCreate(flags), "cuEventCreate") for _ in range(2))
+        try:
+            self._check(self.driver.cuEventRecord(start, stream), "cuEventRecord")
+            fn()
+            self._check(self.driver.cuEventRecord(end, stream), "cuEventRecord")
+            self._check(self.driver.cuEventSynchronize(end), "cuEventSynchronize")
+            return float(self._check(self.driver.cuEventElapsedTime(start, end), "cuEventElapsedTime"))
+        finally:
+            for event in (start, end):
+                self.driver.cuEventDestroy(event)
+
     def _function(self, module: CudaModule, entry: str, shared_bytes: int) -> Any:
         function = module.functions.get(entry)
         if function is None:
