@@ -115,7 +115,7 @@ def cache_key(module: Module, options: CompileOptions, machine: str) -> str:
 
 def _cpu_program(module: Module, options: CompileOptions) -> Any:
     """The CPU program for `module`: loaded from the on-disk cache, else compiled by LLVM and stored."""
-    from kdsl.backend.cpu import CpuBinary, CpuProgram, compile_cpu
+    from kdsl.backend.cpu.program import CpuBinary, CpuProgram, compile_cpu
     from kdsl.backend.cpu.jit import host_identity
 
     entry = cache_key(module, options, host_identity())

@@ -6,7 +6,7 @@ from typing import Sequence
 
 import numpy as np
 
-from kdsl.backend.cpu import CpuProgram, compile_cpu
+from kdsl.backend.cpu.program import CpuProgram, compile_cpu
 from kdsl.ir import parse_module, verify_module
 
 NUMPY = {

@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from kdsl.backend.cpu import compile_cpu
+from kdsl.backend.cpu.program import compile_cpu
 from kdsl.errors import CompilationError, LaunchError
 from kdsl.ir import parse_module, verify_module
 from tests.cpu.helpers import compiled, elementwise_kernel, launch

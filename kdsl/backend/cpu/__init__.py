@@ -1,4 +1,1 @@
-"""The CPU backend: kdsl IR → LLVM (llvmlite) → native code through MCJIT."""
-from kdsl.backend.cpu.program import CpuBinary, CpuProgram, compile_cpu
-
-__all__ = ["CpuBinary", "CpuProgram", "compile_cpu"]
+"""The CPU backend: kdsl IR → LLVM (llvmlite) → native code through MCJIT (`program.compile_cpu`)."""
