@@ -19,7 +19,7 @@ from typing import Any, Callable
 
 from llvmlite import ir
 
-from kdsl.backend.cpu import fp8
+from kdsl.backend.cpu import fp8, vector_math
 from kdsl.backend.cpu.llvm_types import F32, I16, I32, I64, elem_of, mem_type, reg_type, unsupported
 from kdsl.ir.core import Operation
 from kdsl.ir.types import PointerType, ScalarType, bf16 as BF16, f32 as _F32_T, f64 as _F64_T
@@ -247,6 +247,13 @@ def _libm(name: str) -> Emitter:
     return emit
 
 
+def _vectorisable(f32: Callable[[ir.IRBuilder, ir.Value], ir.Value], other: Emitter) -> Emitter:
+    """`f32` (from `vector_math`) on f32 operands, `other` on f64."""
+    def emit(b, args, src, dst, attrs):
+        return f32(b, args[0]) if args[0].type == F32 else other(b, args, src, dst, attrs)
+    return emit
+
+
 def _rsqrt(b, args, src, dst, attrs):
     root = float_intrinsic("sqrt")(b, args, src, dst, attrs)
     return b.fdiv(ir.Constant(root.type, 1.0), root)
@@ -291,10 +298,10 @@ ELEMENTWISE: dict[str, Emitter] = {
     "neg": _by_kind(_simple("neg"), _simple("neg"), _simple("fneg")),
     "abs": _by_kind(_int_abs, _identity, float_intrinsic("fabs")),
     "not": _simple("not_"),
-    "exp": half_promoted(float_intrinsic("exp")),
+    "exp": half_promoted(_vectorisable(vector_math.exp_f32, float_intrinsic("exp"))),
     "log": half_promoted(float_intrinsic("log")),
     "sqrt": half_promoted(float_intrinsic("sqrt")),
-    "exp2": half_promoted(float_intrinsic("exp2")),
+    "exp2": half_promoted(_vectorisable(vector_math.exp2_f32, float_intrinsic("exp2"))),
     "log2": half_promoted(float_intrinsic("log2")),
     "sin": half_promoted(float_intrinsic("sin")),
     "cos": half_promoted(float_intrinsic("cos")),
