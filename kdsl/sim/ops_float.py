@@ -2,8 +2,7 @@
 
 f32 add/sub/mul/div are numpy float32 operations (correctly rounded, .rn).
 f16 and bf16 are computed in float64 and rounded once to the element type.
-fma rounds the float64 result (product exact) once more: for f32 this double
-rounding can differ from a true fused result in rare ties.
+fma rounds once, as the hardware does (kdsl/sim/fma.py).
 Approximate functions are computed in float32 with numpy, which is within the
 ISA's documented bounds (ex2/lg2 ~2 ulp, rsqrt/rcp 1 ulp, sin/cos abs error 2^-20.5).
 """
@@ -11,6 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from kdsl.sim.fma import fma_odd_f64, fma_rn_f64
 from kdsl.sim.operands import DecodeContext, reader, writer
 from kdsl.sim.parser import Instruction
 from kdsl.sim.types import TYPES, PtxType, bf16_to_f32, f32_to_bf16, find_type
@@ -77,7 +77,10 @@ def float_op(inst: Instruction, ctx: DecodeContext, nargs: int, fn):
 
 
 def _fma(a, b, c):
-    return np.asarray(a, np.float64) * np.asarray(b, np.float64) + np.asarray(c, np.float64)
+    """f64: correctly rounded; narrower types: rounded to odd in f64, which the caller's rounding
+    to the element type turns into the correctly rounded result."""
+    wide = all(np.asarray(x).dtype == np.float64 for x in (a, b, c))
+    return fma_rn_f64(a, b, c) if wide else fma_odd_f64(a, b, c)
 
 
 def _approx(fn):

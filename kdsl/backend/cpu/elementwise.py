@@ -254,6 +254,17 @@ def _vectorisable(f32: Callable[[ir.IRBuilder, ir.Value], ir.Value], other: Emit
     return emit
 
 
+def multiply_add(b: ir.IRBuilder, total: ir.Value, x: ir.Value, y: ir.Value, t: ScalarType) -> ir.Value:
+    """One step of a dot product, `total + x * y` in `t` (scalars or vectors): fused, rounding
+    once, on f32 and f64; a product and a sum rounded in `t` on the other types."""
+    if t.name in ("f32", "f64"):
+        vector = isinstance(x.type, ir.VectorType)
+        suffix = f"v{x.type.count}{_suffix(x.type.element)}" if vector else _suffix(x.type)
+        return b.call(declare(b.module, f"llvm.fma.{suffix}", x.type, [x.type] * 3), [x, y, total])
+    product = ELEMENTWISE["mul"](b, [x, y], t, t, {})
+    return ELEMENTWISE["add"](b, [total, product], t, t, {})
+
+
 def _rsqrt(b, args, src, dst, attrs):
     root = float_intrinsic("sqrt")(b, args, src, dst, attrs)
     return b.fdiv(ir.Constant(root.type, 1.0), root)

@@ -8,16 +8,16 @@ bits, the other coordinate follows the accumulator's bases. `convert` moves
 them (through shared memory when threads must exchange elements).
 
 Each element is then `acc + a[m, 0] * b[0, n] + ... + a[m, K-1] * b[K-1, n]`,
-k increasing, operands widened exactly to the result type, products and sums
-rounded in it by the shared elementwise emitters: the CPU backend's order and
-rounding, so the results are the CPU's bit for bit. `input_precision` changes
+k increasing, operands widened exactly to the result type, each step the shared
+`multiply_add` (fused on f32/f64): the CPU backend's order and rounding, so the
+results are the CPU's bit for bit. `input_precision` changes
 nothing here: every fp32 product is exact fp32 (tensor cores are later work).
 """
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from kdsl.backend.cpu.elementwise import ELEMENTWISE, cast
+from kdsl.backend.cpu.elementwise import cast, multiply_add
 from kdsl.backend.cuda.layouts import Basis, LinearLayout
 from kdsl.backend.cuda.lower_layout import Regs
 from kdsl.ir.core import Operation
@@ -59,12 +59,10 @@ def dot(low: KernelLowering, op: Operation) -> None:
     builder = low.b
     a, b = ([cast(builder, v, src, dst) for v in low.block(x, x_layout).values]
             for x, x_layout in ((a_value, a_layout), (b_value, b_layout)))
-    mul, add = ELEMENTWISE["mul"], ELEMENTWISE["add"]
     values = []
     for r, total in enumerate(acc.values):
         for k in range(k_size):
-            product = mul(builder, [a[_operand_register(r, a_kept, k, k_size)],
-                                    b[_operand_register(r, b_kept, k, k_size)]], dst, dst, {})
-            total = add(builder, [total, product], dst, dst, {})
+            total = multiply_add(builder, total, a[_operand_register(r, a_kept, k, k_size)],
+                                 b[_operand_register(r, b_kept, k, k_size)], dst)
         values.append(total)
     low.define(op, Regs(layout, values))
