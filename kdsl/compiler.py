@@ -93,11 +93,7 @@ def compile_kernel(kernel: Any, bound: BoundLaunch, options: CompileOptions) -> 
     if stages is not None:
         asm["ir_stages"] = stages
     if options.target in GPU_TARGETS:
-        from kdsl.backend.cuda.program import compile_gpu
-
-        lowered = lower_for_gpu(kernel.source.name, module, options)
-        program, gpu_asm = compile_gpu(lowered, kernel.source.name, options.target, options.arch,
-                                       cubin=options.cubin)
+        program, gpu_asm = _gpu_program(kernel.source.name, module, options)
         asm.update(gpu_asm)
         return CompiledKernel(kernel.source.name, options.target, asm, program)
     program = _cpu_program(module, options)
@@ -111,6 +107,21 @@ def cache_key(module: Module, options: CompileOptions, machine: str) -> str:
     `machine`. The IR with source locations stands for the kernel's source, the kernels it calls
     and every value it is specialised on; `cache.key` adds kdsl's own code."""
     return cache.key(print_module(module, locs=True), repr(options.key()), machine)
+
+
+def _gpu_program(name: str, module: Module, options: CompileOptions) -> tuple[Any, dict[str, Any]]:
+    """The GPU program for `module` and its `asm` entries: from the on-disk cache, else lowered,
+    compiled to PTX (and a cubin if asked) and stored."""
+    from kdsl.backend.cuda.program import GpuProgram, compile_gpu, toolchain_identity
+
+    entry = cache_key(module, options, toolchain_identity(options.cubin))
+    cached = cache.load(entry)
+    if isinstance(cached, tuple) and len(cached) == 2 and isinstance(cached[0], GpuProgram):
+        return cached
+    built = compile_gpu(lower_for_gpu(name, module, options), name, options.target, options.arch,
+                        cubin=options.cubin)
+    cache.store(entry, built)
+    return built
 
 
 def _cpu_program(module: Module, options: CompileOptions) -> Any:

@@ -55,6 +55,31 @@ AUTOTUNE_SCRIPT = KERNEL_SCRIPT.split("@kdsl.kernel")[0] + textwrap.dedent('''
 ''')
 
 
+SIM_SCRIPT = textwrap.dedent('''
+    import numpy as np
+    import kdsl
+    import kdsl.language as kl
+    import kdsl.backend.cuda.program as program
+
+    compiled = []
+    real = program.llvm_to_ptx
+    program.llvm_to_ptx = lambda *args: compiled.append(1) or real(*args)
+
+    @kdsl.kernel
+    def scale(x_ptr, out_ptr, n, BLOCK: kl.constexpr):
+        offs = kl.program_id(0) * BLOCK + kl.arange(0, BLOCK)
+        kl.store(out_ptr + offs, kl.load(x_ptr + offs, mask=offs < n) * 3, mask=offs < n)
+
+    x = np.random.default_rng(0).standard_normal(300).astype(np.float32)
+    out = np.full_like(x, np.nan)
+    scale[(3,)](x, out, x.size, BLOCK=128, target="sim")
+    assert np.array_equal(out, x * np.float32(3)), "wrong result"
+    ptx = scale.compile(x, out, x.size, BLOCK=128, target="cuda", arch="sm_90").asm["ptx"]
+    assert ".target sm_90" in ptx
+    print("llvm compiles:", len(compiled))
+''')
+
+
 def run_kernel_script(tmp_path, cache_dir, seed=0, text=KERNEL_SCRIPT):
     script = tmp_path / "scale_kernel.py"
     script.write_text(text)
@@ -86,6 +111,13 @@ def test_second_process_reuses_tuning_results_and_code(tmp_path):
     assert first.startswith("tuned: 1 llvm compiles: 2 best: BLOCK: ")
     second = finished(run_kernel_script(tmp_path, cache_dir, text=AUTOTUNE_SCRIPT))
     assert second == "tuned: 0 llvm compiles: 0 best: " + first.split("best: ")[1]
+
+
+def test_second_process_loads_ptx_without_llvm(tmp_path):
+    cache_dir = tmp_path / "cache"
+    assert finished(run_kernel_script(tmp_path, cache_dir, text=SIM_SCRIPT)) == "llvm compiles: 2"
+    assert len(entry_files(cache_dir)) == 2  # sim at sm_80, cuda at sm_90
+    assert finished(run_kernel_script(tmp_path, cache_dir, text=SIM_SCRIPT)) == "llvm compiles: 0"
 
 
 def test_processes_compiling_at_once_both_succeed(tmp_path):

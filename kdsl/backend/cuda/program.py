@@ -101,6 +101,15 @@ class GpuProgram:
         return module
 
 
+def toolchain_identity(cubin: bool) -> str:
+    """What the PTX (and cubin) depend on besides the IR and the options: LLVM's version, and
+    ptxas's presence where a cubin is asked for."""
+    import llvmlite.binding as llvm
+
+    version = ".".join(map(str, llvm.llvm_version_info))
+    return f"nvptx llvm {version}" + (f" ptxas {ptxas.available()}" if cubin else "")
+
+
 def compile_gpu(kernel: LoweredKernel, name: str, target: str, arch: str,
                 cubin: bool = False) -> tuple[GpuProgram, dict[str, Any]]:
     """PTX for `arch` from the lowered kernel; returns the program and its `asm` entries
