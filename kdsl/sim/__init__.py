@@ -6,8 +6,10 @@ parses once for many launches (`Module.launch` returns instruction counts);
 (copied in and back; strided arrays pass their own memory span), `None` (a
 null pointer) or `(ptx_type, value)`.
 
-Execution model (see `cta.py`): CTAs run one after another; inside a CTA every
-register is an array over the CTA's threads, each thread has its own PC and
+Execution model (see `cta.py`): CTAs that cannot wait on one another (no global
+atomics, no volatile or acquire loads) run in batches of up to `BATCH_THREADS`
+threads, the others one after another; every register is an array over the
+threads of the batch, each thread has its own PC and
 the lowest PC runs next under an active mask; CTA barriers hold arriving
 threads until every live thread waits; warp-synchronous instructions
 (`shfl.sync`, `vote.sync`, `match.sync`, `redux.sync`, `bar.warp.sync`) hold the

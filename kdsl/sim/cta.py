@@ -1,7 +1,9 @@
-"""One CTA's execution state and the scheduler that steps its threads.
+"""The execution state of a batch of CTAs and the scheduler that steps their threads.
 
-All threads of a CTA step together: registers are uint64 arrays over the
-CTA's threads. Each thread has its own program counter; every step runs the
+All threads of a batch step together: registers are uint64 arrays over the
+threads of its CTAs, one CTA after another (a batch is one CTA unless the
+launch can run several at once, see `module.Module.launch`); each CTA has its
+own slice of the shared-memory buffer. Each thread has its own program counter; every step runs the
 instruction at the smallest PC among live threads, for the threads at that PC
 (the active mask). For the structured control flow compilers emit this
 reconverges threads at the immediate post-dominator, as the hardware does.
@@ -41,9 +43,10 @@ class CtaState:
     shared: np.ndarray
     local: np.ndarray  # (n, local_size) bytes
     params: dict[str, np.ndarray]  # kernel params: bytes; call params: (n, size) bytes
-    ctaid: tuple[int, int, int]
+    ctaid: np.ndarray  # (n, 3): each thread's CTA
     tid: np.ndarray  # (n, 3)
-    shared_size: int = 0
+    shared_size: int = 0  # bytes of shared memory of each CTA
+    shared_base: np.ndarray | None = None  # (n,) each thread's CTA's offset in `shared`; None: one CTA
     steps: int = 0
     warp_steps: int = 0
 
@@ -65,12 +68,15 @@ class CtaState:
 
     def where(self, lane: int) -> str:
         t = self.tid[lane]
-        return f"thread ({t[0]}, {t[1]}, {t[2]}) of block {self.ctaid}"
+        return f"thread ({t[0]}, {t[1]}, {t[2]}) of block {self.block(lane)}"
+
+    def block(self, lane: int) -> tuple[int, int, int]:
+        return tuple(int(x) for x in self.ctaid[lane])
 
     def fault(self, text: str, lane: int, address: int, why: str) -> MemoryAccessError:
         return MemoryAccessError(f"{text}: {why} at address {address:#x} in {self.where(lane)}",
                                  instruction=text, thread=tuple(int(x) for x in self.tid[lane]),
-                                 block=self.ctaid, address=address)
+                                 block=self.block(lane), address=address)
 
     def resolve(self, space: str, addrs: np.ndarray, size: int, text: str, lanes: np.ndarray) -> list[Access]:
         """Byte offsets for an access of `size` bytes at `addrs` (one per lane in `lanes`)."""
@@ -91,15 +97,18 @@ class CtaState:
             return out
         every = np.arange(addrs.size)
         if space == "global" or space == "const":
-            self.memory.check(addrs, size, lambda i: f"{text}: out-of-bounds {size}-byte access in "
-                              f"{self.where(int(lanes[i]))}")
+            bad = self.memory.first_outside(addrs, size)
+            if bad is not None:
+                raise self.fault(text, int(lanes[bad]), int(addrs[bad]),
+                                 f"out-of-bounds {size}-byte access outside every global allocation")
             return [Access(self.memory.data, addrs - np.uint64(GLOBAL_BASE), every)]
         if space == "shared":
             over = np.flatnonzero(addrs + np.uint64(size) > np.uint64(self.shared_size))
             if over.size:
                 raise self.fault(text, int(lanes[over[0]]), int(addrs[over[0]]),
                                  f"out-of-bounds shared access (shared size {self.shared_size} bytes)")
-            return [Access(self.shared, addrs, every)]
+            offsets = addrs if self.shared_base is None else addrs + self.shared_base[lanes]
+            return [Access(self.shared, offsets, every)]
         if space == "local":
             width = self.local.shape[1]
             over = np.flatnonzero(addrs + np.uint64(size) > np.uint64(width))

@@ -76,11 +76,13 @@ class DeviceMemory:
         out[...] = flat
 
     def _host_offset(self, addr: int, nbytes: int) -> int:
-        self.check(np.array([addr], np.uint64), nbytes, lambda bad: f"host copy at {addr:#x}")
+        if self.first_outside(np.array([addr], np.uint64), nbytes) is not None:
+            raise MemoryAccessError(f"host copy at {addr:#x}: address {addr:#x} is outside every global allocation",
+                                    address=addr)
         return addr - GLOBAL_BASE
 
-    def check(self, addrs: np.ndarray, size: int, describe) -> None:
-        """Raise unless every [addr, addr+size) lies inside one live allocation."""
+    def first_outside(self, addrs: np.ndarray, size: int) -> int | None:
+        """The index of the first [addr, addr+size) not inside one live allocation, None if there is none."""
         idx = np.searchsorted(self.starts, addrs, side="right") - 1
         ok = idx >= 0
         safe = np.where(ok, idx, 0)
@@ -88,10 +90,7 @@ class DeviceMemory:
             ok &= (addrs + np.uint64(size)) <= self.ends[safe]
         else:
             ok[:] = False
-        if not ok.all():
-            bad = int(np.flatnonzero(~ok)[0])
-            raise MemoryAccessError(describe(bad) + f": address {int(addrs[bad]):#x} is outside every "
-                                    "global allocation", address=int(addrs[bad]))
+        return None if ok.all() else int(np.flatnonzero(~ok)[0])
 
 
 @dataclass

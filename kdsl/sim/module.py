@@ -16,12 +16,27 @@ from kdsl.sim.parser import Function, Instruction, ParsedModule, parse
 from kdsl.sim.types import TYPES
 
 
+# The most threads simulated in one batch of CTAs: enough to amortise numpy's per-instruction
+# overhead over many CTAs, few enough to keep a batch's registers in cache.
+BATCH_THREADS = 4096
+
+
 @dataclass
 class Program:
     ops: list[cta.Op]
     static_shared: int
     local_size: int
     function: Function
+    independent_ctas: bool  # no CTA can wait for another: CTAs may run as one batch
+
+
+def _may_wait_on_other_ctas(inst: Instruction) -> bool:
+    """Whether `inst` can observe another CTA's progress: global or generic atomics and
+    volatile/relaxed/acquire loads (what a spin loop waits with). Without them no CTA can wait
+    for another, so running CTAs in lockstep is one of the schedules the hardware may pick."""
+    if inst.opcode in ("atom", "red"):
+        return "shared" not in inst.mods
+    return inst.opcode == "ld" and any(m in inst.mods for m in ("volatile", "relaxed", "acquire"))
 
 
 def _align(x: int, a: int) -> int:
@@ -88,7 +103,8 @@ class Module:
         ctx = DecodeContext(symbols, labels)
         ops = [decode(inst, ctx) for inst in body]
         ops.append(decode(Instruction("exit", (), [], "exit (end of kernel)"), ctx))
-        return Program(ops, _align(shared, 16), _align(local, 16), func)
+        independent = not any(_may_wait_on_other_ctas(inst) for inst in body)
+        return Program(ops, _align(shared, 16), _align(local, 16), func, independent)
 
     def launch(self, entry: str, grid, block, args: list, shared_bytes: int = 0) -> cta.LaunchStats:
         """Run `entry` over `grid` × `block`; numpy arrays in `args` are copied in and back."""
@@ -105,12 +121,12 @@ class Module:
             n = block[0] * block[1] * block[2]
             if not 1 <= n <= 1024 or min(block) < 1 or min(grid) < 0:
                 raise LaunchError(f"invalid launch: grid {grid}, block {block} ({n} threads; 1 to 1024 allowed)")
-            for z in range(grid[2]):
-                for y in range(grid[1]):
-                    for x in range(grid[0]):
-                        st = self._cta_state(prog, (x, y, z), grid, block, values, shared_bytes)
-                        cta.run(prog.ops, st)
-                        stats.add(st)
+            ctaids = [(x, y, z) for z in range(grid[2]) for y in range(grid[1]) for x in range(grid[0])]
+            per_batch = max(1, BATCH_THREADS // n) if prog.independent_ctas and n % 32 == 0 else 1
+            for first in range(0, len(ctaids), per_batch):
+                st = self._cta_state(prog, ctaids[first:first + per_batch], grid, block, values, shared_bytes)
+                cta.run(prog.ops, st)
+                stats.add(st)
             for addr, arr in staged:
                 self.memory.copy_out(addr, arr)
             return stats
@@ -140,13 +156,16 @@ class Module:
         raw[0, : len(enc)] = np.frombuffer(enc, np.uint8)
         return raw
 
-    def _cta_state(self, prog: Program, ctaid, grid, block, params, shared_bytes) -> cta.CtaState:
-        n = block[0] * block[1] * block[2]
-        i = np.arange(n)
+    def _cta_state(self, prog: Program, ctaids: list, grid, block, params, shared_bytes) -> cta.CtaState:
+        """The state of the CTAs `ctaids` run as one batch: their threads one CTA after another."""
+        per_cta = block[0] * block[1] * block[2]
+        n = per_cta * len(ctaids)
+        i = np.arange(n) % per_cta
         tid = np.stack([i % block[0], (i // block[0]) % block[1], i // (block[0] * block[1])], axis=1)
+        ctaid = np.repeat(np.asarray(ctaids, np.int64), per_cta, axis=0)
         u = np.uint64
         lane = (i & 31).astype(u)
-        regs = {"%laneid": lane, "%warpid": (i >> 5).astype(u), "%nwarpid": np.full(n, -(-n // 32), u),
+        regs = {"%laneid": lane, "%warpid": (i >> 5).astype(u), "%nwarpid": np.full(n, -(-per_cta // 32), u),
                 "%lanemask_eq": u(1) << lane, "%lanemask_lt": (u(1) << lane) - u(1),
                 "%lanemask_le": (u(2) << lane) - u(1), "%lanemask_gt": ~((u(2) << lane) - u(1)) & u(0xFFFFFFFF),
                 "%lanemask_ge": ~((u(1) << lane) - u(1)) & u(0xFFFFFFFF), "%smid": np.zeros(n, u),
@@ -155,13 +174,14 @@ class Module:
         for k, axis in enumerate("xyz"):
             regs[f"%tid.{axis}"] = tid[:, k].astype(u)
             regs[f"%ntid.{axis}"] = np.full(n, block[k], u)
-            regs[f"%ctaid.{axis}"] = np.full(n, ctaid[k], u)
+            regs[f"%ctaid.{axis}"] = ctaid[:, k].astype(u)
             regs[f"%nctaid.{axis}"] = np.full(n, grid[k], u)
-        size = _align(prog.static_shared + shared_bytes, 16)
-        st = cta.CtaState(n=n, regs=regs, memory=self.memory, shared=np.zeros(max(size, 16), np.uint8),
+        shared_size = prog.static_shared + shared_bytes
+        stride = max(_align(shared_size, 16), 16)
+        base = None if len(ctaids) == 1 else (np.arange(n) // per_cta).astype(u) * u(stride)
+        st = cta.CtaState(n=n, regs=regs, memory=self.memory, shared=np.zeros(stride * len(ctaids), np.uint8),
                           local=np.zeros((n, max(prog.local_size, 16)), np.uint8), params=dict(params),
-                          ctaid=tuple(ctaid), tid=tid)
-        st.shared_size = prog.static_shared + shared_bytes
+                          ctaid=ctaid, tid=tid, shared_size=shared_size, shared_base=base)
         return st
 
 
