@@ -3,10 +3,14 @@
 `KDSL_TEST_TARGETS` (comma-separated) overrides the list: `KDSL_TEST_TARGETS=sim` runs the suite on
 the PTX simulator only.
 
-On the GPU targets every kernel the suite compiles is also assembled by ptxas for sm_80 and sm_90
-(where ptxas is installed), so PTX that runs on the simulator but that ptxas rejects
-fails the test that compiled it."""
+On the GPU targets every kernel a test compiles is also assembled by ptxas for sm_80 and sm_90
+(where ptxas is installed), after the test, so PTX that runs on the simulator but that ptxas rejects
+fails the test that compiled it. ptxas takes most of its time starting up, so a test's kernels go to
+one ptxas run per architecture, each entry renamed apart; only where that run fails is each kernel
+assembled alone, to name the ones ptxas rejects."""
 import os
+import subprocess
+import tempfile
 
 import pytest
 
@@ -16,26 +20,54 @@ from kdsl.backend.cuda.ptx import llvm_to_ptx
 TARGETS = os.environ.get("KDSL_TEST_TARGETS", "cpu,interpret").split(",")
 ASSEMBLED_FOR = ("sm_80", "sm_90")
 
+_compiled: list[tuple[str, dict[str, str]]] = []  # (entry, PTX per architecture) since the test began
+
 
 def pytest_generate_tests(metafunc):
     if "target" in metafunc.fixturenames:
         metafunc.parametrize("target", TARGETS)
 
 
-def _assembling(compile_gpu):
-    def compile_and_assemble(kernel, name, target, arch, cubin=False):
+def _recording(compile_gpu):
+    def compile_and_record(kernel, name, target, arch, cubin=False):
         built = compile_gpu(kernel, name, target, arch, cubin=cubin)
-        for other in ASSEMBLED_FOR:
-            ptxas.assemble(built[1]["ptx"] if other == arch else llvm_to_ptx(kernel.llvm_ir, other)[1], other)
+        ptx = {a: built[1]["ptx"] if a == arch else llvm_to_ptx(kernel.llvm_ir, a)[1] for a in ASSEMBLED_FOR}
+        _compiled.append((built[0].entry, ptx))
         return built
-    return compile_and_assemble
+    return compile_and_record
+
+
+def _assembles_together(kernels: list[tuple[str, str]], arch: str) -> bool:
+    """Whether one ptxas run for `arch` accepts all of `kernels` ((entry, PTX)), each entry renamed
+    apart so that specialisations of one kernel do not clash."""
+    with tempfile.TemporaryDirectory(prefix="kdsl-ptxas-") as tmp:
+        files = []
+        for i, (entry, ptx) in enumerate(kernels):
+            renamed = f"{entry}__{i}"
+            files.append(os.path.join(tmp, f"{i}.ptx"))
+            with open(files[-1], "w") as f:
+                f.write(ptx.replace(f".entry {entry}(", f".entry {renamed}(").replace(f"{entry}_param_", f"{renamed}_param_"))
+        done = subprocess.run(["ptxas", f"-arch={arch}", *files, "-o", os.path.join(tmp, "all.cubin")],
+                              capture_output=True, text=True)
+        return done.returncode == 0
 
 
 @pytest.fixture(autouse=True, scope="session")
-def _gpu_kernels_assemble():
+def _recording_gpu_kernels():
     if not ptxas.available():
         yield
         return
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(program, "compile_gpu", _assembling(program.compile_gpu))
+        patch.setattr(program, "compile_gpu", _recording(program.compile_gpu))
         yield
+
+
+@pytest.fixture(autouse=True)
+def _gpu_kernels_assemble(_recording_gpu_kernels):
+    yield
+    kernels, _compiled[:] = list(_compiled), []
+    for arch in ASSEMBLED_FOR:
+        batch = [(entry, ptx[arch]) for entry, ptx in kernels]
+        if batch and not _assembles_together(batch, arch):
+            for _, ptx in batch:
+                ptxas.assemble(ptx, arch)
