@@ -49,6 +49,7 @@ from kdsl.backend.regions import lower_ops
 from kdsl.errors import CompilationError
 from kdsl.ir.core import Function, Module, OpResult, Operation, Region, Value
 from kdsl.ir.ops import ELEMENTWISE as ELEMENTWISE_TRAIT, has_trait, permute_order
+from kdsl.ir.passes.axis_info import AxisAnalysis
 from kdsl.ir.types import PointerType, ScalarType, Type
 
 Lowered = Union[ir.Value, Regs]
@@ -129,6 +130,7 @@ class KernelLowering:
         self.b = ir.IRBuilder(self.func.append_basic_block("entry"))
         self.shared = SharedMemory(module)
         self.values: dict[Value, Lowered] = dict(zip(fn.args, self.func.args))
+        self.axis = AxisAnalysis(fn)
         self.scopes: list[dict] = [{}]
         self._remat: dict[Value, bool] = {}
         tid = special_register(self.b, "tid.x")
@@ -140,8 +142,8 @@ class KernelLowering:
         self.region(self.fn.body)
 
     # values ------------------------------------------------------------------
-    def default_layout(self, t: Type) -> LinearLayout:
-        return L.default_blocked(t.shape, self.num_warps, elem_bits(t))
+    def default_layout(self, t: Type, order: tuple[int, ...] | None = None) -> LinearLayout:
+        return L.default_blocked(t.shape, self.num_warps, elem_bits(t), order)
 
     def cached(self, key, make: Callable[[], object]):
         """`make()` emitted once per region nesting: a value cached in an enclosing region dominates here."""
@@ -185,12 +187,13 @@ class KernelLowering:
         """Per register: a block operand's values in `layout`; None for a scalar operand."""
         return self.block(v, layout).values if v.type.is_block else None
 
-    def layout_for(self, operands: list[Value], t: Type) -> LinearLayout:
-        """The layout of an op on `operands`: the first computed block operand's, else the default."""
+    def layout_for(self, operands: list[Value], t: Type, order: tuple[int, ...] | None = None) -> LinearLayout:
+        """The layout of an op on `operands`: the first computed block operand's, else the default
+        (with the dimensions in `order`, fastest first, where given)."""
         for v in operands:
             if v.type.is_block and not self.rematerialized(v):
                 return self.block(v).layout
-        return self.default_layout(t)
+        return self.default_layout(t, order)
 
     def per_register(self, op: Operation, layout: LinearLayout) -> Regs:
         """An elementwise op on every register of `layout`."""
