@@ -9,7 +9,8 @@ Layout assignment happens as the IR is walked. Index arithmetic (`arange`,
 `constant`, `splat`, `expand_dims`, `broadcast` and elementwise ops on them)
 is rematerialized in whatever layout its consumer needs; other values take
 the layout their op gives (loads and elementwise ops: their first operand's
-that is not rematerialized, else `default_blocked`; reductions: `sliced`;
+that is not rematerialized, else `default_blocked`, for loads in the order of
+the pointer's contiguity; reductions: `sliced`;
 `expand_dims`, `permute`, `reshape`, `join`, `split`: derived; `broadcast`:
 `default_blocked`).
 Where an operand has another layout it is converted: in registers when the
@@ -18,7 +19,8 @@ threads hold the same elements, else through shared memory (`lower_layout`).
 Lowered: program_id/num_programs, arange, constant/splat/broadcast/expand_dims,
 every elementwise op (emitters shared with the CPU; math functions in
 `lower_math`, whose docstring gives their accuracy), cast/bitcast with f16 and
-bf16, load/store with mask/other (per element, predicated; stores only from
+bf16, load/store with mask/other (in vectors of up to 16 bytes where the axis
+analysis allows, see `lower_memory`, else per element; predicated; stores only from
 the thread owning an element, never from its copies), reductions sum/max/min
 (in thread, across lanes with shuffles, across warps through shared memory),
 permute, reshape, join and split (new layouts over the same registers), for/if/while
@@ -26,8 +28,7 @@ carrying scalars and blocks, atomics (each element's owner acts once; system sco
 dot on CUDA cores (`lower_dot`), reduce_with and scan as in-thread left folds
 (`lower_combine`).
 Not yet (a CompilationError "not supported on the GPU yet"): device_print/device_assert, fp8,
-exp/log/sin/cos/erf on f64, dot on tensor cores; loads and stores are not
-vectorised yet.
+exp/log/sin/cos/erf on f64, dot on tensor cores.
 """
 from __future__ import annotations
 

@@ -1,4 +1,11 @@
-"""Global loads and stores: one access per register, predicated by its mask element.
+"""Global loads and stores: one access per group of registers, predicated by its mask.
+
+A group is `vector_width` consecutive registers of the layout's register run
+(consecutive elements along one dimension in one thread) that the axis analysis
+shows to be consecutive in memory, aligned to the group's size, and under one
+mask value: it becomes one LLVM vector load or store (`<4 x float>`, `align 16`),
+which NVPTX emits as `ld.global.v4`/`st.global.v4`, inside a branch on the mask.
+Otherwise a group is one register: one access per element.
 
 A block store writes each element once: registers that are copies are
 skipped, and lanes and warps that hold copies (the free bits of the layout
