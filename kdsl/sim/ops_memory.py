@@ -27,6 +27,15 @@ def _addresses(addr, st: CtaState, lanes: np.ndarray) -> np.ndarray:
     return a[lanes] if a.ndim else np.full(lanes.size, a, np.uint64)
 
 
+def _check_vector_alignment(st: CtaState, addrs: np.ndarray, count: int, size: int, text: str,
+                            lanes: np.ndarray) -> None:
+    """A vector access (`.v2`, `.v4`) must be aligned to its whole size, not only to its elements'."""
+    if count > 1:
+        bad = np.flatnonzero(addrs % np.uint64(count * size))
+        if bad.size:
+            raise st.fault(text, int(lanes[bad[0]]), int(addrs[bad[0]]), f"misaligned {count * size}-byte vector access")
+
+
 def _param_reader(inst: Instruction, ctx: DecodeContext, t: PtxType, count: int):
     op = inst.operands[1] if inst.opcode == "ld" else inst.operands[0]
     name, off = op.base.name, op.offset
@@ -67,6 +76,7 @@ def build_ld(inst: Instruction, ctx: DecodeContext):
     def run(st, m):
         lanes = _lanes(st, m)
         addrs = _addresses(addr, st, lanes)
+        _check_vector_alignment(st, addrs, len(dests), size, text, lanes)
         out = [np.zeros(st.n, t.udtype) for _ in dests]
         for i in range(len(dests)):
             for acc in st.resolve(space, addrs + np.uint64(i * size), size, text, lanes):
@@ -91,6 +101,7 @@ def build_st(inst: Instruction, ctx: DecodeContext):
     def run(st, m):
         lanes = _lanes(st, m)
         addrs = _addresses(addr, st, lanes)
+        _check_vector_alignment(st, addrs, len(readers), size, text, lanes)
         for i, r in enumerate(readers):
             v = np.broadcast_to(np.asarray(r(st)).astype(bt.udtype), (st.n,))[lanes]
             for acc in st.resolve(space, addrs + np.uint64(i * size), size, text, lanes):

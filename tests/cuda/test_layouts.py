@@ -144,6 +144,24 @@ def test_vector_width_is_the_run_of_consecutive_registers(params):
 
 
 @SETTINGS
+@given(params=blocked_params())
+def test_register_run_groups_hold_aligned_consecutive_elements(params):
+    layout = L.blocked(*params)
+    dim, n = layout.register_run()
+    assert n >= 1 and n & (n - 1) == 0 and layout.num_registers % n == 0
+    for reg, lane, warp in _all_inputs(layout):
+        first = layout.apply(reg - reg % n, lane, warp)
+        assert first[dim] % n == 0
+        assert layout.apply(reg, lane, warp) == tuple(c + reg % n if d == dim else c for d, c in enumerate(first))
+
+
+def test_default_layout_in_another_order_runs_registers_along_its_first_dimension():
+    layout = L.default_blocked((32, 16), 4, 32, order=(0, 1))
+    assert layout.register_run() == (0, 4) and layout.lane[0] == (4, 0)
+    assert L.default_blocked((32, 16), 4, 32).register_run() == (1, 4)
+
+
+@SETTINGS
 @given(shape=st.lists(st.integers(0, 10), min_size=1, max_size=3).filter(lambda b: sum(b) <= 14)
        .map(lambda b: tuple(1 << x for x in b)),
        num_warps=st.sampled_from([1, 2, 4, 8]), elem_bits=st.sampled_from([8, 16, 32, 64]))

@@ -95,6 +95,24 @@ kernel @k(%p: *f16 {divisibility = 16}, %stride: i32 {divisibility = 16}) {
 """
 
 
+UNIT_STRIDE = """
+kernel @k(%p: *f32 {divisibility = 16}, %stride: i32 {value = 1}) {
+  %0 = arange {end = 64, start = 0} : block<64xi32>
+  %1 = splat %stride : block<64xi32>
+  %2 = mul %0, %1 : block<64xi32>
+  %3 = splat %p : block<64x*f32>
+  %4 = addptr %3, %2 : block<64x*f32>
+  return
+}
+"""
+
+
+def test_an_argument_specialised_as_1_keeps_offsets_contiguous():
+    a = axes(UNIT_STRIDE)
+    assert a["stride"].value == 1
+    assert facts(a["2"]) == ((64,), (BIG,), (1,)) and facts(a["4"]) == ((64,), (16,), (1,))
+
+
 def test_rows_times_stride_plus_columns():
     a = axes(MATRIX)
     assert facts(a["1"]) == ((8, 1), (BIG, 1), (1, 1))

@@ -131,6 +131,12 @@ def test_divisibility_by_16_is_part_of_the_key():
     assert "%n: i32 {divisibility" not in ir_odd
 
 
+def test_ints_equal_to_1_are_part_of_the_key():
+    out = np.zeros(64, np.float32)
+    assert "%n: i32 {value = 1}" in fill.compile(out, 1.0, 1, BLOCK=64).asm["ir"]
+    assert "%n: i32 {" not in fill.compile(out, 1.0, 3, BLOCK=64).asm["ir"]
+
+
 def test_compile_exposes_ir_stages_and_llvm():
     out = np.zeros(64, np.float32)
     compiled = fill.compile(out, 1.0, 64, BLOCK=64, stages=True)

@@ -161,6 +161,29 @@ def test_misaligned_fault():
         sim.launch_ptx(ptx, "k", 1, 4, [np.zeros(8, np.uint32), np.zeros(4, np.uint32)])
 
 
+VECTOR_COPY = HEAD + """
+.visible .entry k(.param .u64 pin, .param .u64 pout, .param .u64 offset)
+{
+  .reg .b32 %r<4>; .reg .b64 %rd<4>;
+  ld.param.u64 %rd1, [pin];
+  ld.param.u64 %rd2, [pout];
+  ld.param.u64 %rd3, [offset];
+  add.s64 %rd1, %rd1, %rd3;
+  ld.global.v4.b32 {%r0, %r1, %r2, %r3}, [%rd1];
+  st.global.v4.b32 [%rd2], {%r0, %r1, %r2, %r3};
+  ret;
+}
+"""
+
+
+def test_vector_access_must_be_aligned_to_its_whole_size():
+    x, out = np.arange(8, dtype=np.uint32), np.zeros(4, np.uint32)
+    sim.launch_ptx(VECTOR_COPY, "k", 1, 1, [x, out, ("u64", 16)])
+    np.testing.assert_array_equal(out, x[4:])
+    with pytest.raises(MemoryAccessError, match="misaligned 16-byte vector access"):
+        sim.launch_ptx(VECTOR_COPY, "k", 1, 1, [x, out, ("u64", 4)])
+
+
 def test_unsupported_instruction_is_named():
     with pytest.raises(sim.UnsupportedInstruction, match="frobnicate.b32"):
         run_unary("frobnicate.b32 %d, %a;", np.ones(4, np.uint32), np.uint32)

@@ -15,6 +15,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from kdsl.runtime.arrays import memory_span
+from kdsl.runtime.binding import DIVISIBILITY
 from kdsl.sim import DeviceMemory, Module, load_module
 
 Dims = tuple[int, int, int]
@@ -62,16 +63,19 @@ class Device(ABC):
         """Run `entry` of `module` over `grid` × `block` with `shared_bytes` of dynamic shared memory."""
 
     def to_device(self, array: np.ndarray) -> DeviceArray:
-        """Copy `array`'s memory span (any strides, negative too) to a new allocation."""
+        """Copy `array`'s memory span (any strides, negative too) to a new allocation, at the same
+        address modulo DIVISIBILITY as on the host: a kernel specialised for a host pointer's
+        divisibility (its vector accesses) gets a device pointer that has it too."""
         span, offset = memory_span(array)
-        base = self.allocate(span.nbytes)
-        self.write(base, span)
-        return DeviceArray(base, base + offset, span.nbytes)
+        pad = span.ctypes.data % DIVISIBILITY if span.nbytes else 0
+        base = self.allocate(pad + span.nbytes)
+        self.write(base + pad, span)
+        return DeviceArray(base, base + pad + offset, span.nbytes)
 
     def to_host(self, buffer: DeviceArray, array: np.ndarray) -> None:
         """Copy `buffer` back over the memory span of `array`, the array it came from."""
-        span, _ = memory_span(array)
-        self.read(buffer.base, span)
+        span, offset = memory_span(array)
+        self.read(buffer.pointer - offset, span)
 
 
 class SimDevice(Device):

@@ -101,6 +101,19 @@ class LinearLayout:
             width *= 2
         return width
 
+    def register_run(self) -> tuple[int, int]:
+        """(dim, n): each aligned group of n consecutive registers holds n consecutive elements along
+        `dim`, the first at a coordinate divisible by n (every other basis is a multiple of n along
+        `dim`), so a group can be one vector access; n is 1 where no register runs along a dimension."""
+        if not self.register or sum(c != 0 for c in self.register[0]) != 1:
+            return 0, 1
+        dim = next(d for d, c in enumerate(self.register[0]) if c)
+        n = self.vector_width(dim)
+        while n > 1 and any(b[dim] % n for name in INPUTS
+                            for b in self.bases(name)[_log2(n) if name == "register" else 0:]):
+            n //= 2
+        return dim, n
+
     def same_threads(self, other: "LinearLayout") -> bool:
         """Whether every lane and warp maps the same way in both (conversions then stay in registers)."""
         return self.lane == other.lane and self.warp == other.warp
@@ -147,19 +160,21 @@ def blocked(shape: tuple[int, ...], size_per_thread: tuple[int, ...], threads_pe
                         tuple(steps(threads_per_warp, lane_stride)), tuple(steps(warps_per_cta, warp_stride)))
 
 
-def default_blocked(shape: tuple[int, ...], num_warps: int, elem_bits: int) -> LinearLayout:
+def default_blocked(shape: tuple[int, ...], num_warps: int, elem_bits: int,
+                   order: tuple[int, ...] | None = None) -> LinearLayout:
     """The layout a block gets unless an op asks for another.
 
-    The last dimension is the contiguous one; each thread holds up to 16 bytes
-    along it (fewer when the block has fewer elements than that per thread),
-    then lanes and then warps spread over the dimensions from the last to the
-    first, as Triton's default BlockedEncoding does.
+    `order[0]` (the last dimension unless `order` is given) is the contiguous one; each thread
+    holds up to 16 bytes along it (fewer when the block has fewer elements than that per thread),
+    then lanes and then warps spread over the dimensions in `order`, as Triton's default
+    BlockedEncoding does (a load whose pointer runs along another dimension asks for an order
+    starting there, as Triton's coalescing pass does).
     """
     rank = len(shape)
-    order = tuple(reversed(range(rank)))
+    order = tuple(reversed(range(rank))) if order is None else order
     threads = WARP_SIZE * num_warps
-    per_thread = min(shape[-1], max(1, 128 // max(elem_bits, 8)), max(1, prod(shape) // threads))
-    spt = (1,) * (rank - 1) + (per_thread,)
+    per_thread = min(shape[order[0]], max(1, 128 // max(elem_bits, 8)), max(1, prod(shape) // threads))
+    spt = tuple(per_thread if d == order[0] else 1 for d in range(rank))
     tpw, wpc = [1] * rank, [1] * rank
     lanes_left, warps_left, threads_left = WARP_SIZE, num_warps, threads
     for d in order[:-1]:

@@ -9,7 +9,8 @@ Layout assignment happens as the IR is walked. Index arithmetic (`arange`,
 `constant`, `splat`, `expand_dims`, `broadcast` and elementwise ops on them)
 is rematerialized in whatever layout its consumer needs; other values take
 the layout their op gives (loads and elementwise ops: their first operand's
-that is not rematerialized, else `default_blocked`; reductions: `sliced`;
+that is not rematerialized, else `default_blocked`, for loads in the order of
+the pointer's contiguity; reductions: `sliced`;
 `expand_dims`, `permute`, `reshape`, `join`, `split`: derived; `broadcast`:
 `default_blocked`).
 Where an operand has another layout it is converted: in registers when the
@@ -18,7 +19,8 @@ threads hold the same elements, else through shared memory (`lower_layout`).
 Lowered: program_id/num_programs, arange, constant/splat/broadcast/expand_dims,
 every elementwise op (emitters shared with the CPU; math functions in
 `lower_math`, whose docstring gives their accuracy), cast/bitcast with f16 and
-bf16, load/store with mask/other (per element, predicated; stores only from
+bf16, load/store with mask/other (in vectors of up to 16 bytes where the axis
+analysis allows, see `lower_memory`, else per element; predicated; stores only from
 the thread owning an element, never from its copies), reductions sum/max/min
 (in thread, across lanes with shuffles, across warps through shared memory),
 permute, reshape, join and split (new layouts over the same registers), for/if/while
@@ -26,8 +28,7 @@ carrying scalars and blocks, atomics (each element's owner acts once; system sco
 dot on CUDA cores (`lower_dot`), reduce_with and scan as in-thread left folds
 (`lower_combine`).
 Not yet (a CompilationError "not supported on the GPU yet"): device_print/device_assert, fp8,
-exp/log/sin/cos/erf on f64, dot on tensor cores; loads and stores are not
-vectorised yet.
+exp/log/sin/cos/erf on f64, dot on tensor cores.
 """
 from __future__ import annotations
 
@@ -49,6 +50,7 @@ from kdsl.backend.regions import lower_ops
 from kdsl.errors import CompilationError
 from kdsl.ir.core import Function, Module, OpResult, Operation, Region, Value
 from kdsl.ir.ops import ELEMENTWISE as ELEMENTWISE_TRAIT, has_trait, permute_order
+from kdsl.ir.passes.axis_info import AxisAnalysis
 from kdsl.ir.types import PointerType, ScalarType, Type
 
 Lowered = Union[ir.Value, Regs]
@@ -129,6 +131,7 @@ class KernelLowering:
         self.b = ir.IRBuilder(self.func.append_basic_block("entry"))
         self.shared = SharedMemory(module)
         self.values: dict[Value, Lowered] = dict(zip(fn.args, self.func.args))
+        self.axis = AxisAnalysis(fn)
         self.scopes: list[dict] = [{}]
         self._remat: dict[Value, bool] = {}
         tid = special_register(self.b, "tid.x")
@@ -140,8 +143,8 @@ class KernelLowering:
         self.region(self.fn.body)
 
     # values ------------------------------------------------------------------
-    def default_layout(self, t: Type) -> LinearLayout:
-        return L.default_blocked(t.shape, self.num_warps, elem_bits(t))
+    def default_layout(self, t: Type, order: tuple[int, ...] | None = None) -> LinearLayout:
+        return L.default_blocked(t.shape, self.num_warps, elem_bits(t), order)
 
     def cached(self, key, make: Callable[[], object]):
         """`make()` emitted once per region nesting: a value cached in an enclosing region dominates here."""
@@ -185,12 +188,13 @@ class KernelLowering:
         """Per register: a block operand's values in `layout`; None for a scalar operand."""
         return self.block(v, layout).values if v.type.is_block else None
 
-    def layout_for(self, operands: list[Value], t: Type) -> LinearLayout:
-        """The layout of an op on `operands`: the first computed block operand's, else the default."""
+    def layout_for(self, operands: list[Value], t: Type, order: tuple[int, ...] | None = None) -> LinearLayout:
+        """The layout of an op on `operands`: the first computed block operand's, else the default
+        (with the dimensions in `order`, fastest first, where given)."""
         for v in operands:
             if v.type.is_block and not self.rematerialized(v):
                 return self.block(v).layout
-        return self.default_layout(t)
+        return self.default_layout(t, order)
 
     def per_register(self, op: Operation, layout: LinearLayout) -> Regs:
         """An elementwise op on every register of `layout`."""

@@ -1,4 +1,11 @@
-"""Global loads and stores: one access per register, predicated by its mask element.
+"""Global loads and stores: one access per group of registers, predicated by its mask.
+
+A group is `vector_width` consecutive registers of the layout's register run
+(consecutive elements along one dimension in one thread) that the axis analysis
+shows to be consecutive in memory, aligned to the group's size, and under one
+mask value: it becomes one LLVM vector load or store (`<4 x float>`, `align 16`),
+which NVPTX emits as `ld.global.v4`/`st.global.v4`, inside a branch on the mask.
+Otherwise a group is one register: one access per element.
 
 A block store writes each element once: registers that are copies are
 skipped, and lanes and warps that hold copies (the free bits of the layout
@@ -15,11 +22,14 @@ from kdsl.backend.cpu.llvm_types import I32, from_memory, mem_type, reg_type, to
 from kdsl.backend.cuda import layouts as L
 from kdsl.backend.cuda.layouts import LinearLayout
 from kdsl.backend.cuda.lower_layout import Regs, type_bytes
-from kdsl.ir.core import Operation
+from kdsl.ir.core import Operation, Value
+from kdsl.ir.passes.axis_info import AxisInfo, pow2_divisor
+from kdsl.ir.types import PointerType
 
 if TYPE_CHECKING:
     from kdsl.backend.cuda.lower import KernelLowering
 
+MAX_VECTOR_BYTES = 16  # the widest global access: ld.global.v4.b32
 
 def guarded(b: ir.IRBuilder, condition: ir.Value | None, make: Callable[[], ir.Value], fallback: ir.Value) -> ir.Value:
     """`make()` emitted where `condition` holds (always when None), else `fallback`."""
@@ -35,24 +45,45 @@ def guarded(b: ir.IRBuilder, condition: ir.Value | None, make: Callable[[], ir.V
     return merged
 
 
-def _load_one(b: ir.IRBuilder, address: ir.Value, mask: ir.Value | None, other: ir.Value | None, elem) -> ir.Value:
+def _pack(b: ir.IRBuilder, values: list[ir.Value]) -> ir.Value:
+    """One value, or a vector of several."""
+    if len(values) == 1:
+        return values[0]
+    vector: ir.Value = ir.Constant(ir.VectorType(values[0].type, len(values)), ir.Undefined)
+    for i, v in enumerate(values):
+        vector = b.insert_element(vector, v, ir.Constant(I32, i))
+    return vector
+
+
+def _unpack(b: ir.IRBuilder, value: ir.Value, width: int) -> list[ir.Value]:
+    return [value] if width == 1 else [b.extract_element(value, ir.Constant(I32, i)) for i in range(width)]
+
+
+def _access_type(elem, width: int) -> tuple[ir.Type, int]:
+    """The LLVM type of `width` consecutive elements in memory, and its alignment."""
     memory_type = mem_type(elem)
-
-    def read() -> ir.Value:
-        return from_memory(b, b.load(address, typ=memory_type, align=type_bytes(memory_type)), elem)
-    return guarded(b, mask, read, other if other is not None else ir.Constant(reg_type(elem), None))
+    return (memory_type if width == 1 else ir.VectorType(memory_type, width)), width * type_bytes(memory_type)
 
 
-def _store_one(b: ir.IRBuilder, address: ir.Value, value: ir.Value, condition: ir.Value | None, elem) -> None:
-    memory_type = mem_type(elem)
+def _load_run(b: ir.IRBuilder, address: ir.Value, mask: ir.Value | None, others: list[ir.Value] | None,
+              elem, width: int) -> list[ir.Value]:
+    """`width` consecutive elements from `address` in one access where `mask` holds, else `others` (or zeros)."""
+    typ, align = _access_type(elem, width)
+    fallback = _pack(b, [to_memory(b, o, elem) for o in others]) if others is not None else ir.Constant(typ, None)
+    loaded = guarded(b, mask, lambda: b.load(address, typ=typ, align=align), fallback)
+    return [from_memory(b, v, elem) for v in _unpack(b, loaded, width)]
 
-    def write() -> None:
-        b.store(to_memory(b, value, elem), address, align=type_bytes(memory_type))
+
+def _store_run(b: ir.IRBuilder, address: ir.Value, values: list[ir.Value], condition: ir.Value | None,
+               elem) -> None:
+    """`values` to consecutive elements from `address` in one access where `condition` holds."""
+    _, align = _access_type(elem, len(values))
+    packed = _pack(b, [to_memory(b, v, elem) for v in values])
     if condition is None:
-        write()
+        b.store(packed, address, align=align)
         return
     with b.if_then(condition):
-        write()
+        b.store(packed, address, align=align)
 
 
 def both(b: ir.IRBuilder, x: ir.Value | None, y: ir.Value | None) -> ir.Value | None:
@@ -72,20 +103,46 @@ def owner(low: KernelLowering, layout: LinearLayout) -> ir.Value | None:
     return low.cached(("owner", layout), make)
 
 
+def coalesced_order(info: AxisInfo) -> tuple[int, ...]:
+    """A block's dimensions for a load's layout, fastest first: the pointer's longest contiguous
+    runs first (ties keep the last dimension first), as Triton's coalescing pass orders them."""
+    return tuple(sorted(reversed(range(info.rank)), key=lambda d: -info.contiguity[d]))
+
+
+def vector_width(low: KernelLowering, layout: LinearLayout, ptr: Value, mask: Value | None, elem) -> int:
+    """How many consecutive registers of `layout` one access covers (a power of two): within the
+    layout's register run, at most 16 bytes, within one contiguous run of the pointer, aligned to
+    the access size by the pointer's divisibility, and under one mask value (its constancy)."""
+    if isinstance(elem, PointerType):
+        return 1
+    dim, run = layout.register_run()
+    nbytes = type_bytes(mem_type(elem))
+    info = low.axis[ptr]
+    limits = [run, MAX_VECTOR_BYTES // nbytes, pow2_divisor(info.contiguity[dim]), info.divisibility[dim] // nbytes]
+    if mask is not None and mask.type.is_block:
+        limits.append(pow2_divisor(low.axis[mask].constancy[dim]))
+    width = max(1, min(limits))
+    return 1 << (width.bit_length() - 1)
+
+
 def load(low: KernelLowering, op: Operation) -> None:
     ptr, mask, other = (op.operands + [None, None])[:3]
     t = op.result.type
     elem = t.scalar
     if not t.is_block:
-        operands = [None if v is None else low.values[v] for v in (mask, other)]
-        low.define(op, _load_one(low.b, low.values[ptr], *operands, elem))
+        m, o = (None if v is None else low.values[v] for v in (mask, other))
+        low.define(op, _load_run(low.b, low.values[ptr], m, None if o is None else [o], elem, 1)[0])
         return
-    layout = low.layout_for(op.operands, t)
+    layout = low.layout_for(op.operands, t, coalesced_order(low.axis[ptr]))
     n = layout.num_registers
+    width = vector_width(low, layout, ptr, mask, elem)
     ptrs = low.block(ptr, layout).values
     masks = low.block(mask, layout).values if mask is not None else [None] * n
-    others = low.block(other, layout).values if other is not None else [None] * n
-    low.define(op, Regs(layout, [_load_one(low.b, p, m, o, elem) for p, m, o in zip(ptrs, masks, others)]))
+    others = low.block(other, layout).values if other is not None else None
+    values: list[ir.Value] = []
+    for r in range(0, n, width):
+        values += _load_run(low.b, ptrs[r], masks[r], others and others[r:r + width], elem, width)
+    low.define(op, Regs(layout, values))
 
 
 def store(low: KernelLowering, op: Operation) -> None:
@@ -94,14 +151,15 @@ def store(low: KernelLowering, op: Operation) -> None:
     b = low.b
     if not value.type.is_block:
         thread0 = owner(low, L.scalar(low.num_warps))
-        _store_one(b, low.values[ptr], low.values[value], both(b, thread0, mask and low.values[mask]), elem)
+        _store_run(b, low.values[ptr], [low.values[value]], both(b, thread0, mask and low.values[mask]), elem)
         return
     layout = low.layout_for([value, ptr] + ([mask] if mask is not None else []), value.type)
     n = layout.num_registers
+    width = vector_width(low, layout, ptr, mask, elem)
     ptrs, values = low.block(ptr, layout).values, low.block(value, layout).values
     masks = low.block(mask, layout).values if mask is not None else [None] * n
     acting = owner(low, layout)
     copies = sum(1 << bit for bit in layout.free_bits("register"))
-    for r in range(n):
+    for r in range(0, n, width):
         if r & copies == 0:
-            _store_one(b, ptrs[r], values[r], both(b, masks[r], acting), elem)
+            _store_run(b, ptrs[r], values[r:r + width], both(b, masks[r], acting), elem)

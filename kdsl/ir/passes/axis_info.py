@@ -9,8 +9,9 @@ For every integer or pointer value and every dimension d of its shape (scalars h
 - constancy[d]: along d the values come in runs of this length of one value.
 
 Every run starts at a multiple of its length. The facts come from `program_id * BLOCK`,
-`arange`, constants and the divisibility-by-16 specialisation of pointer and integer
-arguments (`divisibility` in the kernel's argument attributes, see runtime/binding.py),
+`arange`, constants and the specialisation of pointer and integer arguments
+(`divisibility` 16, and `value` 1 for ints equal to 1, in the kernel's argument attributes,
+see runtime/binding.py),
 and are carried through splat, broadcast, expand_dims, add, sub, mul, addptr, shl, shr,
 and, comparisons and casts that widen. Anything else is assumed to know nothing
 (1, 1, 1), except that an elementwise op keeps the constancy its operands share.
@@ -83,7 +84,8 @@ class AxisAnalysis:
     def __init__(self, fn: Function):
         self.info: dict[Value, AxisInfo] = {}
         for arg, attrs in zip(fn.args, fn.arg_attrs):
-            self.info[arg] = uniform(arg, attrs.get("divisibility", 1)) if _tracked(arg) else unknown(arg)
+            self.info[arg] = (uniform(arg, attrs.get("divisibility", 1), attrs.get("value"))
+                              if _tracked(arg) else unknown(arg))
         for op in fn.walk():
             self._visit(op)
 
