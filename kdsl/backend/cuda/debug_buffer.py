@@ -20,8 +20,10 @@ writes the capacity into the header).
   row-major index (`NO_ELEMENT` in threads holding only copies of it) and its
   bits (one word, two for 64-bit types; pointers as addresses). A thread claims
   its record's words with one `atom.global.add` on `CURSOR`; a record that does
-  not fit in the capacity is not written but counted in `DROPPED`. Written
-  records thus fill a prefix of the area. After the launch the host reads the
+  not fit in the capacity is not written but counted in `DROPPED`, and lowers
+  `END` (initially the capacity) to its start with `atom.global.min`: every
+  claim before it fits and every one after it starts past the capacity, so the
+  written records are exactly the words before `END` and `CURSOR`. After the launch the host reads the
   records, reassembles each print's values from its threads' records, and
   writes the lines, sorted by program (in launch order: z, then y, then x) and
   by print counter within a program, through `sys.stdout`
@@ -60,8 +62,8 @@ from kdsl.ir.types import PointerType, ScalarType, Type
 from kdsl.runtime.device_assert import AssertSite
 from kdsl.runtime.device_print import print_bits
 
-CURSOR, CAPACITY, DROPPED, FAILED_SITE, FAILED_PID, FAILED_INDEX = 0, 1, 2, 3, 4, 7
-HEADER_WORDS = 8
+CURSOR, CAPACITY, DROPPED, END, FAILED_SITE, FAILED_PID, FAILED_INDEX = 0, 1, 2, 3, 4, 5, 8
+HEADER_WORDS = 9
 RECORD_HEAD = 5  # site id, program id x, y, z, print counter
 NO_ELEMENT = 0xFFFFFFFF
 WORD_BYTES = 4
@@ -148,12 +150,12 @@ def run_with_debug_buffer(device: Device, sites: Sequence[DebugSite],
     address = device.allocate(BUFFER_BYTES)
     try:
         header = np.zeros(HEADER_WORDS, np.uint32)
-        header[CAPACITY] = capacity
+        header[CAPACITY] = header[END] = capacity
         device.write(address, header.view(np.uint8))
         launch([address.to_bytes(8, "little")])
         device.synchronize()
         device.read(address, header.view(np.uint8))
-        used = min(int(header[CURSOR]), capacity)
+        used = min(int(header[CURSOR]), int(header[END]))
         records = np.zeros(used, np.uint32)
         device.read(address + HEADER_WORDS * WORD_BYTES, records.view(np.uint8))
     finally:

@@ -15,7 +15,7 @@ from llvmlite import ir
 from kdsl.backend.cpu.llvm_types import I32, I64
 from kdsl.backend.cuda import layouts as L
 from kdsl.backend.cuda.debug_buffer import (
-    CAPACITY, CURSOR, DROPPED, FAILED_INDEX, FAILED_PID, FAILED_SITE, HEADER_WORDS, NO_ELEMENT, DebugSite, PrintSite,
+    CAPACITY, CURSOR, DROPPED, END, FAILED_INDEX, FAILED_PID, FAILED_SITE, HEADER_WORDS, NO_ELEMENT, DebugSite, PrintSite,
 )
 from kdsl.backend.cuda.lower_layout import row_major_index
 from kdsl.backend.cuda.lower_memory import owner
@@ -79,7 +79,7 @@ class DebugChannel:
 
     def append(self, acting: ir.Value | None, words: list[ir.Value]) -> None:
         """Where `acting` holds (everywhere when None): claim room for `words` and write them, or
-        count the record as dropped when it does not fit."""
+        count the record as dropped when it does not fit and end the written records before it."""
         b = self.low.b
         size = _i32(len(words))
 
@@ -93,6 +93,7 @@ class DebugChannel:
                         b.store(w, self.word(b.add(first, _i32(k))))
                 with dropped:
                     b.atomic_rmw("add", self.word(_i32(DROPPED)), _i32(1), "monotonic")
+                    b.atomic_rmw("umin", self.word(_i32(END)), start, "monotonic")
         if acting is None:
             write()
         else:
