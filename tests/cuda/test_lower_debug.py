@@ -122,7 +122,8 @@ def test_partly_recorded_prints_write_no_lines_and_asserts_still_report(monkeypa
     lowered, _, _ = lower_kernel(print_then_assert, (x, 10), {"BLOCK": 64}, num_warps=2)
     site = lowered.debug_sites[0]
     records = 64 // site.registers[0]
-    monkeypatch.setattr(debug_buffer, "BUFFER_BYTES", (debug_buffer.HEADER_WORDS + records // 2 * site.record_words) * 4)
+    room = debug_buffer.HEADER_WORDS + records // 2 * site.record_words
+    monkeypatch.setattr(debug_buffer, "BUFFER_BYTES", room * debug_buffer.WORD_BYTES)
     capsys.readouterr()
     with pytest.warns(RuntimeWarning, match=f"{records - records // 2} device_print records"):
         with pytest.raises(kdsl.DeviceAssertionError) as info:

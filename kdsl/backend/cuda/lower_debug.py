@@ -15,7 +15,8 @@ from llvmlite import ir
 from kdsl.backend.cpu.llvm_types import I32, I64
 from kdsl.backend.cuda import layouts as L
 from kdsl.backend.cuda.debug_buffer import (
-    CAPACITY, CURSOR, DROPPED, END, FAILED_INDEX, FAILED_PID, FAILED_SITE, HEADER_WORDS, NO_ELEMENT, DebugSite, PrintSite,
+    CAPACITY, CURSOR, DROPPED, END, FAILED_INDEX, FAILED_PID, FAILED_SITE, HEADER_WORDS, NO_ELEMENT, DebugSite,
+    PrintSite,
 )
 from kdsl.backend.cuda.lower_layout import row_major_index
 from kdsl.backend.cuda.lower_memory import owner
