@@ -115,19 +115,17 @@ class DebugOutput:
 
     def report(self, kernel: str, host_address: Callable[[int], int]) -> None:
         """Write the prints' lines, warn about lost ones, raise the failed assertion's error."""
-        incomplete = 0
         for key in sorted(self.prints):
             p = self.prints[key]
             if not all(seen.all() for seen in p.seen):
-                incomplete += 1
-                continue
+                continue  # some of its records were dropped: the warning below says so
             operands = [(t, _addresses(bits, host_address) if isinstance(t.scalar, PointerType) else bits)
                         for t, bits in zip(p.site.types, p.bits)]
             print_bits(p.site.prefix, p.site.hex, p.pid, operands)
         if self.dropped:
             warnings.warn(f"kernel '{kernel}': {self.dropped} device_print records did not fit in the "
-                          f"{BUFFER_BYTES}-byte debug buffer; {incomplete} prints lost lines", RuntimeWarning,
-                          stacklevel=4)
+                          f"{BUFFER_BYTES}-byte debug buffer; the prints they belong to wrote no lines", RuntimeWarning,
+                          stacklevel=5)  # the user's launch, through GpuProgram.launch and the Kernel
         if self.failure is not None:
             site_id, pid, index = self.failure
             site = self.sites[site_id]
