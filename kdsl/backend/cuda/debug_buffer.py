@@ -23,12 +23,13 @@ writes the capacity into the header).
   not fit in the capacity is not written but counted in `DROPPED`, and lowers
   `END` (initially the capacity) to its start with `atom.global.min`: every
   claim before it fits and every one after it starts past the capacity, so the
-  written records are exactly the words before `END` and `CURSOR`. After the launch the host reads the
-  records, reassembles each print's values from its threads' records, and
-  writes the lines, sorted by program (in launch order: z, then y, then x) and
-  by print counter within a program, through `sys.stdout`
-  (`kdsl.runtime.device_print`, shared with the CPU). A print some of whose
-  records were dropped writes no lines; a `RuntimeWarning` gives the numbers.
+  written records are exactly the words before both `END` and `CURSOR`. After
+  the launch the host reads the records, reassembles each print's values from
+  its threads' records, and writes the lines, sorted by program (in launch
+  order: z, then y, then x) and by print counter within a program, through
+  `sys.stdout` (`kdsl.runtime.device_print`, shared with the CPU). A print some
+  of whose records were dropped writes no lines; a `RuntimeWarning` gives the
+  number of records dropped.
 - An `assert` finds the program's first false element (the minimum row-major
   index of the failing elements, reduced across the CTA as `kl.min` is; a
   scalar condition every thread holds alike). Where one fails, thread 0 claims
@@ -38,8 +39,11 @@ writes the capacity into the header).
   check `FAILED_SITE` at their start (thread 0 reads it, the CTA agrees through
   shared memory) and return at once when it is set: programs starting after a
   failure do nothing. Programs already running when another fails still run to
-  their end (on a GPU these may be many; the simulator runs the CTAs of such a
-  kernel one after another, in launch order, so none does). After the launch
+  their end or their own failed assertion (on a GPU these may be many, and the
+  failure reported is the first to claim `FAILED_SITE`, not necessarily the
+  lowest program id; the simulator runs the CTAs of such a kernel one after
+  another, in launch order, so it reports the first in launch order and no
+  other program runs). After the launch
   the host raises `kdsl.DeviceAssertionError` for the claimed failure (built by
   `kdsl.runtime.device_assert`, shared with the CPU), after the copy-back of
   host arrays (on `sim`) and after writing the prints' lines.
