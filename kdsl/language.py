@@ -231,7 +231,8 @@ def device_print(prefix, *args, hex=False):
     """Print `args` (scalars or blocks) at run time, one line per element, as Triton does:
     "pid (x, y, z) idx (i, j) prefix: value". `prefix` is a string constant; with
     `hex=True` integers print in hexadecimal and floats in hexadecimal floating point.
-    The CPU writes through Python's `sys.stdout`, in program order."""
+    The CPU writes through Python's `sys.stdout`, in program order; the GPU targets write
+    the same lines after the launch, sorted by program, in program order within each."""
 
 
 @_builtin
@@ -239,7 +240,7 @@ def device_assert(cond, msg="", mask=None):
     """Check `cond` (a boolean scalar or block) at run time, where `mask` is true when given;
     a false element stops the launch with `kdsl.DeviceAssertionError`. A kernel's
     `assert cond, msg` is this call.
-    Always checked on the CPU and the interpreter (Triton checks only with debug=True)."""
+    Always checked, on every target (Triton checks only with debug=True)."""
 
 
 @_builtin

@@ -16,6 +16,7 @@ from typing import Iterator
 
 import numpy as np
 
+from kdsl.interpreter.dtypes import from_bits
 from kdsl.ir.types import PointerType, ScalarType, Type
 
 
@@ -55,3 +56,10 @@ def print_lines(prefix: str, hex: bool, pid: tuple[int, int, int],
         for index in np.ndindex(*ty.shape):
             coords = ", ".join(f"{i:>{w}}" for i, w in zip(index, widths))
             yield f"{head} idx ({coords}){label}{format_value(data[index], ty.scalar, hex)}"
+
+
+def print_bits(prefix: str, hex: bool, pid: tuple[int, int, int], operands: list[tuple[Type, np.ndarray]]) -> None:
+    """Write the lines of one `print` op through `sys.stdout`; `operands` pairs each operand's
+    type with its elements' bit patterns in row-major order (any unsigned integer dtype)."""
+    values = [(ty, from_bits(bits, ty.scalar)) for ty, bits in operands]
+    print("\n".join(print_lines(prefix, hex, pid, values)))

@@ -17,9 +17,9 @@ from math import prod
 import llvmlite.binding as llvm
 import numpy as np
 
-from kdsl.interpreter.dtypes import bits_dtype, elem_bytes, from_bits
+from kdsl.interpreter.dtypes import bits_dtype, elem_bytes
 from kdsl.ir.types import parse_type
-from kdsl.runtime.device_print import print_lines
+from kdsl.runtime.device_print import print_bits
 
 PRINT_SYMBOL = "kdsl_device_print"
 
@@ -39,8 +39,8 @@ def _device_print(site: bytes, x: int, y: int, z: int, operands: ctypes.Array) -
         ty = parse_type(text)
         elem = ty.scalar
         raw = ctypes.string_at(operands[i], prod(ty.shape) * elem_bytes(elem))
-        values.append((ty, from_bits(np.frombuffer(raw, bits_dtype(elem)), elem)))
-    print("\n".join(print_lines(desc["prefix"], desc["hex"], (x, y, z), values)))
+        values.append((ty, np.frombuffer(raw, bits_dtype(elem))))
+    print_bits(desc["prefix"], desc["hex"], (x, y, z), values)
 
 
 _CALLBACK = _PRINT_TYPE(_device_print)

@@ -20,12 +20,13 @@ from kdsl.backend.cpu.elementwise import ELEMENTWISE, bind
 from kdsl.backend.cpu.llvm_types import I32, I64, PTR, constant, elem_of, from_memory, mem_type, reg_type, to_memory
 from kdsl.backend.cpu.loops import Buffer, counted_loop, element_loop, memcpy, strides
 from kdsl.backend.cpu.lower_atomics import lower_atomic_cas, lower_atomic_rmw
-from kdsl.backend.cpu.lower_debug import AssertSite, lower_assert, lower_print
+from kdsl.backend.cpu.lower_debug import lower_assert, lower_print
 from kdsl.backend.cpu.lower_dot import lower_dot
 from kdsl.errors import CompilationError
 from kdsl.ir.core import Function, OpResult, Operation, Region, Value
 from kdsl.ir.ops import ELEMENTWISE as ELEMENTWISE_TRAIT, has_trait
 from kdsl.ir.types import BlockType, PointerType
+from kdsl.runtime.device_assert import AssertSite
 
 Lowered = Union[ir.Value, Buffer]
 GRID_PARAMS = ("pid_x", "pid_y", "pid_z", "num_x", "num_y", "num_z")

@@ -6,11 +6,11 @@ program id x, y, z, linear element index); the first false element claims it
 (an atomic compare-exchange on the first slot, so that programs running on
 several threads report one failure whole), fills it and returns from the
 program, and the launcher runs no further programs. The
-runtime then raises `DeviceAssertionError` from the site table (`AssertSite`).
+runtime then raises `DeviceAssertionError` from the site table
+(`kdsl.runtime.device_assert.AssertSite`, shared with the GPU targets).
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from llvmlite import ir
@@ -18,23 +18,14 @@ from llvmlite import ir
 from kdsl.backend.cpu.debug_runtime import PRINT_SYMBOL, site_description
 from kdsl.backend.cpu.llvm_types import I8, I32, I64, PTR, mem_type, to_memory
 from kdsl.backend.cpu.loops import Buffer, element_loop
-from kdsl.errors import Loc
 from kdsl.ir.core import Operation
 from kdsl.ir.types import BlockType
+from kdsl.runtime.device_assert import AssertSite
 
 if TYPE_CHECKING:
     from kdsl.backend.cpu.lower import KernelLowering
 
 STATUS_SLOTS = 5
-
-
-@dataclass(frozen=True)
-class AssertSite:
-    """What the runtime reports for a failed `assert`: where, what, and the condition's shape."""
-
-    loc: Loc
-    message: str
-    shape: tuple[int, ...]
 
 
 def _function(module: ir.Module, name: str, args: list[ir.Type]) -> ir.Function:

@@ -5,18 +5,18 @@ import ctypes
 from dataclasses import dataclass, field
 from typing import Callable, Sequence
 
-import numpy as np
 from llvmlite import ir
 
 from kdsl.backend.cpu.jit import Jitted, compile_object, host_triple, load_object
 from kdsl.backend.cpu.launcher import LAUNCH_NAME, emit_launcher
 from kdsl.backend.cpu.llvm_types import scalar_bits
 from kdsl.backend.cpu.lower import KernelLowering
-from kdsl.backend.cpu.lower_debug import STATUS_SLOTS, AssertSite
+from kdsl.backend.cpu.lower_debug import STATUS_SLOTS
 from kdsl.backend.cpu.threads import get_num_threads, run_programs
-from kdsl.errors import CompilationError, DeviceAssertionError, LaunchError
+from kdsl.errors import CompilationError, LaunchError
 from kdsl.ir.core import Module
 from kdsl.ir.types import PointerType, ScalarType
+from kdsl.runtime.device_assert import AssertSite
 
 _LAUNCH_TYPE = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_int64, ctypes.c_int64,
                                 ctypes.c_int32, ctypes.c_int32, ctypes.c_int32, ctypes.c_void_p)
@@ -77,12 +77,8 @@ class CpuProgram:
         run_programs(run_range, total, min(get_num_threads(), total), self.stack_bytes + (1 << 20),
                      caller_may_run=self.stack_bytes <= CALLER_STACK_BUDGET, stopped=lambda: status[0] != 0)
         if status[0]:
-            self._assertion_failed(*status)
-
-    def _assertion_failed(self, site_number: int, x: int, y: int, z: int, index: int) -> None:
-        site = self.assert_sites[site_number - 1]
-        coords = tuple(int(i) for i in np.unravel_index(index, site.shape)) if site.shape else None
-        raise DeviceAssertionError(self.name, site.loc, (x, y, z), coords, site.message)
+            site, x, y, z, index = status
+            raise self.assert_sites[site - 1].error(self.name, (x, y, z), index)
 
 
 def compile_cpu(module: Module) -> CpuProgram:

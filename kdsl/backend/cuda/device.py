@@ -62,6 +62,9 @@ class Device(ABC):
                args: Sequence[bytes], stream: int = 0) -> None:
         """Run `entry` of `module` over `grid` × `block` with `shared_bytes` of dynamic shared memory."""
 
+    def synchronize(self) -> None:
+        """Wait for the work queued on the device (the simulator runs each launch to its end)."""
+
     def to_device(self, array: np.ndarray) -> DeviceArray:
         """Copy `array`'s memory span (any strides, negative too) to a new allocation, at the same
         address modulo DIVISIBILITY as on the host: a kernel specialised for a host pointer's

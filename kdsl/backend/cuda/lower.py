@@ -27,7 +27,8 @@ permute, reshape, join and split (new layouts over the same registers), for/if/w
 carrying scalars and blocks, atomics (each element's owner acts once; system scope),
 dot on CUDA cores (`lower_dot`), reduce_with and scan as in-thread left folds
 (`lower_combine`).
-Not yet (a CompilationError "not supported on the GPU yet"): device_print/device_assert, fp8,
+print and assert through a hidden debug-buffer parameter (`lower_debug`, design in `debug_buffer`).
+Not yet (a CompilationError "not supported on the GPU yet"): fp8,
 exp/log/sin/cos/erf on f64, dot on tensor cores.
 """
 from __future__ import annotations
@@ -41,6 +42,8 @@ from kdsl.backend.cpu.elementwise import bind
 from kdsl.backend.cpu.llvm_types import I32, constant, reg_type
 from kdsl.backend.cuda import layouts as L
 from kdsl.backend.cuda import lower_atomics, lower_combine, lower_control, lower_dot, lower_memory, lower_reduce
+from kdsl.backend.cuda import lower_debug
+from kdsl.backend.cuda.debug_buffer import DebugSite
 from kdsl.backend.cuda.layouts import LinearLayout
 from kdsl.backend.cuda.lower_layout import Regs, convert, thread_coordinates
 from kdsl.backend.cuda.lower_math import GPU_ELEMENTWISE
@@ -54,7 +57,6 @@ from kdsl.ir.passes.axis_info import AxisAnalysis
 from kdsl.ir.types import PointerType, ScalarType, Type
 
 Lowered = Union[ir.Value, Regs]
-UNSUPPORTED = ("print", "assert")
 REMATERIALIZED = ("constant", "splat", "arange", "expand_dims", "broadcast")
 
 
@@ -63,7 +65,8 @@ class GpuKernel:
     """A kernel lowered for NVPTX: what `llvm_to_ptx` compiles and a launch needs.
 
     `shared_bytes` is the dynamic shared memory (`extern .shared global_smem`) the
-    launch must ask for; the kernel declares no static shared memory.
+    launch must ask for; the kernel declares no static shared memory. Where there are
+    `debug_sites`, the kernel takes the debug buffer after `params` (`debug_buffer`).
     """
 
     llvm_ir: str
@@ -71,6 +74,7 @@ class GpuKernel:
     num_warps: int
     shared_bytes: int
     params: list[Type]
+    debug_sites: tuple[DebugSite, ...] = ()
 
 
 def param_type(t: Type) -> ir.Type:
@@ -85,7 +89,7 @@ def elem_bits(t: Type) -> int:
 
 def _check_supported(fn: Function) -> None:
     for op in fn.walk():
-        if op.name in UNSUPPORTED or op.name == "call":
+        if op.name == "call":
             raise CompilationError(f"not supported on the GPU yet: {op.name}", op.loc)
         if op.name == "dot" and len(op.result.type.shape) == 3:
             raise CompilationError("not supported on the GPU yet: batched (3D) dot", op.loc)
@@ -111,7 +115,8 @@ def lower_to_llvm(module: Module, arch: str, num_warps: int) -> GpuKernel:
         lowering.lower()
     except CompilationError as err:
         raise err.with_context(kernel=fn.name) from None
-    return GpuKernel(str(llvm_module), fn.name, num_warps, lowering.shared.bytes, [a.type for a in fn.args])
+    sites = tuple(lowering.debug.sites) if lowering.debug else ()
+    return GpuKernel(str(llvm_module), fn.name, num_warps, lowering.shared.bytes, [a.type for a in fn.args], sites)
 
 
 class KernelLowering:
@@ -123,7 +128,8 @@ class KernelLowering:
         for arg in fn.args:
             if arg.type.is_block:
                 raise CompilationError(f"kernel argument of block type {arg.type}", fn.loc)
-        ftype = ir.FunctionType(ir.VoidType(), [param_type(a.type) for a in fn.args])
+        debug = lower_debug.needs_debug_buffer(fn)
+        ftype = ir.FunctionType(ir.VoidType(), [param_type(a.type) for a in fn.args] + [GLOBAL_PTR] * debug)
         self.func = ir.Function(module, ftype, name=fn.name)
         self.func.calling_convention = "ptx_kernel"
         for param, arg in zip(self.func.args, fn.args):
@@ -138,6 +144,7 @@ class KernelLowering:
         self.tid = tid
         self.lane = self.b.urem(tid, ir.Constant(I32, L.WARP_SIZE))
         self.warp = self.b.udiv(tid, ir.Constant(I32, L.WARP_SIZE))
+        self.debug = lower_debug.DebugChannel(self, self.func.args[-1]) if debug else None
 
     def lower(self) -> None:
         self.region(self.fn.body)
@@ -304,6 +311,8 @@ _HANDLERS: dict[str, Callable[[KernelLowering, Operation], None]] = {
     "reduce_with": lower_combine.reduce_with,
     "scan": lower_combine.scan,
     "dot": lower_dot.dot,
+    "print": lower_debug.lower_print,
+    "assert": lower_debug.lower_assert,
     "for": lower_control.for_,
     "if": lower_control.if_,
     "while": lower_control.while_,

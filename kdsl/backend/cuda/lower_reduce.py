@@ -82,6 +82,17 @@ def _across_warps(low: KernelLowering, layout: L.LinearLayout, axis: int, values
     return combined
 
 
+def reduce_registers(low: KernelLowering, layout: L.LinearLayout, axis: int, values: list[ir.Value],
+                     combine) -> list[ir.Value]:
+    """The registers of the `sliced(layout, axis)` result of folding `values` (a block in
+    `layout`) along `axis` with the commutative `combine`."""
+    values = _in_thread(layout, axis, values, combine)
+    for bit, basis in enumerate(layout.lane):
+        if _along(basis, axis):
+            values = [combine(v, shuffle_xor(low.b, v, 1 << bit)) for v in values]
+    return _across_warps(low, layout, axis, values, combine)
+
+
 def reduce(low: KernelLowering, op: Operation) -> None:
     src = low.block(op.operands[0])
     layout, axis = src.layout, op.attrs["axis"]
@@ -90,11 +101,7 @@ def reduce(low: KernelLowering, op: Operation) -> None:
 
     def combine(x: ir.Value, y: ir.Value) -> ir.Value:
         return emit(low.b, [x, y], elem, elem, {})
-    values = _in_thread(layout, axis, src.values, combine)
-    for bit, basis in enumerate(layout.lane):
-        if _along(basis, axis):
-            values = [combine(v, shuffle_xor(low.b, v, 1 << bit)) for v in values]
-    values = _across_warps(low, layout, axis, values, combine)
+    values = reduce_registers(low, layout, axis, src.values, combine)
     result = L.sliced(layout, axis)
     assert result.num_registers == len(values)
     low.define(op, Regs(result, values) if op.result.type.is_block else values[0])

@@ -12,9 +12,10 @@ from typing import Any, Protocol, Sequence
 
 from kdsl.backend.cpu.llvm_types import scalar_bits
 from kdsl.backend.cuda import ptxas
+from kdsl.backend.cuda.debug_buffer import DebugSite, run_with_debug_buffer
 from kdsl.backend.cuda.device import Device, Dims, sim_device
 from kdsl.backend.cuda.ptx import llvm_to_ptx
-from kdsl.backend.cuda.staging import staged
+from kdsl.backend.cuda.staging import host_address, staged
 from kdsl.errors import LaunchError
 from kdsl.ir.types import PointerType, ScalarType, Type
 from kdsl.runtime.arrays import host_view
@@ -27,13 +28,15 @@ POINTER_BYTES = 8
 class LoweredKernel(Protocol):
     """What the lowering produces: `define ptx_kernel void @entry(...)` taking the IR function's
     parameters in order (global pointers as `ptr addrspace(1)`, scalars by value), run with
-    32 * num_warps threads per program and `shared_bytes` of dynamic shared memory."""
+    32 * num_warps threads per program and `shared_bytes` of dynamic shared memory; with
+    `debug_sites`, a debug buffer's address follows them (`debug_buffer`)."""
 
     llvm_ir: str
     entry: str
     num_warps: int
     shared_bytes: int
     params: Sequence[Type]
+    debug_sites: Sequence[DebugSite]
 
 
 def pack_args(params: Sequence[Type], values: Sequence[Any]) -> list[bytes]:
@@ -61,6 +64,7 @@ class GpuProgram:
     params: list[Type]
     num_warps: int
     shared_bytes: int
+    debug_sites: tuple[DebugSite, ...] = ()
     _modules: dict[int, Any] = field(default_factory=dict)
 
     @property
@@ -76,9 +80,11 @@ class GpuProgram:
         with device.lock:
             module = self._module(device)
             with staged(device, host) as pointers:
-                values = [pointers.get(i, v) for i, v in enumerate(bound.values)]
-                device.launch(module, self.entry, grid, self.block, self.shared_bytes,
-                              pack_args(self.params, values), stream)
+                args = pack_args(self.params, [pointers.get(i, v) for i, v in enumerate(bound.values)])
+                debug = run_with_debug_buffer(device, self.debug_sites, lambda extra: device.launch(
+                    module, self.entry, grid, self.block, self.shared_bytes, args + extra, stream))
+        if debug is not None:
+            debug.report(self.name, host_address(host, pointers))
 
     def _device(self, bound: BoundLaunch) -> tuple[Device, int]:
         if self.target == "sim":
@@ -121,5 +127,5 @@ def compile_gpu(kernel: LoweredKernel, name: str, target: str, arch: str,
         assembled = ptxas.assemble(ptx, arch)
         asm["cubin"], asm["ptxas"] = assembled.cubin, assembled.report
     program = GpuProgram(name, target, arch, kernel.entry, ptx, list(kernel.params), kernel.num_warps,
-                         kernel.shared_bytes)
+                         kernel.shared_bytes, tuple(kernel.debug_sites))
     return program, asm

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Iterator
+from typing import Callable, Iterator
 
 import numpy as np
 
@@ -65,3 +65,17 @@ def staged(device: Device, arrays: dict[int, np.ndarray]) -> Iterator[dict[int, 
     finally:
         for _, _, copy in copies:
             device.free(copy.base)
+
+
+def host_address(arrays: dict[int, np.ndarray], pointers: dict[int, int]) -> Callable[[int], int]:
+    """Maps a device address within (or just past) a staged array's span to the host address it
+    stands for, and any other address to itself: what a kernel's pointer values mean to the user."""
+    spans = []
+    for index, array in arrays.items():
+        span, offset = memory_span(array)
+        low = pointers[index] - offset
+        spans.append((low, low + span.nbytes, span.ctypes.data - low))
+
+    def to_host(address: int) -> int:
+        return next((address + shift for low, high, shift in spans if low <= address <= high), address)
+    return to_host
