@@ -133,9 +133,10 @@ def _magnitude(x: np.ndarray, t: PtxType) -> np.ndarray:
 
 def _div(a, b, t):
     """Quotients rounded toward zero, from the operands' magnitudes (|MIN| included). The PTX ISA
-    leaves x / 0 and MIN / -1 unspecified: x / 0 gives all ones (the complement of the divisor, as
-    the 32-bit division sequence ptxas emits selects), MIN / -1 gives MIN (|MIN| / 1, negated with
-    wrap-around), with no fault either way."""
+    leaves x / 0 and MIN / -1 unspecified: x / 0 gives all ones (the divisor's complement, which the
+    32-bit division sequence ptxas emits is understood to select; not checked on a GPU), MIN / -1
+    gives MIN (|MIN| / 1, negated with wrap-around), with no fault either way. kdsl's lowering never
+    relies on either: it selects the CPU's results around them."""
     a, b = np.asarray(a), np.asarray(b)
     zero = b == 0
     safe = np.where(zero, 1, b).astype(t.dtype)
