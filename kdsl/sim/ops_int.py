@@ -125,13 +125,24 @@ def build_add_sub(inst: Instruction, ctx: DecodeContext):
     return lambda st, m: d(st, np.asarray(a(st)) + np.asarray(b(st)), m)
 
 
+def _magnitude(x: np.ndarray, t: PtxType) -> np.ndarray:
+    """|x| as t's unsigned type: exact for MIN too, whose magnitude the signed type cannot hold."""
+    u = np.asarray(x).astype(t.udtype)
+    return np.where(x < 0, -u, u)
+
+
 def _div(a, b, t):
+    """Quotients rounded toward zero, from the operands' magnitudes (|MIN| included). The PTX ISA
+    leaves x / 0 and MIN / -1 unspecified: x / 0 gives all ones (the divisor's complement, which the
+    32-bit division sequence ptxas emits is understood to select; not checked on a GPU), MIN / -1
+    gives MIN (|MIN| / 1, negated with wrap-around), with no fault either way. kdsl's lowering never
+    relies on either: it selects the CPU's results around them."""
     a, b = np.asarray(a), np.asarray(b)
     zero = b == 0
     safe = np.where(zero, 1, b).astype(t.dtype)
     if t.kind == "s":
-        q = np.abs(a.astype(np.int64)) // np.abs(safe.astype(np.int64))
-        q = np.where((a < 0) ^ (safe < 0), -q, q)
+        q = np.asarray(_magnitude(a, t) // _magnitude(safe, t))
+        q = np.where((a < 0) ^ (safe < 0), -q, q).astype(t.dtype)
         return np.where(zero, -1, q).astype(t.dtype)
     return np.where(zero, np.iinfo(t.dtype).max, a // safe).astype(t.dtype)
 

@@ -6,10 +6,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import kdsl
+import kdsl.language as kl
 from kdsl.backend.cuda import ptxas
-from tests.cuda.helpers import assemble_all_arches, run_sim
+from tests.cuda.helpers import assemble_all_arches, lower_kernel, run_sim
 from tests.helpers import poisoned
-from tests.language.test_atomics import GROUPS, first_writer_wins, reference, rmw_kernel, tickets, values_for
+from tests.language.test_atomics import (GROUPS, add_at, first_writer_wins, reference, rmw_kernel, tickets,
+                                         values_for)
 
 
 def run_group(group, dst, idx, val, keep, block, num_warps=4):
@@ -33,7 +35,7 @@ CASES = [("arith", np.int32), ("arith", np.uint64), ("arith", np.float32), ("ari
 def test_rmw_matches_sequential_reference(group, dtype, n, slots, block, seed):
     rng = np.random.default_rng(seed)
     idx = (rng.permutation(n) if group == "xchg" else rng.integers(0, slots, n)).astype(np.int32)
-    dst = values_for(rng, group, dtype, max(slots, n) + 1)  # f16 compare-and-swap works on 32-bit words
+    dst = values_for(rng, group, dtype, max(slots, n))
     val, keep = values_for(rng, group, dtype, n), rng.random(n) < 0.8
     dsts, olds = run_group(group, dst, idx, val, keep, block)
     unique = keep & (np.bincount(idx[keep], minlength=dst.size)[idx] == 1)
@@ -71,6 +73,53 @@ def test_scalar_pointer_atomics_hand_out_tickets():
     np.testing.assert_array_equal(np.sort(out), np.arange(37))
 
 
+HALVES = [np.float16, "bfloat16", np.int16, np.uint16]
+
+
+def half_dtype(dtype):
+    return np.dtype(pytest.importorskip("ml_dtypes").bfloat16) if dtype == "bfloat16" else np.dtype(dtype)
+
+
+@pytest.mark.parametrize("dtype", HALVES[:2], ids=str)
+@settings(max_examples=2, deadline=None)
+@given(slots=st.sampled_from([1, 3, 7]), seed=st.integers(0, 2**32 - 1))
+def test_half_float_add_on_odd_length_arrays(dtype, slots, seed):
+    """fp16/bf16 atomic_add (bf16 a 16-bit compare-and-swap loop) on arrays of odd length, the last
+    element included: a compare-and-swap widened to 32 bits would fault past the end."""
+    dtype = half_dtype(dtype)
+    rng = np.random.default_rng(seed)
+    n = 3 * slots + 1
+    idx = np.concatenate([[slots - 1], rng.integers(0, slots, n - 1)]).astype(np.int32)
+    dst, val = (rng.integers(-8, 9, size).astype(dtype) for size in (slots, n))  # sums stay exact
+    keep = rng.random(n) < 0.8
+    keep[0] = True
+    got, old = dst.copy(), np.full(n, np.nan, np.float32).astype(dtype)
+    run_sim(add_at, (kdsl.cdiv(n, 16),), got, idx, val, keep, old, n, BLOCK=16, num_warps=1)
+    np.testing.assert_array_equal(got.astype(np.float64), reference("add", dst, idx, val, keep).astype(np.float64))
+    unique = keep & (np.bincount(idx[keep], minlength=slots)[idx] == 1)
+    np.testing.assert_array_equal(old[unique].astype(np.float64), dst[idx[unique]].astype(np.float64))
+
+
+@kdsl.kernel
+def cas_each(p_ptr, cmp_ptr, val_ptr, old_ptr):
+    i = kl.program_id(0)
+    kl.store(old_ptr + i, kl.atomic_cas(p_ptr + i, kl.load(cmp_ptr + i), kl.load(val_ptr + i)))
+
+
+@pytest.mark.parametrize("dtype", HALVES, ids=str)
+def test_16_bit_cas_is_atom_cas_b16(dtype):
+    """atomic_cas on the 3 halfwords of an allocation, bits compared (-0.0 is not 0.0); the PTX
+    never widens to b32."""
+    dtype = half_dtype(dtype)
+    mem, cmp, val = (np.array(v, np.uint16).view(dtype) for v in ([1, 2, 0x8000], [1, 5, 0], [7, 8, 9]))
+    p, old = mem.copy(), np.zeros(3, dtype)
+    run_sim(cas_each, (3,), p, cmp, val, old, num_warps=1)
+    np.testing.assert_array_equal(old.view(np.uint16), mem.view(np.uint16))
+    np.testing.assert_array_equal(p.view(np.uint16), [7, 2, 0x8000])
+    _, ptx, _ = lower_kernel(cas_each, (p, cmp, val, old), {})
+    assert "cas.b16" in ptx and "cas.b32" not in ptx
+
+
 @pytest.mark.skipif(not ptxas.available(), reason="ptxas is not on the PATH")
 @pytest.mark.parametrize("dtype", [np.float16, np.float32, np.int64])
 def test_atomics_assemble_for_sm80_and_sm90(dtype):
@@ -78,3 +127,14 @@ def test_atomics_assemble_for_sm80_and_sm90(dtype):
     assemble_all_arches(rmw_kernel, (d, d, d, i, d, k, d, d, d, 8),
                         {"GROUP": "arith", "SEM": "acq_rel", "SCOPE": "gpu", "BLOCK": 64})
     assemble_all_arches(tickets, (np.zeros(1, np.int64), np.zeros(1, np.int64), np.zeros(1, np.float64)), {})
+
+
+@pytest.mark.skipif(not ptxas.available(), reason="ptxas is not on the PATH")
+@pytest.mark.parametrize("dtype", HALVES, ids=str)
+def test_16_bit_atomics_assemble_for_sm80_and_sm90(dtype):
+    dtype = half_dtype(dtype)
+    h = np.zeros(8, dtype)
+    assemble_all_arches(cas_each, (h, h, h, h), {})
+    if dtype.kind != "i" and dtype.kind != "u":
+        i, k = np.zeros(8, np.int32), np.zeros(8, np.bool_)
+        assemble_all_arches(add_at, (h, i, h, k, h, 8), {"BLOCK": 8})

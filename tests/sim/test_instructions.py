@@ -262,6 +262,20 @@ def test_red_bf16_add_and_atom_cas_exch():
     assert out[2] in x and out[3] == 32 % 4
 
 
+def test_atom_cas_b16_touches_only_its_halfword():
+    """atom.cas.b16 (sm_70+) on each element of a 3-element u16 array (the last one ends the
+    allocation): lanes alone at an element swap when they match, a lane that does not match leaves it."""
+    body = ("cvta.to.global.u64 %rd7, %rd2; cvt.u16.u32 %h1, %a; add.u16 %h2, %h1, 100;"
+            "mul.wide.u32 %rd5, %rt, 2; add.s64 %rd6, %rd7, %rd5;"
+            "atom.relaxed.sys.global.cas.b16 %h3, [%rd6], %h1, %h2; cvt.u32.u16 %d, %h3;")
+    ptx = unary_kernel(body).replace("st.global.b32 [%rd6], %d;", "st.global.b32 [%rd4], %d;")
+    x = np.array([7, 8, 65535], np.uint32)  # compare values; stored back over x: the old halfwords
+    out = np.array([7, 9, 65535], np.uint16)
+    sim.launch_ptx(ptx, "k", 1, 3, [x, out])
+    np.testing.assert_array_equal(out, [107, 9, 99])  # 65535 + 100 wraps to 99
+    np.testing.assert_array_equal(x, [7, 9, 65535])
+
+
 def test_barrier_reduction_is_reported_unsupported():
     with pytest.raises(sim.UnsupportedInstruction, match="bar.red.popc.u32"):
         run_unary("setp.ne.u32 %p1, %a, 0; bar.red.popc.u32 %d, 0, %p1;", np.ones(32, np.uint32), np.uint32)

@@ -120,16 +120,19 @@ def _int_rem(signed: bool) -> Emitter:
 
 
 def _shift(kind: str) -> Emitter:
+    """`x << y`, `x >> y` with amounts (unsigned) >= the width giving 0 or the sign fill. The shift
+    itself takes the amount modulo the width: without that, LLVM's NVPTX backend folds the select
+    into PTX's clamping shift, whose amount is only the low 32 bits of an i64 (2**32 + 1 shifts by 1)."""
     def emit(b, args, src, dst, attrs):
         x, y = args
-        width = ir.Constant(x.type, x.type.width)
-        too_far = b.icmp_unsigned(">=", y, width)
-        if kind == "shl":
-            return b.select(too_far, ir.Constant(x.type, 0), b.shl(x, y))
-        if kind == "lshr":
-            return b.select(too_far, ir.Constant(x.type, 0), b.lshr(x, y))
-        fill = b.ashr(x, ir.Constant(x.type, x.type.width - 1))
-        return b.select(too_far, fill, b.ashr(x, y))
+        width = x.type.width
+        too_far = b.icmp_unsigned(">=", y, ir.Constant(x.type, width))
+        amount = b.and_(y, ir.Constant(x.type, width - 1))
+        if kind == "ashr":
+            fill = b.ashr(x, ir.Constant(x.type, width - 1))
+        else:
+            fill = ir.Constant(x.type, 0)
+        return b.select(too_far, fill, getattr(b, kind)(x, amount))
     return emit
 
 

@@ -30,13 +30,22 @@ _INT_RMW = {"add": "add", "and": "and", "or": "or", "xor": "xor", "xchg": "xchg"
 _FLOAT_EXTREME = {"max": (">", "<"), "min": ("<", ">")}
 
 BitsUpdate = Callable[[ir.IRBuilder, ir.Value], ir.Value]
+CompareSwap = Callable[[ir.IRBuilder, ir.Value, ir.Value, ir.Value, str], tuple[ir.Value, ir.Value]]
+"""`(b, address, expected, new, sem) -> (old bits, swapped)`: one atomic compare-and-swap."""
 
 
 def _bits_type(elem: ScalarType) -> ir.IntType:
     return ir.IntType(elem.bits)
 
 
-def _cas_loop(b: ir.IRBuilder, address: ir.Value, bits: ir.IntType, update: BitsUpdate, sem: str) -> ir.Value:
+def llvm_cmpxchg(b: ir.IRBuilder, address: ir.Value, expected: ir.Value, new: ir.Value, sem: str) -> tuple[ir.Value, ir.Value]:
+    """LLVM's `cmpxchg`."""
+    pair = b.cmpxchg(address, expected, new, ORDERING[sem], FAILURE_ORDERING[sem])
+    return b.extract_value(pair, 0), b.extract_value(pair, 1)
+
+
+def _cas_loop(b: ir.IRBuilder, address: ir.Value, bits: ir.IntType, update: BitsUpdate, sem: str,
+              cmpxchg: CompareSwap) -> ir.Value:
     """Atomically replace the bits at `address` by `update(old)`; returns the old bits."""
     first = b.load_atomic(address, "monotonic", bits.width // 8, typ=bits)
     before = b.block
@@ -46,9 +55,9 @@ def _cas_loop(b: ir.IRBuilder, address: ir.Value, bits: ir.IntType, update: Bits
     b.position_at_end(retry)
     old = b.phi(bits)
     old.add_incoming(first, before)
-    pair = b.cmpxchg(address, old, update(b, old), ORDERING[sem], FAILURE_ORDERING[sem])
-    old.add_incoming(b.extract_value(pair, 0), retry)
-    b.cbranch(b.extract_value(pair, 1), done, retry)
+    seen, swapped = cmpxchg(b, address, old, update(b, old), sem)
+    old.add_incoming(seen, b.block)
+    b.cbranch(swapped, done, retry)
     b.position_at_end(done)
     return old
 
@@ -69,10 +78,11 @@ def _float_update(kind: str, value: ir.Value, elem: ScalarType) -> BitsUpdate:
     return extreme
 
 
-def rmw(b: ir.IRBuilder, kind: str, address: ir.Value, value: ir.Value, elem: ScalarType, sem: str) -> ir.Value:
+def rmw(b: ir.IRBuilder, kind: str, address: ir.Value, value: ir.Value, elem: ScalarType, sem: str,
+        cmpxchg: CompareSwap = llvm_cmpxchg) -> ir.Value:
     """One atomic read-modify-write of `elem` at `address`; returns the old value."""
     if elem.is_float and kind != "xchg":
-        old = _cas_loop(b, address, _bits_type(elem), _float_update(kind, value, elem), sem)
+        old = _cas_loop(b, address, _bits_type(elem), _float_update(kind, value, elem), sem, cmpxchg)
         return b.bitcast(old, reg_type(elem))
     if elem.is_float:
         old = b.atomic_rmw("xchg", address, b.bitcast(value, _bits_type(elem)), ORDERING[sem])
@@ -109,9 +119,9 @@ def lower_atomic_cas(lowering: "KernelLowering", op: Operation) -> None:
     _per_element(lowering, op, one)
 
 
-def cas(b: ir.IRBuilder, address: ir.Value, cmp: ir.Value, value: ir.Value, elem: ScalarType, sem: str) -> ir.Value:
+def cas(b: ir.IRBuilder, address: ir.Value, cmp: ir.Value, value: ir.Value, elem: ScalarType, sem: str,
+        cmpxchg: CompareSwap = llvm_cmpxchg) -> ir.Value:
     """One compare-and-swap on the element's bits (floats compare bits, as Triton); returns the old value."""
     bits = _bits_type(elem)
     expected, new = (b.bitcast(v, bits) for v in (cmp, value))
-    pair = b.cmpxchg(address, expected, new, ORDERING[sem], FAILURE_ORDERING[sem])
-    return b.bitcast(b.extract_value(pair, 0), reg_type(elem))
+    return b.bitcast(cmpxchg(b, address, expected, new, sem)[0], reg_type(elem))

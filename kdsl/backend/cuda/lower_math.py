@@ -14,8 +14,7 @@ bounds for the `.approx` instructions):
 - rsqrt: `rsqrt.approx.f32`, relative error at most 2**-22.9; f64 is 1 / sqrt, correctly rounded twice.
 - erf: Abramowitz & Stegun 7.1.26 with the exp above: absolute error about 2e-7.
 - sqrt, division, fma, floor, ceil, abs, min, max: exact (`sqrt.rn`, `div.rn`, `fma.rn`, `cvt.rmi`, ...).
-- rem on floats: LLVM's expansion x - trunc(x / y) * y, exact while x / y is below 2**24 in
-  magnitude (f32), off by the rounding of the quotient beyond.
+- rem on floats: exact (C's fmod, as on the CPU), an integer remainder loop (`fmod.py`).
 
 exp, exp2, log, log2, sin, cos and erf on f64 have no PTX instruction and are not supported yet.
 """
@@ -27,6 +26,7 @@ from llvmlite import ir
 
 from kdsl.backend.cpu.elementwise import ELEMENTWISE, Emitter, declare, float_intrinsic, half_promoted
 from kdsl.backend.cpu.llvm_types import F32
+from kdsl.backend.cuda.fmod import fmod
 from kdsl.errors import CompilationError
 
 LOG2_E = math.log2(math.e)
@@ -94,6 +94,14 @@ def _rsqrt_emit(b, args, src, dst, attrs):
     return b.fdiv(ir.Constant(root.type, 1.0), root)
 
 
+_float_rem = half_promoted(lambda b, args, src, dst, attrs: fmod(b, *args))
+
+
+def _rem(b, args, src, dst, attrs):
+    """Float remainders by the exact `fmod` (NVPTX's `frem` expansion rounds the quotient)."""
+    return (_float_rem if src.is_float else ELEMENTWISE["rem"])(b, args, src, dst, attrs)
+
+
 GPU_ELEMENTWISE: dict[str, Emitter] = {
     **ELEMENTWISE,
     "exp": _f32_only("exp", _exp),
@@ -104,4 +112,5 @@ GPU_ELEMENTWISE: dict[str, Emitter] = {
     "cos": _f32_only("cos", lambda b, x: _cos(b, _reduced(b, x))),
     "erf": _f32_only("erf", _erf),
     "rsqrt": half_promoted(_rsqrt_emit),
+    "rem": _rem,
 }
