@@ -25,7 +25,7 @@ def round_float(x: np.ndarray, t: PtxType, mode: str) -> np.ndarray:
         nb = np.where(step != 0, bits + np.where(r == 0, 1, away * 1), bits).astype(np.uint16)
         nb = np.where((step != 0) & (r == 0), np.where(step > 0, 0x0001, 0x8001), nb).astype(np.uint16)
         return bf16_to_f32(nb)
-    with np.errstate(over="ignore"):  # beyond the format's range is infinity (or, directed, its maximum)
+    with np.errstate(over="ignore", invalid="ignore"):  # NaN stays NaN; beyond the range is infinity (directed: the maximum)
         r = x.astype(t.dtype)
     if mode == "rn":
         return r
