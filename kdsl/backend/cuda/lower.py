@@ -91,14 +91,6 @@ def _check_supported(fn: Function) -> None:
     for op in fn.walk():
         if op.name == "call":
             raise CompilationError(f"not supported on the GPU yet: {op.name}", op.loc)
-        if op.name == "dot" and len(op.result.type.shape) == 3:
-            raise CompilationError("not supported on the GPU yet: batched (3D) dot", op.loc)
-        for v in [*op.operands, *op.results]:
-            elem = v.type.scalar
-            if isinstance(elem, PointerType):
-                elem = elem.elem
-            if isinstance(elem, ScalarType) and elem.is_fp8:
-                raise CompilationError(f"not supported on the GPU yet: {elem}", op.loc)
 
 
 def lower_to_llvm(module: Module, arch: str, num_warps: int) -> GpuKernel:

@@ -1,11 +1,12 @@
 """`dot` on CUDA cores: each thread computes its accumulator elements with scalar multiply-adds.
 
-The result takes the accumulator's default layout. `a` (MxK) is converted to a
-layout giving each thread, for each of its accumulator rows, the whole row of
-`a`; `b` (KxN) to one giving it the whole columns of `b` its accumulator
-columns need (`operand_layout`): the K coordinate lives in the low register
-bits, the other coordinate follows the accumulator's bases. `convert` moves
-them (through shared memory when threads must exchange elements).
+The result takes the accumulator's default layout. `a` (MxK, or BxMxK batched) is
+converted to a layout giving each thread, for each of its accumulator rows, the
+whole row of `a`; `b` (KxN, or BxKxN) to one giving it the whole columns of `b`
+its accumulator columns need (`operand_layout`): the K coordinate lives in the
+low register bits, the other coordinates (the batch one included) follow the
+accumulator's bases. `convert` moves them (through shared memory when threads
+must exchange elements).
 
 Each element is then `acc + a[m, 0] * b[0, n] + ... + a[m, K-1] * b[K-1, n]`,
 k increasing, operands widened exactly to the result type, each step the shared
@@ -26,19 +27,21 @@ if TYPE_CHECKING:
     from kdsl.backend.cuda.lower import KernelLowering
 
 
-def operand_layout(acc: LinearLayout, shape: tuple[int, int], k_dim: int) -> tuple[LinearLayout, list[int]]:
+def operand_layout(acc: LinearLayout, shape: tuple[int, ...], k_dim: int) -> tuple[LinearLayout, list[int]]:
     """The layout of a dot operand of `shape` (K along `k_dim`) for accumulator layout `acc`, and the
-    accumulator register bits it keeps (those moving along the operand's other dimension).
+    accumulator register bits it keeps (those moving along the operand's other dimensions).
 
+    The accumulator's dimension that the operand lacks (N for `a`, M for `b`) sits where the
+    operand has K, so an accumulator basis projects onto the operand by dropping that coordinate.
     Register `k + (K << i)` of the operand (i over the kept bits of accumulator register r) holds
     element k of the row (or column) that accumulator register r needs."""
-    keep_dim = 1 - k_dim
+    rank = len(shape)
 
     def project(basis: Basis) -> Basis:
-        return tuple(basis[keep_dim] if d == keep_dim else 0 for d in range(2))
-    k_bases = tuple(tuple(1 << i if d == k_dim else 0 for d in range(2))
+        return tuple(0 if d == k_dim else c for d, c in enumerate(basis))
+    k_bases = tuple(tuple(1 << i if d == k_dim else 0 for d in range(rank))
                     for i in range(shape[k_dim].bit_length() - 1))
-    kept = [bit for bit, basis in enumerate(acc.register) if basis[keep_dim]]
+    kept = [bit for bit, basis in enumerate(acc.register) if any(project(basis))]
     registers = k_bases + tuple(project(acc.register[bit]) for bit in kept)
     layout = LinearLayout(shape, registers, tuple(map(project, acc.lane)), tuple(map(project, acc.warp)))
     return layout, kept
@@ -50,11 +53,12 @@ def _operand_register(r: int, kept: list[int], k: int, k_size: int) -> int:
 
 def dot(low: KernelLowering, op: Operation) -> None:
     a_value, b_value, acc_value = op.operands
-    k_size = a_value.type.shape[1]
+    rank = len(a_value.type.shape)
+    k_size = a_value.type.shape[-1]
     layout = low.layout_for([acc_value], op.result.type)
     acc = low.block(acc_value, layout)
-    a_layout, a_kept = operand_layout(layout, a_value.type.shape, 1)
-    b_layout, b_kept = operand_layout(layout, b_value.type.shape, 0)
+    a_layout, a_kept = operand_layout(layout, a_value.type.shape, rank - 1)
+    b_layout, b_kept = operand_layout(layout, b_value.type.shape, rank - 2)
     src, dst = a_value.type.scalar, op.result.type.scalar
     builder = low.b
     a, b = ([cast(builder, v, src, dst) for v in low.block(x, x_layout).values]
