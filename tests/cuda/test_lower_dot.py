@@ -1,6 +1,6 @@
 """`dot` lowered to per-thread multiply-adds (`lower_dot`), run on the PTX simulator: the conformance
-suite's kernels against a float64 reference and, bit for bit, against the CPU backend (same k order,
-same roundings), over shapes and warp counts that give the operands different layouts."""
+suite's kernels (2D and batched 3D) against a float64 reference and, bit for bit, against the CPU backend
+(same k order, same roundings), over shapes and warp counts that give the operands different layouts."""
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 
 from tests.cuda.helpers import assemble_all_arches, run_sim
 from tests.helpers import poisoned, random_array
-from tests.language.test_dot import CASES, UNIT, _round_bf16, check_close, dot_kernel, mixed_dot
+from tests.language.test_dot import CASES, UNIT, _round_bf16, batched_dot_kernel, check_close, dot_kernel, mixed_dot
 from tests.language.test_tutorials import elements, matmul_kernel
 import kdsl
 
@@ -17,13 +17,29 @@ POW2 = st.sampled_from([1, 2, 4, 8, 16, 32])
 WARPS = st.sampled_from([1, 2, 4, 8])
 
 
-def _operands(rng, case, m, n, k, use_acc):
+def _operands(rng, case, m, n, k, use_acc, batch=()):
     dtype, convert, _, result, _ = CASES[case]
     full = dtype == np.int8
-    a, b = random_array(rng, (m, k), dtype, full_range=full), random_array(rng, (k, n), dtype, full_range=full)
+    a = random_array(rng, (*batch, m, k), dtype, full_range=full)
+    b = random_array(rng, (*batch, k, n), dtype, full_range=full)
     if convert is not None:
         a, b = _round_bf16(a), _round_bf16(b)
-    return a, b, random_array(rng, (m, n), result) if use_acc else None
+    return a, b, random_array(rng, (*batch, m, n), result) if use_acc else None
+
+
+def _on_sim_and_cpu(kernel, a, b, acc, result, num_warps, **meta):
+    """`kernel(a, b, acc, c)` run on the simulator and the CPU: (c on sim, c on cpu)."""
+    shape = (*a.shape[:-1], b.shape[-1])
+    outs = {}
+    for target in ("sim", "cpu"):
+        c = outs[target] = poisoned(shape, result)
+        # distinct arrays: the simulator copies every argument back, an unused one too
+        args = (a, b, poisoned(shape, result) if acc is None else acc, c)
+        if target == "sim":
+            run_sim(kernel, (1,), *args, num_warps=num_warps, **meta)
+        else:
+            kernel[(1,)](*args, target="cpu", **meta)
+    return outs["sim"], outs["cpu"]
 
 
 @pytest.mark.parametrize("case", range(len(CASES)))
@@ -32,18 +48,24 @@ def _operands(rng, case, m, n, k, use_acc):
 def test_dot_matches_the_reference_and_the_cpu_bit_for_bit(case, m, n, k, use_acc, num_warps, seed):
     _, convert, out_dtype, result, unit = CASES[case]
     a, b, acc = _operands(np.random.default_rng(seed), case, m, n, k, use_acc)
-    outs = {}
-    for target in ("sim", "cpu"):
-        c = outs[target] = poisoned((m, n), result)
-        # distinct arrays: the simulator copies every argument back, an unused one too
-        args = (a, b, acc if use_acc else poisoned((m, n), result), c)
-        meta = dict(M=m, N=n, K=k, A_TYPE=convert, USE_ACC=use_acc, OUT=out_dtype, PRECISION="tf32")
-        if target == "sim":
-            run_sim(dot_kernel, (1,), *args, num_warps=num_warps, **meta)
-        else:
-            dot_kernel[(1,)](*args, target="cpu", **meta)
-    check_close(outs["sim"], a, b, acc, unit)
-    np.testing.assert_array_equal(outs["sim"].view(np.uint8), outs["cpu"].view(np.uint8))
+    sim, cpu = _on_sim_and_cpu(dot_kernel, a, b, acc, result, num_warps, M=m, N=n, K=k, A_TYPE=convert,
+                               USE_ACC=use_acc, OUT=out_dtype, PRECISION="tf32")
+    check_close(sim, a, b, acc, unit)
+    np.testing.assert_array_equal(sim.view(np.uint8), cpu.view(np.uint8))
+
+
+@pytest.mark.parametrize("case", [0, 2, 3, 5])
+@SETTINGS
+@given(batch=st.sampled_from([1, 2, 4]), m=st.sampled_from([1, 4, 16]), n=st.sampled_from([1, 8, 32]),
+       k=st.sampled_from([1, 4, 16]), use_acc=st.booleans(), num_warps=WARPS, seed=st.integers(0, 2**32 - 1))
+def test_batched_dot_matches_the_reference_and_the_cpu_bit_for_bit(case, batch, m, n, k, use_acc, num_warps,
+                                                                    seed):
+    _, _, out_dtype, result, unit = CASES[case]
+    a, b, acc = _operands(np.random.default_rng(seed), case, m, n, k, use_acc, batch=(batch,))
+    sim, cpu = _on_sim_and_cpu(batched_dot_kernel, a, b, acc, result, num_warps, B=batch, M=m, N=n, K=k,
+                               USE_ACC=use_acc, OUT=out_dtype)
+    check_close(sim, a, b, acc, unit)
+    np.testing.assert_array_equal(sim.view(np.uint8), cpu.view(np.uint8))
 
 
 @pytest.mark.parametrize("num_warps", [1, 4])
@@ -77,3 +99,10 @@ def test_dot_ptx_assembles(case):
     c = np.zeros((16, 16), result)
     assemble_all_arches(dot_kernel, (a, b, c, c), dict(M=16, N=16, K=16, A_TYPE=convert, USE_ACC=False,
                                                        OUT=out_dtype, PRECISION=None))
+
+
+def test_batched_dot_ptx_assembles():
+    a, b, _ = _operands(np.random.default_rng(2), 0, 8, 8, 16, False, batch=(2,))
+    c = np.zeros((2, 8, 8), np.float32)
+    assemble_all_arches(batched_dot_kernel, (a, b, c, c), dict(B=2, M=8, N=8, K=16, USE_ACC=False,
+                                                               OUT=CASES[0][2]))

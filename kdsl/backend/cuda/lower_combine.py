@@ -13,10 +13,14 @@ keeps that default layout; a scan's keeps the operands'.
 
 Threads holding copies of a row (a block with fewer rows than threads) fold
 it too, so a long 1D fold costs its full length in every thread.
+
+`lower_reduce` folds fp8 sums here too (`left_fold`): each partial sum rounds to
+fp8, so the order of the additions shows in the result, and the IR's order is the
+CPU's.
 """
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Callable
 
 from llvmlite import ir
 
@@ -43,7 +47,16 @@ def _rows(low: KernelLowering, op: Operation) -> tuple[LinearLayout, int, list[l
     return layout, block.shape[axis], [low.block(v, layout).values for v in op.operands]
 
 
-def _running(low: KernelLowering, op: Operation, reverse: bool) -> tuple[LinearLayout, int, list[list[ir.Value]]]:
+Combine = Callable[[list[ir.Value]], list[ir.Value]]
+"""A fold step: the k accumulated values and the k current ones in, the k new accumulated ones out."""
+
+
+def _region_combine(low: KernelLowering, op: Operation) -> Combine:
+    return lambda args: inline_region(low, op.regions[0], args)
+
+
+def _running(low: KernelLowering, op: Operation, reverse: bool,
+             combine: Combine) -> tuple[LinearLayout, int, list[list[ir.Value]]]:
     """(layout, axis length, per operand the running values of each row's fold, register for register)."""
     layout, n, operands = _rows(low, op)
     running = [list(values) for values in operands]
@@ -52,20 +65,25 @@ def _running(low: KernelLowering, op: Operation, reverse: bool) -> tuple[LinearL
         positions = [row + i for i in order]
         for previous, current in zip(positions, positions[1:]):
             args = [out[previous] for out in running] + [out[current] for out in running]
-            for out, value in zip(running, inline_region(low, op.regions[0], args)):
+            for out, value in zip(running, combine(args)):
                 out[current] = value
     return layout, n, running
 
 
-def reduce_with(low: KernelLowering, op: Operation) -> None:
-    layout, n, running = _running(low, op, reverse=False)
+def left_fold(low: KernelLowering, op: Operation, combine: Combine) -> None:
+    """Define `op`'s results (one per operand, `op.attrs["axis"]` reduced) as the left folds of `combine`."""
+    layout, n, running = _running(low, op, False, combine)
     reduced = L.sliced(layout, op.attrs["axis"])
     for result, values in zip(op.results, running):
         last = values[n - 1::n]
         low.values[result] = Regs(reduced, last) if result.type.is_block else last[0]
 
 
+def reduce_with(low: KernelLowering, op: Operation) -> None:
+    left_fold(low, op, _region_combine(low, op))
+
+
 def scan(low: KernelLowering, op: Operation) -> None:
-    layout, _, running = _running(low, op, op.attrs["reverse"])
+    layout, _, running = _running(low, op, op.attrs["reverse"], _region_combine(low, op))
     for result, values in zip(op.results, running):
         low.values[result] = Regs(layout, values)

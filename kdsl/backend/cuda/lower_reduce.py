@@ -9,6 +9,11 @@ each thread writes its partial results to shared memory and reads back those
 of the warps that differ from it only along the axis, in warp order. Every
 thread holding an element of the result holds the same value; a reduction to a
 scalar leaves it in every thread.
+
+fp8 sums are the exception: every partial sum rounds to fp8, so the tree's order
+would show in the result. They are left folds in index order instead
+(`lower_combine.left_fold`), the IR's order and the CPU's, bit for bit. Other
+sums, max and min take the tree.
 """
 from __future__ import annotations
 
@@ -19,6 +24,7 @@ from llvmlite import ir
 from kdsl.backend.cpu.elementwise import ELEMENTWISE
 from kdsl.backend.cpu.llvm_types import I1, I8, I32
 from kdsl.backend.cuda import layouts as L
+from kdsl.backend.cuda.lower_combine import left_fold
 from kdsl.backend.cuda.lower_layout import Regs, type_bytes
 from kdsl.backend.cuda.nvvm import barrier, shuffle_xor
 from kdsl.errors import CompilationError
@@ -94,13 +100,16 @@ def reduce_registers(low: KernelLowering, layout: L.LinearLayout, axis: int, val
 
 
 def reduce(low: KernelLowering, op: Operation) -> None:
-    src = low.block(op.operands[0])
-    layout, axis = src.layout, op.attrs["axis"]
     elem = op.result.type.scalar
     emit = ELEMENTWISE[COMBINE[op.attrs["kind"]]]
 
     def combine(x: ir.Value, y: ir.Value) -> ir.Value:
         return emit(low.b, [x, y], elem, elem, {})
+    if elem.is_fp8 and op.attrs["kind"] == "sum":
+        left_fold(low, op, lambda args: [combine(*args)])
+        return
+    src = low.block(op.operands[0])
+    layout, axis = src.layout, op.attrs["axis"]
     values = reduce_registers(low, layout, axis, src.values, combine)
     result = L.sliced(layout, axis)
     assert result.num_registers == len(values)
