@@ -1,4 +1,5 @@
-"""fp8 on the CPU: values are carried as their i8 bit patterns; conversions are integer bit manipulation.
+"""fp8 on the CPU and the GPU: values are carried as their i8 bit patterns; conversions are integer bit
+manipulation.
 
 `fp8e4nv` (e4m3fn: bias 7, no infinity, NaN = S.1111.111, max ±448) and
 `fp8e5` (e5m2: bias 15, IEEE-like with ±inf) follow the interpreter's
@@ -14,6 +15,11 @@ whose value times 2**(15 - bias) is the fp8 value (subnormals included).
 Narrowing has one helper, `from_f64`: every source widens to f64 exactly
 (integers beyond 2**53 round there, but are far beyond fp8's range and
 saturate either way), and `from_f64` rounds once.
+
+The GPU lowering emits these same functions (through the shared emitters of
+`elementwise`): PTX's `cvt.rn.satfinite.e4m3x2.f32` and `cvt.rn.f16x2.e4m3x2`
+exist only on sm_89 and newer, and kdsl targets sm_80, so software conversion is
+the path there too (and gives the CPU's results bit for bit).
 """
 from __future__ import annotations
 

@@ -18,17 +18,19 @@ threads hold the same elements, else through shared memory (`lower_layout`).
 
 Lowered: program_id/num_programs, arange, constant/splat/broadcast/expand_dims,
 every elementwise op (emitters shared with the CPU; math functions in
-`lower_math`, whose docstring gives their accuracy), cast/bitcast with f16 and
-bf16, load/store with mask/other (in vectors of up to 16 bytes where the axis
+`lower_math`, whose docstring gives their accuracy), cast/bitcast with f16,
+bf16 and fp8 (fp8 in software: see `kdsl.backend.cpu.fp8`), load/store with
+mask/other (in vectors of up to 16 bytes where the axis
 analysis allows, see `lower_memory`, else per element; predicated; stores only from
 the thread owning an element, never from its copies), reductions sum/max/min
-(in thread, across lanes with shuffles, across warps through shared memory),
+(in thread, across lanes with shuffles, across warps through shared memory;
+fp8 sums as in-thread left folds),
 permute, reshape, join and split (new layouts over the same registers), for/if/while
 carrying scalars and blocks, atomics (each element's owner acts once; system scope),
-dot on CUDA cores (`lower_dot`), reduce_with and scan as in-thread left folds
+dot on CUDA cores, 2D and batched (`lower_dot`), reduce_with and scan as in-thread left folds
 (`lower_combine`).
 print and assert through a hidden debug-buffer parameter (`lower_debug`, design in `debug_buffer`).
-Not yet (a CompilationError "not supported on the GPU yet"): fp8,
+Not yet (a CompilationError "not supported on the GPU yet"):
 exp/log/sin/cos/erf on f64, dot on tensor cores.
 """
 from __future__ import annotations
@@ -54,7 +56,7 @@ from kdsl.errors import CompilationError
 from kdsl.ir.core import Function, Module, OpResult, Operation, Region, Value
 from kdsl.ir.ops import ELEMENTWISE as ELEMENTWISE_TRAIT, has_trait, permute_order
 from kdsl.ir.passes.axis_info import AxisAnalysis
-from kdsl.ir.types import PointerType, ScalarType, Type
+from kdsl.ir.types import PointerType, Type
 
 Lowered = Union[ir.Value, Regs]
 REMATERIALIZED = ("constant", "splat", "arange", "expand_dims", "broadcast")
