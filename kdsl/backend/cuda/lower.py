@@ -26,7 +26,7 @@ carrying scalars and blocks, atomics (each element's owner acts once; system sco
 dot on CUDA cores (`lower_dot`), reduce_with and scan as in-thread left folds
 (`lower_combine`).
 Not yet (a CompilationError "not supported on the GPU yet"): device_print/device_assert, fp8,
-exp/log/sin/cos/erf on f64, dot on tensor cores; loads and stores are not
+dot on tensor cores; loads and stores are not
 vectorised yet.
 """
 from __future__ import annotations

@@ -13,6 +13,7 @@ from kdsl.backend.cpu.elementwise import declare
 from kdsl.backend.cpu.llvm_types import F32, I32, I64
 
 F64 = ir.DoubleType()
+I128, I256 = ir.IntType(128), ir.IntType(256)
 
 
 @dataclass(frozen=True)
@@ -56,7 +57,7 @@ class Ops:
         return ir.Constant(ty or self.fmt.bits_ty, value)
 
     def call(self, name: str, *args: ir.Value, ret: ir.Type | None = None) -> ir.Value:
-        """The LLVM intrinsic `llvm.<name>.<type of the first argument>`."""
+        """The LLVM intrinsic `llvm.<name>.<type of the first argument>` (f32, f64, i64, ...)."""
         t = args[0].type
         suffix = {"float": "f32", "double": "f64"}.get(str(t), str(t))
         fn = declare(self.b.module, f"llvm.{name}.{suffix}", ret or t, [a.type for a in args])
@@ -76,12 +77,10 @@ class Ops:
 
     def horner(self, x, coeffs: Sequence[float]):
         """sum c_i x^(n-1-i) for coefficients given highest degree first, one fma a term."""
-        acc = self.c(coeffs[0])
-        for coeff in coeffs[1:]:
-            acc = self.fma(acc, x, self.c(coeff))
-        return acc
+        return self.horner_values(x, [self.c(v) for v in coeffs])
 
     def horner_values(self, x, coeffs: Sequence[ir.Value]):
+        """`horner` with coefficients that are LLVM values (loaded from a table)."""
         acc = coeffs[0]
         for coeff in coeffs[1:]:
             acc = self.fma(acc, x, coeff)
@@ -135,6 +134,3 @@ class Ops:
         ptr = self.b.gep(table, [ir.Constant(I32, 0), index], inbounds=True)
         return self.b.load(ptr)
 
-
-I128, I256 = ir.IntType(128), ir.IntType(256)
-__all__ = ["F32", "F64", "I32", "I64", "I128", "I256", "Format", "FORMATS", "format_of", "Ops"]

@@ -4,10 +4,8 @@ polynomials, in a constant table indexed by the interval), 1 beyond the cutoff (
 is below a quarter ulp of 1); the sign copied from x, NaN kept."""
 from __future__ import annotations
 
-import math
 from fractions import Fraction
 
-import numpy as np
 from llvmlite import ir
 
 from kdsl.backend.cuda.libm.common import I32, Ops

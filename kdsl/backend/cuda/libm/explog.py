@@ -13,8 +13,6 @@ from __future__ import annotations
 
 import math
 
-from llvmlite import ir
-
 from kdsl.backend.cuda.libm.common import I32, Format, Ops
 from kdsl.backend.cuda.libm.constants import ln2_scaled, split
 

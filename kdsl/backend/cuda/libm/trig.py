@@ -14,7 +14,6 @@ import math
 
 from llvmlite import ir
 
-from kdsl.backend.cpu.elementwise import declare
 from kdsl.backend.cuda.libm.common import I32, I64, I128, I256, Ops
 from kdsl.backend.cuda.libm.constants import half_pi, split, two_over_pi_words
 
@@ -38,10 +37,6 @@ def _cody_waite(m: Ops, x):
     return b.fptosi(m.clamp(k, -2.0**30, 2.0**30), I32), r_hi, r_lo
 
 
-def _intrinsic(m: Ops, name: str, ty: ir.Type, *args):
-    return m.b.call(declare(m.b.module, f"llvm.{name}.i{ty.width}", ty, [a.type for a in args]), list(args))
-
-
 def _payne_hanek(m: Ops, ax):
     """(q as i32, r_hi, r_lo) for |x| = ax >= 2: x * 2/pi mod 4 in 128-bit integer arithmetic."""
     b, fmt = m.b, m.fmt
@@ -61,7 +56,7 @@ def _payne_hanek(m: Ops, ax):
     words = [m.load(table, b.add(word, ir.Constant(I32, j))) for j in range(5)]
     product = ir.Constant(I256, 0)
     for j in range(4):
-        window = _intrinsic(m, "fshl", I64, words[j], words[j + 1], shift)
+        window = m.call("fshl", words[j], words[j + 1], shift)
         part = b.mul(b.zext(mant64, I128), b.zext(window, I128))
         product = b.add(product, b.shl(b.zext(part, I256), ir.Constant(I256, 64 * (3 - j))))
     y = b.trunc(b.lshr(product, ir.Constant(I256, 128)), I128)
@@ -70,7 +65,7 @@ def _payne_hanek(m: Ops, ax):
     frac = b.ashr(b.shl(y, ir.Constant(I128, 2)), ir.Constant(I128, 2))
     negative = b.icmp_signed("<", frac, ir.Constant(I128, 0))
     magnitude = b.select(negative, b.neg(frac), frac)
-    zeros = _intrinsic(m, "ctlz", I128, magnitude, ir.Constant(ir.IntType(1), 0))
+    zeros = m.call("ctlz", magnitude, ir.Constant(ir.IntType(1), 0))
     top = b.trunc(b.lshr(b.shl(magnitude, zeros), ir.Constant(I128, 64)), I64)
     # |frac| = top * 2**(-62 - zeros): top * 2**-64 in [1/2, 1), times 2**(2 - zeros) <= 1
     exponent = b.sub(ir.Constant(I32, 2), b.trunc(zeros, I32))
