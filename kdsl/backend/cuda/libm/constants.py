@@ -30,13 +30,14 @@ def pi_scaled(bits: int = PI_BITS) -> Fraction:
     return Fraction(pi >> 64, 1 << bits)
 
 
-def two_over_pi_words() -> list[int]:
+@lru_cache(maxsize=None)
+def two_over_pi_words() -> tuple[int, ...]:
     """2/pi's fraction bits as 64-bit words, most significant first, after one zero word: the
     padding that lets Payne-Hanek read a window at bit offset E - 1 for every exponent E >= 1."""
     bits = TABLE_WORDS * 64 - 64
     fraction = (Fraction(2) / pi_scaled()) * (1 << bits)
     value = fraction.numerator // fraction.denominator
-    return [0] + [(value >> (64 * (TABLE_WORDS - 2 - i))) & (2**64 - 1) for i in range(TABLE_WORDS - 1)]
+    return (0,) + tuple((value >> (64 * (TABLE_WORDS - 2 - i))) & (2**64 - 1) for i in range(TABLE_WORDS - 1))
 
 
 @lru_cache(maxsize=None)

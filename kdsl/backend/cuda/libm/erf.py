@@ -5,6 +5,7 @@ is below a quarter ulp of 1); the sign copied from x, NaN kept."""
 from __future__ import annotations
 
 from fractions import Fraction
+from functools import lru_cache
 
 from llvmlite import ir
 
@@ -22,10 +23,11 @@ def _intervals(name: str) -> int:
     return int((CUTOFF[name] - SERIES_LIMIT) / WIDTH)
 
 
-def erf_table(name: str) -> list[float]:
+@lru_cache(maxsize=None)
+def erf_table(name: str) -> tuple[float, ...]:
     """Per interval i (centre 1/2 + (i + 1/2)/4), its Taylor coefficients highest first."""
-    return [c for i in range(_intervals(name))
-            for c in erf_taylor(Fraction(1, 2) + (i + Fraction(1, 2)) * WIDTH, TAYLOR_TERMS[name])]
+    return tuple(c for i in range(_intervals(name))
+                 for c in erf_taylor(Fraction(1, 2) + (i + Fraction(1, 2)) * WIDTH, TAYLOR_TERMS[name]))
 
 
 def erf(m: Ops, x):
