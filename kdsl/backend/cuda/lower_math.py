@@ -15,8 +15,8 @@ against mpmath (on the CPU JIT of the same IR):
 | exp2     | `ex2.approx.f32`: 2 ulp (PTX ISA bound)        | 0.78     |
 | log      | 0.79                                           | 1.12     |
 | log2     | 1.54                                           | 1.62     |
-| sin      | 1.32                                           | 1.29     |
-| cos      | 1.38                                           | 1.30     |
+| sin      | 0.74                                           | 0.72     |
+| cos      | 0.74                                           | 0.72     |
 | erf      | 0.97                                           | 0.96     |
 | rsqrt    | `rsqrt.approx.f32`: relative 2**-22.9 (PTX ISA) | 1 / sqrt, rounded twice |
 

@@ -1,6 +1,7 @@
-"""Constants of the portable math functions, computed exactly at import: pi to 1,300 bits by
-Machin's formula in integers, ln 2 by its atanh series, the bits of 2/pi for Payne-Hanek reduction, the Taylor coefficients
-of erf around the centres of its intervals (exact Hermite polynomials in fractions)."""
+"""Constants of the portable math functions, computed exactly (once, on first use): pi to 1,300
+bits by Machin's formula in integers, ln 2 by its atanh series, the bits of 2/pi for Payne-Hanek
+reduction, the Taylor coefficients of erf around the centres of its intervals (exact Hermite
+polynomials in fractions)."""
 from __future__ import annotations
 
 import math

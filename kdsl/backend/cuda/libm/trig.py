@@ -1,8 +1,8 @@
 """sin and cos for f32 and f64: x = q * pi/2 + r with |r| <= pi/4 (r carried as r_hi + r_lo), then
 the Taylor polynomials of sin and cos on r chosen and signed by q mod 4 (fdlibm's kernels).
 
-Reduction: Cody-Waite with pi/2 split into three format-precision parts (the first step fma-exact)
-below CODY_WAITE_LIMIT; beyond it Payne-Hanek in integers: a 256-bit window of 2/pi's bits is
+Reduction: Cody-Waite with pi/2 split into three format-precision parts (the first step fma-exact,
+the rest carried as two-term sums) below CODY_WAITE_LIMIT; beyond it Payne-Hanek in integers: a 256-bit window of 2/pi's bits is
 read at bit offset E - 1 (E the exponent of |x|) from a 20-word table, multiplied by x's
 mantissa (normalised to 64 bits), and bits 255..128 of the product are x * 2/pi mod 4 with 126
 fraction bits, so every finite x reduces accurately (DBL_MAX included). Both reductions run,
@@ -14,6 +14,7 @@ import math
 
 from llvmlite import ir
 
+from kdsl.backend.cpu.elementwise import declare
 from kdsl.backend.cuda.libm.common import I32, I64, I128, I256, Ops
 from kdsl.backend.cuda.libm.constants import half_pi, split, two_over_pi_words
 
@@ -25,16 +26,27 @@ TABLE = "__kdsl_libm_two_over_pi"
 
 
 def _cody_waite(m: Ops, x):
-    """(q as i32, r_hi, r_lo) for |x| below the limit."""
+    """(q as i32, r_hi, r_lo) for |x| below the limit: x - k c1 is exact (fma), k c2 and the
+    subtraction are carried as exact two-term sums, k c3 is added to the low part."""
     b = m.b
     k = m.rint(b.fmul(x, m.c(2 / math.pi)))
     c1, c2, c3 = split(half_pi(), m.fmt.numpy, 3)
-    minus_k = b.fneg(k)
-    t = m.fma(minus_k, m.c(c2), m.fma(minus_k, m.c(c1), x))
-    w = b.fmul(k, m.c(c3))
-    r_hi = b.fsub(t, w)
-    r_lo = b.fsub(b.fsub(t, r_hi), w)
+    r1 = m.fma(b.fneg(k), m.c(c1), x)
+    p_hi = b.fmul(k, m.c(c2))
+    p_lo = m.fma(k, m.c(c2), b.fneg(p_hi))
+    t_hi, t_lo = _two_sum(m, r1, b.fneg(p_hi))
+    low = b.fsub(t_lo, m.fma(k, m.c(c3), p_lo))
+    r_hi = b.fadd(t_hi, low)
+    r_lo = b.fsub(low, b.fsub(r_hi, t_hi))
     return b.fptosi(m.clamp(k, -2.0**30, 2.0**30), I32), r_hi, r_lo
+
+
+def _two_sum(m: Ops, a, c):
+    """(a + c rounded, its rounding error), exactly (Knuth's 2Sum)."""
+    b = m.b
+    s = b.fadd(a, c)
+    a_part = b.fsub(s, c)
+    return s, b.fadd(b.fsub(a, a_part), b.fsub(c, b.fsub(s, a_part)))
 
 
 def _payne_hanek(m: Ops, ax):
@@ -68,13 +80,20 @@ def _payne_hanek(m: Ops, ax):
     zeros = m.call("ctlz", magnitude, ir.Constant(ir.IntType(1), 0))
     top = b.trunc(b.lshr(b.shl(magnitude, zeros), ir.Constant(I128, 64)), I64)
     # |frac| = top * 2**(-62 - zeros): top * 2**-64 in [1/2, 1), times 2**(2 - zeros) <= 1
+    lowest = ir.Constant(I32, 1 - fmt.bias)
     exponent = b.sub(ir.Constant(I32, 2), b.trunc(zeros, I32))
-    exponent = b.select(b.icmp_signed("<", exponent, ir.Constant(I32, 1 - fmt.bias)), ir.Constant(I32, 1 - fmt.bias), exponent)
-    f = b.fmul(b.fmul(b.uitofp(top, fmt.ty), m.c(2.0**-64)), m.pow2(exponent))
-    f = b.select(negative, b.fneg(f), f)
+    exponent = b.select(b.icmp_signed("<", exponent, lowest), lowest, exponent)
+    scale = b.fmul(m.c(2.0**-64), m.pow2(exponent))
+    top_float = b.uitofp(top, fmt.ty)
+    # what the conversion dropped, as a signed i64 (saturating: top_float may have rounded up to 2**64)
+    back = b.call(declare(b.module, f"llvm.fptoui.sat.i64.{fmt.name}", I64, [fmt.ty]), [top_float])
+    rounding = b.sub(top, back)
+    f = b.fmul(top_float, scale)
+    f_lo = b.fmul(b.sitofp(rounding, fmt.ty), scale)
+    f, f_lo = b.select(negative, b.fneg(f), f), b.select(negative, b.fneg(f_lo), f_lo)
     c1, c2 = split(half_pi(), fmt.numpy, 2)
     r_hi = b.fmul(f, m.c(c1))
-    r_lo = m.fma(f, m.c(c2), m.fma(f, m.c(c1), b.fneg(r_hi)))
+    r_lo = m.fma(f, m.c(c2), m.fma(f_lo, m.c(c1), m.fma(f, m.c(c1), b.fneg(r_hi))))
     return q, r_hi, r_lo
 
 
@@ -97,12 +116,12 @@ def _kernels(m: Ops, r_hi, r_lo):
     """(sin r, cos r) for r = r_hi + r_lo, |r| <= pi/4 (fdlibm's __kernel_sin/__kernel_cos)."""
     b, name = m.b, m.fmt.name
     z = b.fmul(r_hi, r_hi)
-    sin_coeffs = [(-1) ** n / math.factorial(2 * n + 1) for n in reversed(range(1, SIN_TERMS[name] + 1))]
-    sin_tail = b.fmul(b.fmul(z, r_hi), m.horner(z, sin_coeffs))
-    sin_r = b.fadd(r_hi, m.fma(m.c(1.0), r_lo, sin_tail))
-    cos_coeffs = [(-1) ** n / math.factorial(2 * n) for n in reversed(range(2, COS_TERMS[name] + 2))]
     hz = b.fmul(m.c(0.5), z)
     w = b.fsub(m.c(1.0), hz)
+    sin_coeffs = [(-1) ** n / math.factorial(2 * n + 1) for n in reversed(range(1, SIN_TERMS[name] + 1))]
+    sin_tail = b.fmul(b.fmul(z, r_hi), m.horner(z, sin_coeffs))
+    sin_r = b.fadd(r_hi, m.fma(r_lo, w, sin_tail))  # sin(r_hi + r_lo) ~ sin r_hi + r_lo cos r_hi
+    cos_coeffs = [(-1) ** n / math.factorial(2 * n) for n in reversed(range(2, COS_TERMS[name] + 2))]
     tail = b.fsub(b.fmul(b.fmul(z, z), m.horner(z, cos_coeffs)), b.fmul(r_hi, r_lo))
     cos_r = b.fadd(w, b.fadd(b.fsub(b.fsub(m.c(1.0), w), hz), tail))
     return sin_r, cos_r
