@@ -75,6 +75,13 @@ class Ops:
     def copysign(self, x, sign):
         return self.call("copysign", x, sign)
 
+    def two_sum(self, a, c):
+        """(a + c rounded, its rounding error), both exact (Knuth's 2Sum)."""
+        b = self.b
+        s = b.fadd(a, c)
+        a_part = b.fsub(s, c)
+        return s, b.fadd(b.fsub(a, a_part), b.fsub(c, b.fsub(s, a_part)))
+
     def horner(self, x, coeffs: Sequence[float]):
         """sum c_i x^(n-1-i) for coefficients given highest degree first, one fma a term."""
         return self.horner_values(x, [self.c(v) for v in coeffs])

@@ -63,6 +63,14 @@ def split(value: Fraction, rounder, parts: int) -> list[float]:
     return out
 
 
+def split_short(value: Fraction, rounder, bits: int) -> tuple[float, float]:
+    """(hi, lo): hi is `value` rounded to `bits` significant bits, so that n * hi is exact in a
+    format of p-bit precision for integers |n| < 2**(p - bits); lo the rest, rounded by `rounder`."""
+    mantissa, exponent = math.frexp(float(value))
+    hi = math.ldexp(round(mantissa * 2**bits), exponent - bits)
+    return hi, float(rounder(float(value - Fraction(hi))))
+
+
 def half_pi() -> Fraction:
     return pi_scaled() / 2
 

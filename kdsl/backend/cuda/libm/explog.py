@@ -7,14 +7,16 @@ result is surely 0 or inf, NaN selected back at the end.
 
 log/log2 (fdlibm's scheme): x = 2**e * m with m in [sqrt(1/2), sqrt(2)) (subnormals scaled up
 first), f = m - 1, s = f / (2 + f), log(1 + f) = f - hfsq + s * (hfsq + R(s*s)) with hfsq = f*f/2
-and R the atanh series 2/3 z + 2/5 z^2 + ...; log = e * ln2 + log1p by fma (the product exact).
+and R the atanh series 2/3 z + 2/5 z^2 + ..., carried as hi + lo (hi = f - hfsq rounded);
+log = e * ln2 + hi + lo and log2 = e + (hi + lo) / ln2 with the constants in two parts and the
+last sum by 2Sum, so that the result rounds about once.
 """
 from __future__ import annotations
 
 import math
 
 from kdsl.backend.cuda.libm.common import I32, Format, Ops
-from kdsl.backend.cuda.libm.constants import ln2_scaled, split
+from kdsl.backend.cuda.libm.constants import ln2_scaled, split, split_short
 
 # Taylor terms of e^r needed for |r| <= ln2/2 to leave a truncation error under 1/8 ulp
 EXP_TERMS = {"f32": 8, "f64": 14}
@@ -52,7 +54,8 @@ def exp2(m: Ops, x):
 
 
 def _log_parts(m: Ops, x):
-    """(e as a float, log(1 + f)) with x = 2**e * (1 + f), 1 + f in [sqrt(1/2), sqrt(2))."""
+    """(e as a float, hi, lo) with x = 2**e * (1 + f), 1 + f in [sqrt(1/2), sqrt(2)) and
+    log(1 + f) = hi + lo, hi = f - hfsq rounded, lo what that rounding and the tail leave."""
     b, fmt = m.b, m.fmt
     subnormal = b.fcmp_ordered("<", x, m.c(fmt.tiny))
     bits = m.to_bits(b.select(subnormal, b.fmul(x, m.c(2.0 ** (fmt.mantissa + 1))), x))
@@ -65,9 +68,12 @@ def _log_parts(m: Ops, x):
     s = b.fdiv(f, b.fadd(m.c(2.0), f))
     z = b.fmul(s, s)
     r = b.fmul(z, m.horner(z, [2 / (2 * n + 1) for n in reversed(range(1, LOG_TERMS[fmt.name] + 1))]))
-    hfsq = b.fmul(m.c(0.5), b.fmul(f, f))
-    log1p = b.fsub(f, b.fsub(hfsq, b.fmul(s, b.fadd(hfsq, r))))
-    return b.sitofp(e, fmt.ty), log1p
+    half_f = b.fmul(m.c(0.5), f)
+    hfsq = b.fmul(half_f, f)
+    hfsq_lo = m.fma(half_f, f, b.fneg(hfsq))  # f*f/2 = hfsq + hfsq_lo exactly
+    hi = b.fsub(f, hfsq)
+    lo = b.fadd(b.fsub(b.fsub(b.fsub(f, hi), hfsq), hfsq_lo), b.fmul(s, b.fadd(hfsq, r)))
+    return b.sitofp(e, fmt.ty), hi, lo
 
 
 def _log_specials(m: Ops, x, y):
@@ -78,12 +84,26 @@ def _log_specials(m: Ops, x, y):
     return b.select(b.fcmp_unordered("<", x, m.c(0.0)), m.c(math.nan), y)
 
 
+def _plus(m: Ops, big, hi, lo):
+    """big + hi + lo, rounding once in effect: 2Sum of big and hi, the errors added last."""
+    total, error = m.two_sum(big, hi)
+    return m.b.fadd(total, m.b.fadd(error, lo))
+
+
 def log(m: Ops, x):
-    e, log1p = _log_parts(m, x)
-    ln2_hi, ln2_lo = split(ln2_scaled(), m.fmt.numpy, 2)
-    return _log_specials(m, x, m.fma(e, m.c(ln2_hi), m.fma(e, m.c(ln2_lo), log1p)))
+    """e ln2 + hi + lo, ln2 = ln2_hi + ln2_lo with e * ln2_hi exact."""
+    e, hi, lo = _log_parts(m, x)
+    exponent_bits = m.fmt.bits_ty.width - 1 - m.fmt.mantissa
+    ln2_hi, ln2_lo = split_short(ln2_scaled(), m.fmt.numpy, m.fmt.mantissa + 1 - exponent_bits)
+    y = _plus(m, m.b.fmul(e, m.c(ln2_hi)), hi, m.fma(e, m.c(ln2_lo), lo))
+    return _log_specials(m, x, y)
 
 
 def log2(m: Ops, x):
-    e, log1p = _log_parts(m, x)
-    return _log_specials(m, x, m.fma(log1p, m.c(1 / math.log(2)), e))
+    """e + (hi + lo) / ln2, the product with 1/ln2 = inv_hi + inv_lo carried as two terms."""
+    b = m.b
+    e, hi, lo = _log_parts(m, x)
+    inv_hi, inv_lo = split(1 / ln2_scaled(), m.fmt.numpy, 2)
+    y_hi = b.fmul(hi, m.c(inv_hi))
+    y_lo = m.fma(lo, m.c(inv_hi), m.fma(hi, m.c(inv_lo), m.fma(hi, m.c(inv_hi), b.fneg(y_hi))))
+    return _log_specials(m, x, _plus(m, e, y_hi, y_lo))

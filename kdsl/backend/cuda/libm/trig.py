@@ -34,19 +34,11 @@ def _cody_waite(m: Ops, x):
     r1 = m.fma(b.fneg(k), m.c(c1), x)
     p_hi = b.fmul(k, m.c(c2))
     p_lo = m.fma(k, m.c(c2), b.fneg(p_hi))
-    t_hi, t_lo = _two_sum(m, r1, b.fneg(p_hi))
+    t_hi, t_lo = m.two_sum(r1, b.fneg(p_hi))
     low = b.fsub(t_lo, m.fma(k, m.c(c3), p_lo))
     r_hi = b.fadd(t_hi, low)
     r_lo = b.fsub(low, b.fsub(r_hi, t_hi))
     return b.fptosi(m.clamp(k, -2.0**30, 2.0**30), I32), r_hi, r_lo
-
-
-def _two_sum(m: Ops, a, c):
-    """(a + c rounded, its rounding error), exactly (Knuth's 2Sum)."""
-    b = m.b
-    s = b.fadd(a, c)
-    a_part = b.fsub(s, c)
-    return s, b.fadd(b.fsub(a, a_part), b.fsub(c, b.fsub(s, a_part)))
 
 
 def _payne_hanek(m: Ops, ax):
