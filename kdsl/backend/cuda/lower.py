@@ -30,8 +30,7 @@ carrying scalars and blocks, atomics (each element's owner acts once; system sco
 dot on CUDA cores, 2D and batched (`lower_dot`), reduce_with and scan as in-thread left folds
 (`lower_combine`).
 print and assert through a hidden debug-buffer parameter (`lower_debug`, design in `debug_buffer`).
-Not yet (a CompilationError "not supported on the GPU yet"):
-exp/log/sin/cos/erf on f64, dot on tensor cores.
+Not yet: dot on tensor cores.
 """
 from __future__ import annotations
 
