@@ -1,7 +1,14 @@
-"""Kernels the GPU lowering tests run directly on the simulator: the simple row softmax and layer norm
-(one program per row)."""
+"""Kernels the GPU lowering and runtime tests share: a vector add, the simple row softmax and layer
+norm (one program per row)."""
 import kdsl
 import kdsl.language as kl
+
+
+@kdsl.kernel
+def add(x_ptr, y_ptr, out_ptr, n, BLOCK: kl.constexpr):
+    offs = kl.program_id(0) * BLOCK + kl.arange(0, BLOCK)
+    mask = offs < n
+    kl.store(out_ptr + offs, kl.load(x_ptr + offs, mask=mask) + kl.load(y_ptr + offs, mask=mask), mask=mask)
 
 
 @kdsl.kernel

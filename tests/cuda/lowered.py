@@ -23,6 +23,7 @@ class Lowered:
     num_warps: int = 4
     shared_bytes: int = 0
     params: list[Type] = field(default_factory=list)
+    debug_sites: tuple = ()
 
 
 def substitute_lowering(monkeypatch, llvm_ir: str) -> None:

@@ -7,8 +7,6 @@ from kdsl.runtime.arrays import host_view
 from tests.cuda.lowered import VECTOR_ADD, needs_gpu
 from tests.helpers import random_array
 
-torch = pytest.importorskip("torch")
-
 LAYOUTS = {
     "contiguous": lambda a: a,
     "every_other_row": lambda a: a[::2],
@@ -48,11 +46,12 @@ def test_sim_round_trip_keeps_pointer_and_strides(layout, dtype):
     np.testing.assert_array_equal(base, untouched)
 
 
-@pytest.mark.parametrize("make", [lambda: torch.randn(6, 5), lambda: torch.randn(6, 5).t(),
-                                  lambda: torch.randn(8, 4, dtype=torch.bfloat16)[::2],
-                                  lambda: torch.arange(7, dtype=torch.int64)])
+@pytest.mark.parametrize("make", [lambda torch: torch.randn(6, 5), lambda torch: torch.randn(6, 5).t(),
+                                  lambda torch: torch.randn(8, 4, dtype=torch.bfloat16)[::2],
+                                  lambda torch: torch.arange(7, dtype=torch.int64)])
 def test_sim_round_trip_of_torch_cpu_tensors(make):
-    tensor = make()
+    torch = pytest.importorskip("torch")
+    tensor = make(torch)
     expected = tensor.clone()
     view = host_view(tensor)
     assert view.ctypes.data == tensor.data_ptr()

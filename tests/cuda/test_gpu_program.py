@@ -9,16 +9,9 @@ from kdsl.backend.cuda import ptxas
 from kdsl.backend.cuda.program import compile_gpu
 from kdsl.ir import types as t
 from kdsl.runtime.binding import BoundLaunch
+from tests.cuda.kernels import add
 from tests.cuda.lowered import SREGS, VECTOR_ADD, Lowered, elementwise, substitute_lowering
 from tests.helpers import poisoned, random_array
-
-torch = pytest.importorskip("torch")
-
-@kdsl.kernel
-def add(x_ptr, y_ptr, out_ptr, n, BLOCK: kl.constexpr):
-    offs = kl.program_id(0) * BLOCK + kl.arange(0, BLOCK)
-    mask = offs < n
-    kl.store(out_ptr + offs, kl.load(x_ptr + offs, mask=mask) + kl.load(y_ptr + offs, mask=mask), mask=mask)
 
 
 def launch_add(x, y, out, n, block=128):
@@ -40,6 +33,7 @@ def test_vector_add_on_numpy_arrays(vector_add, n):
 
 
 def test_vector_add_on_torch_cpu_tensors(vector_add):
+    torch = pytest.importorskip("torch")
     x, y = torch.randn(300), torch.randn(300)
     out = torch.full((300,), float("nan"))
     launch_add(x, y, out, 300)

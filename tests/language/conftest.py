@@ -1,7 +1,7 @@
 """The language conformance suite runs every test that takes `target` on every target listed here.
 
-`KDSL_TEST_TARGETS` (comma-separated) overrides the list: `KDSL_TEST_TARGETS=sim` runs the suite on
-the PTX simulator only.
+`KDSL_TEST_TARGETS` (comma-separated) overrides the list: `KDSL_TEST_TARGETS=cpu` runs the suite on
+the CPU only, `KDSL_TEST_TARGETS=sim` on the PTX simulator only.
 
 On the GPU targets every kernel a test compiles is also assembled by ptxas for sm_80 and sm_90
 (where ptxas is installed), after the test, so PTX that runs on the simulator but that ptxas rejects
@@ -17,7 +17,7 @@ import pytest
 from kdsl.backend.cuda import program, ptxas
 from kdsl.backend.cuda.ptx import llvm_to_ptx
 
-TARGETS = os.environ.get("KDSL_TEST_TARGETS", "cpu,interpret").split(",")
+TARGETS = os.environ.get("KDSL_TEST_TARGETS", "cpu,interpret,sim").split(",")
 ASSEMBLED_FOR = ("sm_80", "sm_90")
 
 _compiled: list[tuple[str, dict[str, str]]] = []  # (entry, PTX per architecture) since the test began

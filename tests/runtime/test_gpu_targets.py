@@ -7,8 +7,8 @@ import pytest
 import kdsl
 import kdsl.language as kl
 from kdsl.testing import wall_time_ms
+from tests.cuda.kernels import add
 from tests.cuda.lowered import VECTOR_ADD, has_gpu, needs_gpu, substitute_lowering
-from tests.cuda.test_gpu_program import add
 from tests.helpers import poisoned, random_array
 
 no_gpu = pytest.mark.skipif(has_gpu(), reason="a CUDA GPU is present")

@@ -27,7 +27,7 @@ class DeviceArray:
 
     base: int  # the allocation
     pointer: int  # where the array's first element landed: what a kernel receives
-    nbytes: int
+    nbytes: int  # of the allocation, from `base`
 
 
 class Device(ABC):
@@ -73,7 +73,7 @@ class Device(ABC):
         pad = span.ctypes.data % DIVISIBILITY if span.nbytes else 0
         base = self.allocate(pad + span.nbytes)
         self.write(base + pad, span)
-        return DeviceArray(base, base + pad + offset, span.nbytes)
+        return DeviceArray(base, base + pad + offset, pad + span.nbytes)
 
     def to_host(self, buffer: DeviceArray, array: np.ndarray) -> None:
         """Copy `buffer` back over the memory span of `array`, the array it came from."""
