@@ -11,8 +11,8 @@ with K) loads, per step, a[m, k] for each accumulator row m the thread holds and
 b[k, n] for each of its columns n (`operand_rows`: the accumulator's bases
 projected onto the operand, the batch coordinate included) and does the thread's
 multiply-adds; a closing barrier frees the buffer for the next use (a dot in a
-loop). Registers hold the accumulator, the row addresses and one k step's operand
-values, whatever K is.
+loop). Registers hold the accumulator, a base address per operand (each row is the
+base plus a constant, `_Staged.indices`) and one k step's operand values, whatever K is.
 
 Each element is `acc + a[m, 0] * b[0, n] + ... + a[m, K-1] * b[K-1, n]`,
 k increasing, operands widened exactly to the result type, each step the shared
@@ -40,6 +40,9 @@ if TYPE_CHECKING:
 
 UNROLL = 4  # k steps per iteration of the k loop
 BANK_BYTES = 4
+# Shared-memory indices are far from overflowing: saying so lets LLVM fold constant parts of an
+# index into the address.
+NO_WRAP = ("nuw", "nsw")
 
 
 def operand_rows(acc: LinearLayout, shape: tuple[int, ...], k_dim: int) -> tuple[LinearLayout, list[int]]:
@@ -86,14 +89,43 @@ class _Staged:
     def elements(self) -> int:
         return prod(self.shape[:-2]) * self.shape[self.k_dim] * self.stride
 
-    def index(self, b: ir.IRBuilder, coords: list[ir.Value], k: ir.Value) -> ir.Value:
-        """The buffer index of the element at `coords` with its K coordinate replaced by `k`."""
-        batch = ir.Constant(I32, 0)
+    def index(self, b: ir.IRBuilder, coords: list) -> ir.Value | int:
+        """The buffer index of the element at `coords` (i32 values, or ints: then an int)."""
+        def mul_add(x, n: int, y):
+            if isinstance(x, int) and isinstance(y, int):
+                return x * n + y
+            return _add(b, b.mul(_i32(x), ir.Constant(I32, n), flags=NO_WRAP), _i32(y))
+        batch = 0
         for c, n in zip(coords[:-2], self.shape[:-2]):
-            batch = b.add(b.mul(batch, ir.Constant(I32, n)), c)
-        k_row = b.add(b.mul(batch, ir.Constant(I32, self.shape[self.k_dim])), k)
-        index = b.add(b.mul(k_row, ir.Constant(I32, self.stride)), coords[self.row_dim])
-        return b.add(index, ir.Constant(I32, self.start))
+            batch = mul_add(batch, n, c)
+        k_row = mul_add(batch, self.shape[self.k_dim], coords[self.k_dim])
+        return mul_add(k_row, self.stride, coords[self.row_dim])
+
+    def indices(self, low: KernelLowering, layout: LinearLayout) -> list[ir.Value]:
+        """Per register of `layout` (over the operand's shape, or its rows: K collapsed to 1), the
+        buffer index of its element. Where no register moves a coordinate along a bit that a lane
+        or a warp moves, each is the thread's index (register 0's) plus a constant, which LLVM folds
+        into the address: one base per thread however many registers."""
+        b = low.b
+        coords = low.coordinates(layout)
+        thread_bits = [0] * layout.rank
+        for basis in layout.lane + layout.warp:
+            thread_bits = [m | c for m, c in zip(thread_bits, basis)]
+        apart = not any(c & m for basis in layout.register for c, m in zip(basis, thread_bits))
+        start = ir.Constant(I32, self.start)
+        if not apart:
+            return [_add(b, self.index(b, c), start) for c in coords]
+        base = _add(b, self.index(b, coords[0]), start)
+        return [_add(b, base, ir.Constant(I32, self.index(b, list(layout.combine("register", r)))))
+                for r in range(layout.num_registers)]
+
+
+def _i32(x) -> ir.Value:
+    return ir.Constant(I32, x) if isinstance(x, int) else x
+
+
+def _add(b: ir.IRBuilder, x: ir.Value, y: ir.Value) -> ir.Value:
+    return b.add(x, y, flags=NO_WRAP)
 
 
 def _stage(low: KernelLowering, value: Value, k_dim: int, start_byte: int) -> _Staged:
@@ -103,17 +135,17 @@ def _stage(low: KernelLowering, value: Value, k_dim: int, start_byte: int) -> _S
     slot = regs.values[0].type
     staged = _Staged(value.type.shape, k_dim, slot, start_byte // type_bytes(slot))
     copies = sum(1 << bit for bit in regs.layout.free_bits("register"))
-    for r, (v, coords) in enumerate(zip(regs.values, low.coordinates(regs.layout))):
+    for r, (v, index) in enumerate(zip(regs.values, staged.indices(low, regs.layout))):
         if not r & copies:
-            b.store(v, low.shared.address(b, staged.index(b, coords, coords[k_dim]), slot))
+            b.store(v, low.shared.address(b, index, slot))
     return staged
 
 
 def _load_rows(low: KernelLowering, staged: _Staged, starts: list[ir.Value], k: ir.Value, src, dst) -> list[ir.Value]:
     """Element k of each row from `starts` (the rows' indices at k = 0), widened from `src` to `dst`."""
     b = low.b
-    offset = b.mul(k, ir.Constant(I32, staged.stride))
-    return [cast(b, b.load(low.shared.address(b, b.add(start, offset), staged.slot), typ=staged.slot), src, dst)
+    offset = b.mul(k, ir.Constant(I32, staged.stride), flags=NO_WRAP)
+    return [cast(b, b.load(low.shared.address(b, _add(b, start, offset), staged.slot), typ=staged.slot), src, dst)
             for start in starts]
 
 
@@ -136,8 +168,7 @@ def dot(low: KernelLowering, op: Operation) -> None:
     operands = []  # per operand: (staged, scalar type, row addresses at k = 0, kept accumulator bits)
     for value, staged in ((a_value, a_staged), (b_value, b_staged)):
         rows, kept = operand_rows(layout, value.type.shape, staged.k_dim)
-        starts = [staged.index(b, coords, ir.Constant(I32, 0)) for coords in low.coordinates(rows)]
-        operands.append((staged, value.type.scalar, starts, kept))
+        operands.append((staged, value.type.scalar, staged.indices(low, rows), kept))
     barrier(b)
 
     def k_step(k: ir.Value, totals: list[ir.Value]) -> list[ir.Value]:
@@ -157,8 +188,8 @@ def dot(low: KernelLowering, op: Operation) -> None:
 
 
 def _k_loop(low: KernelLowering, k_size: int, totals: list[ir.Value], k_steps) -> list[ir.Value]:
-    """`k_steps(k, totals)` for k = 0, UNROLL, 2 * UNROLL, ... below `k_size`, in an LLVM loop
-    carrying the totals."""
+    """`k_steps(k, totals)` for k = 0, UNROLL, 2 * UNROLL, ... below `k_size` (a power of two
+    above UNROLL, so a multiple of it), in an LLVM loop carrying the totals."""
     b = low.b
     before = b.block
     head, done = (low.func.append_basic_block(f"dot.{part}") for part in ("k", "done"))
