@@ -1,12 +1,16 @@
 """`dot` lowered to per-thread multiply-adds (`lower_dot`), run on the PTX simulator: the conformance
 suite's kernels (2D and batched 3D) against a float64 reference and, bit for bit, against the CPU backend
 (same k order, same roundings), over shapes and warp counts that give the operands different layouts."""
+import re
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tests.cuda.helpers import assemble_all_arches, run_sim
+from kdsl.backend.cuda import ptxas
+from kdsl.backend.cuda.lower_dot import UNROLL
+from tests.cuda.helpers import assemble_all_arches, lower_kernel, run_sim
 from tests.helpers import poisoned, random_array
 from tests.language.test_dot import CASES, UNIT, _round_bf16, batched_dot_kernel, check_close, dot_kernel, mixed_dot
 from tests.language.test_tutorials import elements, matmul_kernel
@@ -106,3 +110,19 @@ def test_batched_dot_ptx_assembles():
     c = np.zeros((2, 8, 8), np.float32)
     assemble_all_arches(batched_dot_kernel, (a, b, c, c), dict(B=2, M=8, N=8, K=16, USE_ACC=False,
                                                                OUT=CASES[0][2]))
+
+
+@pytest.mark.skipif(not ptxas.available(), reason="ptxas is not on the PATH")
+@pytest.mark.parametrize("k", [64, 256])
+def test_dot_streams_k_in_a_loop_without_spills(k):
+    """The multiply-adds are a loop over k: UNROLL steps of each thread's 32 accumulator elements
+    in the PTX whatever K is, and ptxas spills nothing."""
+    m = n = 64
+    a, b, _ = _operands(np.random.default_rng(4), 0, m, n, k, False)
+    c = np.zeros((m, n), np.float32)
+    constants = dict(M=m, N=n, K=k, A_TYPE=None, USE_ACC=False, OUT=CASES[0][2], PRECISION=None)
+    for arch in ("sm_80", "sm_90"):
+        _, ptx, _ = lower_kernel(dot_kernel, (a, b, c, c), constants, num_warps=4, arch=arch)
+        assert ptx.count("fma.rn.f32") == UNROLL * m * n // 128
+        report = ptxas.assemble(ptx, arch).report
+        assert re.search(r"\b0 bytes spill stores, 0 bytes spill loads", report), report
