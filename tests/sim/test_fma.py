@@ -12,7 +12,8 @@ def correctly_rounded_f32(a, b, c):
     """Round the exact value to f32 without double rounding: compare the two f32 neighbours."""
     value = Fraction(float(a)) * Fraction(float(b)) + Fraction(float(c))
     guess = np.float32(float(value))
-    neighbours = [np.nextafter(guess, np.float32(-np.inf)), guess, np.nextafter(guess, np.float32(np.inf))]
+    with np.errstate(over="ignore"):
+        neighbours = [np.nextafter(guess, np.float32(-np.inf)), guess, np.nextafter(guess, np.float32(np.inf))]
     candidates = [x for x in neighbours if np.isfinite(x)]  # next to the largest f32 lies infinity
     return min(candidates, key=lambda x: (abs(Fraction(float(x)) - value), int(x.view(np.uint32)) & 1))
 
