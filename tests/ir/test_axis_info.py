@@ -146,10 +146,48 @@ kernel @k(%p: *i32 {divisibility = 16}, %n: i32) {
 
 def test_loop_counters_and_scalar_constants():
     a = axes(LOOP)
-    assert facts(a["3"]) == ((1,), (64,), (1,)) and facts(a["4"]) == ((1,), (1,), (1,))
-    assert facts(a["2"]) == ((1,), (1,), (1,))
+    assert facts(a["3"]) == ((1,), (64,), (1,))
+    # the sum starts at 0 and adds multiples of 64: so is every value it carries, and its result
+    assert facts(a["4"]) == ((1,), (64,), (1,)) and facts(a["2"]) == ((1,), (64,), (1,))
+    assert a["4"].value is None
     assert a["6"].value == 4096 and a["6"].divisibility == (4096,)
     assert a["7"].value == -64 and a["7"].divisibility == (64,)
+
+
+ADVANCED_POINTERS = """
+kernel @k(%p: *f32 {divisibility = 16}, %n: i32, %step: i32 {divisibility = 16}, %odd: i32) {
+  %0 = arange {end = 64, start = 0} : block<64xi32>
+  %1 = splat %p : block<64x*f32>
+  %2 = addptr %1, %0 : block<64x*f32>
+  %3 = constant {value = 0} : i32
+  %4 = constant {value = 1} : i32
+  %5, %6 = for %3, %n, %4, %2, %2 : block<64x*f32>, block<64x*f32> {
+  ^(%7: i32, %8: block<64x*f32>, %9: block<64x*f32>):
+    %10 = splat %step : block<64xi32>
+    %11 = addptr %8, %10 : block<64x*f32>
+    %12 = splat %odd : block<64xi32>
+    %13 = addptr %9, %12 : block<64x*f32>
+    yield %11, %13
+  }
+  %14 = cmp %n, %3 {pred = "lt"} : i1
+  %15 = if %14 : block<64x*f32> {
+    yield %5
+  } {
+    yield %6
+  }
+  return
+}
+"""
+
+
+def test_loop_carried_pointers_keep_what_every_iteration_keeps():
+    a = axes(ADVANCED_POINTERS)
+    assert facts(a["2"]) == ((64,), (16,), (1,))
+    # advanced by 16 elements (64 bytes): as contiguous and aligned as at the start
+    assert facts(a["8"]) == ((64,), (16,), (1,)) and facts(a["5"]) == facts(a["8"])
+    # advanced by an unknown number of elements: still contiguous, alignment only of one element
+    assert facts(a["9"]) == ((64,), (4,), (1,)) and facts(a["6"]) == facts(a["9"])
+    assert facts(a["15"]) == ((64,), (4,), (1,))
 
 
 # Soundness: random expressions over one block, the facts checked on the values themselves.

@@ -13,8 +13,9 @@ Every run starts at a multiple of its length. The facts come from `program_id * 
 (`divisibility` 16, and `value` 1 for ints equal to 1, in the kernel's argument attributes,
 see runtime/binding.py),
 and are carried through splat, broadcast, expand_dims, add, sub, mul, addptr, shl, shr,
-and, comparisons and casts that widen. Anything else is assumed to know nothing
-(1, 1, 1), except that an elementwise op keeps the constancy its operands share.
+and, comparisons and casts that widen, and through `for` loops' carried values and `if`
+results. Anything else is assumed to know nothing (1, 1, 1), except that an elementwise op keeps
+the constancy its operands share.
 This is an analysis: it leaves the IR as it is.
 """
 from __future__ import annotations
@@ -79,27 +80,39 @@ def _is_uniform(info: AxisInfo, dims: tuple[int, ...], d: int) -> bool:
 
 
 class AxisAnalysis:
-    """Axis facts for every value of one function, computed once in program order."""
+    """Axis facts for every value of one function, computed once in program order.
+
+    A `for` loop's carried values start with their initial values' facts; the body is analysed
+    again with the facts that hold for both those and what it yields, until nothing changes (the
+    facts only weaken, so this ends): a pointer advanced by a multiple of 16 bytes each iteration
+    stays as contiguous and aligned as it began. An `if` gives what both its branches yield."""
 
     def __init__(self, fn: Function):
         self.info: dict[Value, AxisInfo] = {}
         for arg, attrs in zip(fn.args, fn.arg_attrs):
             self.info[arg] = (uniform(arg, attrs.get("divisibility", 1), attrs.get("value"))
                               if _tracked(arg) else unknown(arg))
-        for op in fn.walk():
-            self._visit(op)
+        self._region(fn.body)
 
     def __getitem__(self, value: Value) -> AxisInfo:
         return self.info[value]
 
+    def _region(self, region) -> list[AxisInfo]:
+        """Analyse `region`'s operations; returns the facts of what its terminator yields."""
+        for op in region.ops:
+            self._visit(op)
+        term = region.terminator
+        return [self.info[v] for v in term.operands] if term is not None and term.name == "yield" else []
+
     def _visit(self, op: Operation) -> None:
         if op.name == "for":
-            lower, _, step = (self.info[v] for v in op.operands[:3])
-            iv, *carried = op.regions[0].args
-            self.info[iv] = AxisInfo((1,), (gcd(_element_divisibility(lower), _element_divisibility(step)),), (1,))
-            self.info.update({a: unknown(a) for a in carried})
-        else:
-            self.info.update({a: unknown(a) for region in op.regions for a in region.args})
+            self._for(op)
+            return
+        self.info.update({a: unknown(a) for region in op.regions for a in region.args})
+        yielded = [self._region(region) for region in op.regions]
+        if op.name == "if":
+            self.info.update(zip(op.results, map(join, *yielded)))
+            return
         rule = _RULES.get(op.name)
         for result in op.results:
             if not _tracked(result):
@@ -110,6 +123,28 @@ class AxisAnalysis:
                 self.info[result] = _keep_constancy(op, [self.info[v] for v in op.operands])
             else:
                 self.info[result] = unknown(result)
+
+    def _for(self, op: Operation) -> None:
+        lower, _, step = (self.info[v] for v in op.operands[:3])
+        iv, *carried = op.regions[0].args
+        self.info[iv] = AxisInfo((1,), (gcd(_element_divisibility(lower), _element_divisibility(step)),), (1,))
+        facts = [self.info[v] if _tracked(v) else unknown(v) for v in op.operands[3:]]
+        while True:
+            self.info.update(zip(carried, facts))
+            weakened = list(map(join, facts, self._region(op.regions[0])))
+            if weakened == facts:
+                break
+            facts = weakened
+        self.info.update(zip(op.results, facts))
+
+
+def join(a: AxisInfo, b: AxisInfo) -> AxisInfo:
+    """The facts that hold for a value that is either `a`'s or `b`'s."""
+    contiguity = tuple(map(gcd, a.contiguity, b.contiguity))
+    divisibility = tuple(gcd(_run_start_divisibility(a, d, c), _run_start_divisibility(b, d, c))
+                         for d, c in enumerate(contiguity))
+    return AxisInfo(contiguity, divisibility, tuple(map(gcd, a.constancy, b.constancy)),
+                    a.value if a.value == b.value else None)
 
 
 def _tracked(v: Value) -> bool:
