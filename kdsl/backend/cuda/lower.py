@@ -84,8 +84,10 @@ def param_type(t: Type) -> ir.Type:
 
 
 def elem_bits(t: Type) -> int:
+    """The element size a block's default layout is sized for: a block of pointers takes its
+    pointees' (it is laid out for the loads and stores it feeds, 16 bytes of them per thread)."""
     elem = t.scalar
-    return 64 if isinstance(elem, PointerType) else max(8, elem.bits)
+    return max(8, (elem.elem if isinstance(elem, PointerType) else elem).bits)
 
 
 def _check_supported(fn: Function) -> None:
