@@ -52,18 +52,19 @@ def kdsl_matmul(a_ptr, b_ptr, c_ptr, M, N, K, BM: kl.constexpr, BN: kl.constexpr
     kl.store(c_ptr + rm[:, None] * N + rn[None, :], acc.to(kl.float16))
 
 
-def kdsl_build(arch: str, tile: tuple[int, int, int], warps: int) -> tuple[bytes, str]:
-    """(cubin, ptxas -v report) of kdsl's matmul."""
+def kdsl_build(arch: str, tile: tuple[int, int, int], warps: int) -> tuple[bytes, str, int]:
+    """(cubin, ptxas -v report, dynamic shared memory bytes) of kdsl's matmul."""
     bm, bn, bk = tile
     size = 16 * max(tile)
     a, b, c = (np.zeros((size, size), np.float16) for _ in range(3))
     compiled = kdsl_matmul.compile(a, b, c, size, size, size, BM=bm, BN=bn, BK=bk, target="cuda", arch=arch,
                                    num_warps=warps, cubin=True)
-    return compiled.asm["cubin"], compiled.asm["ptxas"]
+    return compiled.asm["cubin"], compiled.asm["ptxas"], compiled.program.shared_bytes
 
 
-def triton_build(arch: str, tile: tuple[int, int, int], warps: int, stages: int) -> tuple[bytes, str] | None:
-    """(cubin, ptxas report) of the same matmul in Triton, or None without Triton."""
+def triton_build(arch: str, tile: tuple[int, int, int], warps: int, stages: int) -> tuple[bytes, str, int] | None:
+    """(cubin, ptxas report, dynamic shared memory bytes) of the same matmul in Triton, or None
+    without Triton."""
     os.environ.setdefault("TRITON_DEFAULT_FP_FUSION", "1")  # Triton 3.9's default, without its warning
     try:
         import triton
@@ -94,7 +95,7 @@ def triton_build(arch: str, tile: tuple[int, int, int], warps: int, stages: int)
             f.write(compiled.asm["ptx"])
         report = subprocess.run(["ptxas", "-v", f"-arch={arch}", path, "-o", os.path.join(tmp, "k.cubin")],
                                 capture_output=True, text=True).stderr
-    return compiled.asm["cubin"], report
+    return compiled.asm["cubin"], report, compiled.metadata.shared
 
 
 def nvdisasm() -> str | None:
@@ -146,13 +147,13 @@ def mix(instructions, first: int = 0, last: int = 1 << 62) -> collections.Counte
                                for address, op, _ in instructions if first <= address <= last)
 
 
-def resources(report: str) -> str:
+def resources(report: str, shared: int) -> str:
     regs = re.search(r"Used (\d+) registers", report)
     spills = re.search(r"(\d+) bytes spill stores, (\d+) bytes spill loads", report)
     smem = re.search(r"(\d+) bytes smem", report)
     return (f"{regs.group(1) if regs else '?'} registers, "
             f"spills {spills.group(1)}/{spills.group(2) if spills else '?'} bytes (stores/loads), "
-            f"{smem.group(1) if smem else 0} bytes static shared memory")
+            f"shared memory {smem.group(1) if smem else 0} bytes static + {shared} dynamic")
 
 
 def main() -> None:
@@ -173,8 +174,8 @@ def main() -> None:
     print(f"fp16 matmul, tile {args.tile}, {args.warps} warps, {args.arch}"
           + ("" if theirs is not None else " (Triton is not installed)"))
     tables = {}
-    for name, (cubin, report) in builds.items():
-        print(f"\n{name}: {resources(report)}")
+    for name, (cubin, report, shared) in builds.items():
+        print(f"\n{name}: {resources(report, shared)}")
         if tool is None:
             continue
         instructions, labels = sass(cubin, tool)
