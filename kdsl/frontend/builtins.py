@@ -124,11 +124,20 @@ def _static_print(b: Builder, *values: Any) -> None:
 
 
 def _hint(what: str) -> Callable[..., Any]:
+    """`kl.multiple_of(x, values)` / `kl.max_contiguous(x, values)`: the identity, with a promise
+    (per dimension, or one for all) that the axis analysis takes as a fact."""
     def hint(b: Builder, input: Any, values: Any) -> Any:
         items = values if isinstance(values, tuple) else (values,)
         if not all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in items):
             raise CompilationError(f"kl.{what} needs compile-time positive integers, got {values!r}")
-        return input
+        x = sem.to_tensor(b, input)
+        if not (isinstance(x.dtype, t.ScalarType) and x.dtype.is_int and not x.dtype.is_bool):
+            raise CompilationError(f"kl.{what} takes integers, got {x.type}")
+        rank = max(len(x.shape), 1)
+        if len(items) not in (1, rank):
+            raise CompilationError(f"kl.{what} needs 1 or {rank} values for {x.type}, got {len(items)}")
+        promise = ",".join(str(v) for v in (items * rank if len(items) == 1 else items))
+        return Tensor(b.value(what, [x.handle], x.type, values=promise))
 
     return hint
 

@@ -289,6 +289,8 @@ OPS: dict[str, Impl] = {
     "ceil": _elementwise(np.ceil),
     "fma": _typed(_fma),
     "umulhi": _typed(_umulhi),
+    "multiple_of": _elementwise(lambda x: x),
+    "max_contiguous": _elementwise(lambda x: x),
     "dot": dot,
     "atomic_rmw": atomic_rmw,
     "atomic_cas": atomic_cas,

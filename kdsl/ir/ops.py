@@ -20,6 +20,10 @@ backends. Semantics, for every target:
 - Float math (`exp log sqrt exp2 log2 rsqrt sin cos erf floor ceil`, `fma`) follows
   the C library; 16-bit floats are computed in f32 and rounded. `umulhi` is the
   high half of the double-width product, signed for signed types.
+- `multiple_of x {values}` / `max_contiguous x {values}` ("16" or "16,1", one per
+  dimension) are `x`, with the user's promise that along each dimension the first
+  element of each run is a multiple of the value / the values come in contiguous
+  runs of that length; the axis analysis takes them as facts.
 - `reduce {axis, kind}` combines along `axis` with `kind` in sum max min,
   folding from the left in index order in the element type (float sums round
   after every addition; the frontend picks the type first, as Triton does).
@@ -117,6 +121,7 @@ TERMINATOR = "terminator"
 
 CMP_PREDICATES = ("eq", "ne", "lt", "le", "gt", "ge")
 REDUCE_KINDS = ("sum", "max", "min")
+HINTS = ("multiple_of", "max_contiguous")
 FLOAT_UNARY = ("exp", "log", "sqrt", "exp2", "log2", "rsqrt", "sin", "cos", "erf", "floor", "ceil")
 
 
@@ -148,6 +153,22 @@ def _integer(op: Operation) -> None:
 
 def _float(op: Operation) -> None:
     _numeric(op, ("float",))
+
+
+def hint_values(op: Operation) -> tuple[int, ...]:
+    """A hint's promise per dimension (scalars have one)."""
+    return tuple(int(v) for v in op.attrs["values"].split(","))
+
+
+def _hint(op: Operation) -> None:
+    _integer(op)
+    rank = max(len(op.results[0].type.shape), 1)
+    try:
+        values = hint_values(op)
+    except ValueError:
+        values = ()
+    if len(values) != rank or min(values) < 1:
+        _fail(op, f"values must be {rank} positive integers, not {op.attrs['values']!r}")
 
 
 def _cmp(op: Operation) -> None:
@@ -489,6 +510,8 @@ def _defs() -> dict[str, OpDef]:
         defs.append(OpDef(name, (1, 1), 1, traits=elementwise, check=_float))
     defs.append(OpDef("fma", (3, 3), 1, traits=elementwise, check=_float))
     defs.append(OpDef("umulhi", (2, 2), 1, traits=commutative, check=_integer))
+    for name in HINTS:
+        defs.append(OpDef(name, (1, 1), 1, {"values": str}, traits=elementwise, check=_hint))
     defs += [
         OpDef("reshape", (1, 1), 1, traits=pure, check=_reshape),
         OpDef("permute", (1, 1), 1, {"order": str}, traits=pure, check=_permute),

@@ -95,6 +95,27 @@ def test_loads_contiguous_along_the_first_dimension_are_vectorised_along_it():
     assert "ld.global.v4" in global_accesses(ptx_of(transpose_tile, x, out, M=m, N=n))
 
 
+@kdsl.kernel
+def wrapped_gather(x_ptr, out_ptr, n, BLOCK: kl.constexpr, HINTED: kl.constexpr):
+    offs = kl.program_id(0) * BLOCK + kl.arange(0, BLOCK)
+    wrapped = offs % n  # the analysis knows nothing of %
+    if HINTED:
+        wrapped = kl.max_contiguous(kl.multiple_of(wrapped, BLOCK), BLOCK)
+    kl.store(out_ptr + offs, kl.load(x_ptr + wrapped))
+
+
+@pytest.mark.parametrize("hinted", [False, True])
+def test_multiple_of_and_max_contiguous_let_offsets_the_analysis_cannot_follow_vectorise(hinted):
+    rng = np.random.default_rng()
+    block, n = 512, 2048  # n a multiple of BLOCK: the hints' promise holds; 4 elements a thread
+    x = aligned(random_array(rng, n, np.float32))
+    out = aligned(poisoned(6 * block, np.float32))
+    wrapped_gather[(6,)](x, out, n, BLOCK=block, HINTED=hinted, target="sim")
+    np.testing.assert_array_equal(out, x[np.arange(6 * block) % n])
+    accesses = global_accesses(ptx_of(wrapped_gather, x, out, n, BLOCK=block, HINTED=hinted))
+    assert accesses == {"ld.global.v4" if hinted else "ld.global", "st.global.v4"}
+
+
 def test_softmax_reduces_across_lanes_with_butterfly_shuffles():
     x = random_array(np.random.default_rng(), (4, 256), np.float32)
     y = poisoned(x.shape, np.float32)

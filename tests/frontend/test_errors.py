@@ -167,6 +167,18 @@ def range_as_a_value(x_ptr):
     kl.store(x_ptr, 1.0)
 
 
+@kdsl.kernel
+def hint_on_floats(x_ptr):
+    x = kl.multiple_of(kl.load(x_ptr + kl.arange(0, 16)), 16)
+    kl.store(x_ptr, kl.sum(x, axis=0))
+
+
+@kdsl.kernel
+def hint_values_per_dimension(x_ptr):
+    offs = kl.max_contiguous(kl.arange(0, 16)[:, None] * 16 + kl.arange(0, 16)[None, :], (1, 16, 1))
+    kl.store(x_ptr + offs, 1.0)
+
+
 CASES = [
     (arange_not_pow2, "offs = kl.arange(0, 100)", r"must be a positive power of two"),
     (load_scalar, "v = kl.load(n)", r"kl.load needs a pointer or a block of pointers, got i32"),
@@ -194,6 +206,8 @@ CASES = [
     (range_unknown_hint, "for i in kl.range(0, 4, num_warps=4):", r"unexpected keyword argument 'num_warps'"),
     (range_as_a_value, "r = kl.range(0, 4)", r"kl.range can only be used as the iterable of a for loop"),
     (bad_axis, "kl.store(x_ptr, kl.sum(offs, axis=1))", r"axis 1 is out of range for a block of shape \(16,\)"),
+    (hint_on_floats, "x = kl.multiple_of(", r"kl.multiple_of takes integers, got block<16xf32>"),
+    (hint_values_per_dimension, "offs = kl.max_contiguous(", r"kl.max_contiguous needs 1 or 2 values for block<16x16xi32>, got 3"),
 ]
 
 

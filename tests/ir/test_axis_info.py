@@ -190,6 +190,32 @@ def test_loop_carried_pointers_keep_what_every_iteration_keeps():
     assert facts(a["15"]) == ((64,), (4,), (1,))
 
 
+HINTED = """
+kernel @k(%n: i32) {
+  %0 = program_id {axis = 0} : i32
+  %1 = constant {value = 64} : i32
+  %2 = mul %0, %1 : i32
+  %3 = splat %2 : block<64xi32>
+  %4 = arange {end = 64, start = 0} : block<64xi32>
+  %5 = add %3, %4 : block<64xi32>
+  %6 = splat %n : block<64xi32>
+  %7 = rem %5, %6 : block<64xi32>
+  %8 = multiple_of %7 {values = "64"} : block<64xi32>
+  %9 = max_contiguous %8 {values = "48"} : block<64xi32>
+  %10 = max_contiguous %n {values = "1"} : i32
+  return
+}
+"""
+
+
+def test_hints_are_taken_as_facts():
+    a = axes(HINTED)
+    assert facts(a["7"]) == ((1,), (1,), (1,))
+    assert facts(a["8"]) == ((1,), (64,), (1,))
+    assert facts(a["9"]) == ((16,), (64,), (1,))  # 48's power-of-two part
+    assert facts(a["10"]) == facts(a["n"])
+
+
 # Soundness: random expressions over one block, the facts checked on the values themselves.
 
 N = 64

@@ -325,6 +325,8 @@ ELEMENTWISE: dict[str, Emitter] = {
     "erf": half_promoted(_libm("erf")),
     "fma": _fma,
     "umulhi": _by_kind(_mulhi(True), _mulhi(False), _mulhi(False)),
+    "multiple_of": _identity,  # promises for the axis analysis
+    "max_contiguous": _identity,
     "cmp": half_promoted(_cmp),
     "select": _select,
     "cast": lambda b, args, src, dst, attrs: cast(b, args[0], src, dst),

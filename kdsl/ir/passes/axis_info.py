@@ -14,8 +14,8 @@ Every run starts at a multiple of its length. The facts come from `program_id * 
 see runtime/binding.py),
 and are carried through splat, broadcast, expand_dims, add, sub, mul, addptr, shl, shr,
 and, comparisons and casts that widen, and through `for` loops' carried values and `if`
-results. Anything else is assumed to know nothing (1, 1, 1), except that an elementwise op keeps
-the constancy its operands share.
+results; `multiple_of` and `max_contiguous` add the user's promises. Anything else is assumed
+to know nothing (1, 1, 1), except that an elementwise op keeps the constancy its operands share.
 This is an analysis: it leaves the IR as it is.
 """
 from __future__ import annotations
@@ -25,7 +25,7 @@ from math import gcd
 from typing import Callable
 
 from kdsl.ir.core import Function, Operation, Value
-from kdsl.ir.ops import ELEMENTWISE, has_trait
+from kdsl.ir.ops import ELEMENTWISE, has_trait, hint_values
 from kdsl.ir.types import PointerType, ScalarType
 
 MAX_DIVISIBILITY = 1 << 62  # what divides 0
@@ -291,6 +291,20 @@ def _cast(op: Operation, ops: list[AxisInfo]) -> AxisInfo:
     return ops[0] if widens else _keep_constancy(op, ops)
 
 
+def _multiple_of(op: Operation, ops: list[AxisInfo]) -> AxisInfo:
+    """The user's promise: each run starts at a multiple of the value (its power-of-two part)."""
+    (x,) = ops
+    divisibility = tuple(max(d, pow2_divisor(v)) for d, v in zip(x.divisibility, hint_values(op)))
+    return AxisInfo(x.contiguity, divisibility, x.constancy, x.value)
+
+
+def _max_contiguous(op: Operation, ops: list[AxisInfo]) -> AxisInfo:
+    """The user's promise: runs of the value (its power-of-two part, at most the dimension) increase by 1."""
+    (x,) = ops
+    contiguity = tuple(max(c, min(pow2_divisor(v), n)) for c, v, n in zip(x.contiguity, hint_values(op), _dims(op.result)))
+    return AxisInfo(contiguity, x.divisibility, x.constancy, x.value)
+
+
 def _keep_constancy(op: Operation, ops: list[AxisInfo]) -> AxisInfo:
     rank = len(_dims(op.result))
     return AxisInfo((1,) * rank, (1,) * rank, tuple(gcd(*(o.constancy[d] for o in ops)) for d in range(rank)))
@@ -300,5 +314,5 @@ _RULES: dict[str, Callable[[Operation, list[AxisInfo]], AxisInfo]] = {
     "constant": _constant, "program_id": _uniform_unknown, "num_programs": _uniform_unknown, "arange": _arange,
     "splat": _splat, "broadcast": _broadcast, "expand_dims": _expand_dims,
     "add": _add_sub, "sub": _add_sub, "addptr": _add_sub, "mul": _mul, "shl": _shift, "shr": _shift,
-    "and": _and, "cmp": _cmp, "cast": _cast,
+    "and": _and, "cmp": _cmp, "cast": _cast, "multiple_of": _multiple_of, "max_contiguous": _max_contiguous,
 }
