@@ -3,17 +3,22 @@ simulator's tables of the PTX ISA, and tiled matmuls with a K loop (fp16 with fp
 accumulators, bf16, tf32, int8) with masked edges, operands read transposed through strides and a
 fused bias + ReLU epilogue, against a float64 reference of the operands as the tensor cores see them
 (bf16 and tf32 rounded), at the fp32 (fp16) accumulation's tolerance; int8 exactly."""
+import re
+
 import numpy as np
 import pytest
 
 import kdsl
 import kdsl.language as kl
+from kdsl.backend.cuda import ptxas
 from kdsl.backend.cuda.layouts import mma_fragments
 from kdsl.backend.cuda.lower_mma import INSTRUCTIONS
 from kdsl.sim.ops_tensorcore import _LAYOUTS, _acc_layout
 from tests.cuda.helpers import assemble_all_arches, lower_kernel, run_sim
 from tests.helpers import poisoned, random_array
 from tests.language.test_dot import UNIT, _round_bf16, check_close, round_tf32
+
+needs_ptxas = pytest.mark.skipif(not ptxas.available(), reason="ptxas is not on the PATH")
 
 
 @pytest.mark.parametrize("inst", sorted(set(INSTRUCTIONS.values()), key=str))
@@ -126,3 +131,34 @@ def test_ptx_has_mma_sync_where_the_dot_takes_tensor_cores(case, on_tensor_cores
     assert ("mma.sync.aligned.m16n8k" in ptx) == on_tensor_cores
     assert ("cvt.rna.tf32.f32" in ptx) == (on_tensor_cores and case == "tf32-f32")
     assemble_all_arches(mma_matmul, args, meta)
+
+
+def _matmul_tile_args(m, n, k):
+    """Arguments and meta-parameters of one `mma_matmul` tile of fp16 operands into fp32."""
+    args = (np.zeros((m, k), np.float16), np.zeros((k, n), np.float16), np.zeros(n, np.float32),
+            np.zeros((m, n), np.float32), m, n, k, k, 1, n, 1)
+    return args, dict(BM=m, BN=n, BK=k, OPERAND=None, OUT=kl.float32, PRECISION=None, BIAS_RELU=False)
+
+
+@pytest.mark.parametrize("transposed", [False, True])
+def test_fp16_operands_reach_the_tensor_cores_through_ldmatrix(transposed):
+    """Right answers with the operands staged through shared memory and ldmatrix (with `.trans` where
+    a staged tile's rows do not run along K); in an unmasked 32x16x32 tile on 4 warps (one m16 tile of
+    a and one n8 tile of b per warp), a row-major a is written in 16-byte vectors and each K tile takes
+    one x4 ldmatrix of a and one x2 `.trans` of the row-major b, next to its mma."""
+    c, a, b, _, (args, meta) = _matmul("f16-f32", transposed, bias_relu=False)
+    check_close(c, a, b, None, CASES["f16-f32"][4])
+    _, ptx, _ = lower_kernel(mma_matmul, *_matmul_tile_args(32, 16, 32))
+    assert re.findall(r"ldmatrix\.sync\.aligned\.m8n8\.(x[24](?:\.trans)?)\.shared\.b16", ptx) == ["x4", "x2.trans"] * 2
+    assert "st.shared.v4.b32" in ptx and ptx.count("mma.sync.aligned.m16n8k16") == 2
+
+
+@needs_ptxas
+@pytest.mark.parametrize("arch", ["sm_80", "sm_90"])
+def test_a_128x128x32_fp16_tile_on_4_warps_does_not_spill(arch):
+    """Fragments are loaded one K tile at a time, next to the mmas that use them."""
+    args, meta = _matmul_tile_args(128, 128, 32)
+    _, ptx, _ = lower_kernel(mma_matmul, args, meta, arch=arch)
+    assert "ldmatrix" in ptx and "mma.sync" in ptx
+    report = ptxas.assemble(ptx, arch).report
+    assert re.search(r"\b0 bytes spill stores, 0 bytes spill loads", report), report

@@ -127,12 +127,9 @@ def _tutorial_launches():
           z(64, dtype=np.int32), 1024, 1000), dict(GROUP_SIZE_M=32, BLOCK_SIZE_N=1024)),
         ("layer_norm_bwd_dwdb", tutorials._layer_norm_bwd_dwdb, (z(32, 1024), z(32, 1024), z(1024), z(1024), 32, 1000),
          dict(BLOCK_SIZE_M=32, BLOCK_SIZE_N=128)),
-        pytest.param("attention", tutorials._attn_fwd,
-                     (z(1, 2, 128, 64, dtype=f16), z(1, 2, 128, 64, dtype=f16), z(1, 2, 128, 64, dtype=f16), 0.5,
-                      z(1, 2, 128), z(1, 2, 128, 64, dtype=f16), *strides * 4, 1, 2, 128), attention,
-                     marks=pytest.mark.xfail(strict=True, reason=(
-                         "its tensor-core dots take their operand fragments through `convert` (shared memory "
-                         "and per-element addresses) until ldmatrix staging lands: 340 bytes spilled on sm_80"))),
+        ("attention", tutorials._attn_fwd,
+         (z(1, 2, 128, 64, dtype=f16), z(1, 2, 128, 64, dtype=f16), z(1, 2, 128, 64, dtype=f16), 0.5,
+          z(1, 2, 128), z(1, 2, 128, 64, dtype=f16), *strides * 4, 1, 2, 128), attention),
     ]
 
 

@@ -29,8 +29,10 @@ from typing import TYPE_CHECKING
 from llvmlite import ir
 
 from kdsl.backend.cpu.llvm_types import I32
+from kdsl.backend.cuda import mma_operands
 from kdsl.backend.cuda.layouts import LinearLayout, mma_fragments
 from kdsl.backend.cuda.lower_layout import Regs
+from kdsl.backend.cuda.nvvm import barrier
 from kdsl.ir.core import BlockArg, Function, Operation, Value
 
 if TYPE_CHECKING:
@@ -151,32 +153,65 @@ def _to_tf32(b: ir.IRBuilder, words: list[ir.Value]) -> list[ir.Value]:
     return [b.call(cvt, [w]) for w in words]
 
 
-def _operand_words(low: KernelLowering, value, layout, inst: MmaInstruction) -> list[ir.Value]:
+def _converted(low: KernelLowering, value, layout, inst: MmaInstruction, words_per_tile: int, k_tiles: int):
+    """Per K tile, the fragment words of each M (N) tile of an operand converted to its fragment
+    layout (`convert`), for the tf32 and i8 operands that `mma_operands` does not stage."""
     words = _pack(low.b, low.block(value, layout).values, inst.operand_bits)
-    return _to_tf32(low.b, words) if inst.operand == "tf32" else words
+    words = _to_tf32(low.b, words) if inst.operand == "tf32" else words
+    tiles = len(words) // (words_per_tile * k_tiles)
+    return lambda kk: [words[words_per_tile * (kk + k_tiles * i):][:words_per_tile] for i in range(tiles)]
+
+
+def _staged(low: KernelLowering, a_value, b_value, a_layout, b_layout, inst: MmaInstruction, k_tiles: int):
+    """Per K tile, the fragment words of each M tile of a and each N tile of b, loaded with ldmatrix
+    from the operands staged in shared memory (`mma_operands`)."""
+    a_regs, b_regs = low.block(a_value), low.block(b_value)  # both before any store to the buffer
+    a_tile = mma_operands.stage(low, a_regs, a_value.type.shape, 0)
+    b_start = -(-a_tile.nbytes // mma_operands.BANKS_BYTES) * mma_operands.BANKS_BYTES
+    b_tile = mma_operands.stage(low, b_regs, b_value.type.shape, b_start)
+    low.shared.reserve(b_start + b_tile.nbytes)
+    barrier(low.b)
+    na, nb, _ = inst.words
+    per_a, per_b = inst.pack * na, inst.pack * nb  # registers of one tile's fragment
+    m_tiles = a_layout.num_registers // (per_a * k_tiles)
+    n_tiles = b_layout.num_registers // (per_b * k_tiles)
+
+    def a_words(kk: int) -> list[list[ir.Value]]:
+        return [mma_operands.ldmatrix(low, a_tile, a_layout, 1,
+                                      [per_a * (kk + k_tiles * i) + inst.pack * w for w in range(na)])
+                for i in range(m_tiles)]
+
+    def b_words(kk: int) -> list[list[ir.Value]]:
+        pairs = range(0, n_tiles, 2)  # two N tiles to an x4 (one, x2, where the warp has one)
+        tiles = [[per_b * (kk + k_tiles * j) + inst.pack * w for w in range(nb)] for j in range(n_tiles)]
+        loaded = [mma_operands.ldmatrix(low, b_tile, b_layout, 0, sum(tiles[j:j + 2], [])) for j in pairs]
+        return [words[nb * half:][:nb] for words in loaded for half in range(len(words) // nb)]
+    return a_words, b_words
 
 
 def dot(low: KernelLowering, op: Operation, inst: MmaInstruction) -> None:
     a_value, b_value, acc_value = op.operands
-    k = a_value.type.shape[1]
+    k_tiles = a_value.type.shape[1] // inst.k
     a_layout, b_layout, acc_layout = _layouts(op, inst, low.num_warps)
     b = low.b
-    a_words = _operand_words(low, a_value, a_layout, inst)
-    b_words = _operand_words(low, b_value, b_layout, inst)
-    acc = low.block(acc_value, acc_layout).values
-    acc_words = _pack(b, acc, inst.accumulator_bits)
     na, nb, nc = inst.words
-    k_tiles = k // inst.k
-    m_tiles = a_layout.num_registers // (inst.pack * na * k_tiles)
-    n_tiles = b_layout.num_registers // (inst.pack * nb * k_tiles)
+    acc = low.block(acc_value, acc_layout).values  # first: its lowering may use shared memory too
+    staged = inst.operand_bits == 16
+    if staged:
+        a_words, b_words = _staged(low, a_value, b_value, a_layout, b_layout, inst, k_tiles)
+    else:
+        a_words = _converted(low, a_value, a_layout, inst, na, k_tiles)
+        b_words = _converted(low, b_value, b_layout, inst, nb, k_tiles)
+    acc_words = _pack(b, acc, inst.accumulator_bits)
     mma = ir.InlineAsm(ir.FunctionType(ir.LiteralStructType([I32] * nc), [I32] * (na + nb + nc)),
                        inst.asm(), ",".join(["=r"] * nc + ["r"] * (na + nb + nc)))
     for kk in range(k_tiles):
-        for i in range(m_tiles):
-            a_tile = a_words[na * (kk + k_tiles * i):][:na]
-            for j in range(n_tiles):
-                tile = nc * (j + n_tiles * i)
-                b_tile = b_words[nb * (kk + k_tiles * j):][:nb]
+        a_tiles, b_tiles = a_words(kk), b_words(kk)
+        for i, a_tile in enumerate(a_tiles):
+            for j, b_tile in enumerate(b_tiles):
+                tile = nc * (j + len(b_tiles) * i)
                 d = b.call(mma, a_tile + b_tile + acc_words[tile:tile + nc])
                 acc_words[tile:tile + nc] = [b.extract_value(d, r) for r in range(nc)]
+    if staged:
+        barrier(b)  # the buffer is free for the next use
     low.define(op, Regs(acc_layout, _unpack(b, acc_words, acc[0].type, inst.accumulator_bits)))
