@@ -12,10 +12,15 @@ A dot takes this path when its operands are 2D, their type (and `input_precision
 (f64, fp8, batched, f32 with "ieee" or "tf32x3", smaller blocks) stay on CUDA cores (`lower_dot`).
 
 The accumulator, a and b take the fragment layouts of `layouts.mma_fragments` (warps tiled over
-M and N); the operands get there through `convert` (shared memory), the accumulator's consumers
-convert from its layout as they need (a `for` loop carries it in that layout from a `kl.zeros`
-start: `carried_accumulators`). Each thread packs its fragment elements into 32-bit
-registers and issues, for every K tile, one mma per M x N tile of its warp.
+M and N); the accumulator's consumers convert from its layout as they need (a `for` loop carries
+it in that layout from a `kl.zeros` start: `carried_accumulators`). The 16-bit operands (f16,
+bf16) reach their fragments as Triton's do: written to swizzled shared-memory tiles in vectors,
+then, after a barrier, loaded with `ldmatrix` straight into the 32-bit registers mma takes
+(`mma_operands`); a closing barrier frees the buffer for the next use (a dot in a loop). tf32 and
+i8 operands get there through `convert` (shared memory, one element at a time) and are packed
+into 32-bit registers. For each K tile in turn, each thread loads (ldmatrix) that K tile's
+fragments and issues one mma per M x N tile of its warp, so registers hold one K tile's operand
+fragments at a time besides the accumulator.
 
 fp16 and bf16 products are exact in the fp32 accumulator, and tf32 ones too (10-bit
 mantissas), so the results differ from the CPU's only in the order (and the hardware's
