@@ -129,6 +129,7 @@ def test_ptx_has_mma_sync_where_the_dot_takes_tensor_cores(case, on_tensor_cores
     check_close(c, a, b, None, CASES[case][4])
     _, ptx, _ = lower_kernel(mma_matmul, args, meta)
     assert ("mma.sync.aligned.m16n8k" in ptx) == on_tensor_cores
+    assert ("ldmatrix.sync.aligned.m8n8" in ptx) == on_tensor_cores
     assert ("cvt.rna.tf32.f32" in ptx) == (on_tensor_cores and case == "tf32-f32")
     assemble_all_arches(mma_matmul, args, meta)
 

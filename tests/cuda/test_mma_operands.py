@@ -24,16 +24,23 @@ def offsets(tile: Tile):
     return jitted, call
 
 
-@pytest.mark.parametrize("rows, cols", [(16, 8), (16, 16), (32, 32), (64, 64), (32, 128), (128, 32), (16, 256)])
+ROWS_COLS = [(16, 8), (16, 16), (32, 32), (64, 64), (32, 128), (128, 32), (16, 256)]
+
+
+@pytest.mark.parametrize("elem_bytes, rows, cols", [(e, r, c) for e in (1, 2, 4) for r, c in ROWS_COLS
+                                                    if c * e >= CHUNK and r * c * e <= 1 << 15])
 @pytest.mark.parametrize("inner", [0, 1])
-def test_tiles_are_one_to_one_and_ldmatrix_reads_are_bank_conflict_free(rows, cols, inner):
+def test_tiles_are_one_to_one_and_ldmatrix_reads_are_bank_conflict_free(elem_bytes, rows, cols, inner):
+    """`rows` x `cols` along (1 - inner, inner)."""
     shape = (cols, rows) if inner == 0 else (rows, cols)
-    tile = Tile(shape, inner, 2, 256)
+    tile = Tile(shape, inner, elem_bytes, 256)
     _engine, offset = offsets(tile)
     seen = {offset(r, c) for r in range(rows) for c in range(cols)}
-    assert seen == set(range(256, 256 + tile.nbytes, 2))
+    assert seen == set(range(256, 256 + tile.nbytes, elem_bytes))
+    per_chunk = CHUNK // elem_bytes
     for r0 in range(0, rows, 8):
-        for c in range(0, cols, CHUNK // 2):
+        for c in range(0, cols, per_chunk):
             groups = {offset(r, c) % BANKS_BYTES // CHUNK for r in range(r0, r0 + 8)}
             assert len(groups) == 8, (r0, c)
-            assert all(offset(r, c) % CHUNK == 0 and offset(r, c + 7) == offset(r, c) + 14 for r in range(r0, r0 + 8))
+            assert all(offset(r, c) % CHUNK == 0 and offset(r, c + per_chunk - 1) == offset(r, c) + CHUNK - elem_bytes
+                       for r in range(r0, r0 + 8))

@@ -28,12 +28,12 @@ the thread owning an element, never from its copies), reductions sum/max/min
 fp8 sums as in-thread left folds),
 permute, reshape, join and split (new layouts over the same registers), for/if/while
 carrying scalars and blocks, atomics (each element's owner acts once; system scope),
-dot on tensor cores (mma.sync for f16, bf16, tf32 and i8: `lower_mma`; 16-bit operands staged
-for ldmatrix: `mma_operands`) and on CUDA cores
+dot on tensor cores (mma.sync for f16, bf16, tf32 and i8: `lower_mma`; operands staged for
+ldmatrix: `mma_operands`) and on CUDA cores
 (the other types, batched, small blocks: `lower_dot`), reduce_with and scan as in-thread left folds
 (`lower_combine`).
 print and assert through a hidden debug-buffer parameter (`lower_debug`, design in `debug_buffer`).
-Not yet: cp.async operand staging, ldmatrix for tf32 and i8 operands, wgmma.
+Not yet: cp.async operand staging, wgmma.
 """
 from __future__ import annotations
 

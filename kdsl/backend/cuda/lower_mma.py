@@ -13,12 +13,11 @@ A dot takes this path when its operands are 2D, their type (and `input_precision
 
 The accumulator, a and b take the fragment layouts of `layouts.mma_fragments` (warps tiled over
 M and N); the accumulator's consumers convert from its layout as they need (a `for` loop carries
-it in that layout from a `kl.zeros` start: `carried_accumulators`). The 16-bit operands (f16,
-bf16) reach their fragments as Triton's do: written to swizzled shared-memory tiles in vectors,
-then, after a barrier, loaded with `ldmatrix` straight into the 32-bit registers mma takes
-(`mma_operands`); a closing barrier frees the buffer for the next use (a dot in a loop). tf32 and
-i8 operands get there through `convert` (shared memory, one element at a time) and are packed
-into 32-bit registers. For each K tile in turn, each thread loads (ldmatrix) that K tile's
+it in that layout from a `kl.zeros` start: `carried_accumulators`). The operands reach their
+fragments as Triton's do: written to swizzled shared-memory tiles in vectors, then, after a
+barrier, loaded with `ldmatrix` straight into the 32-bit registers mma takes (`mma_operands`;
+tf32 words then rounded by `cvt.rna.tf32.f32`); a closing barrier frees the buffer for the next
+use (a dot in a loop). For each K tile in turn, each thread loads (ldmatrix) that K tile's
 fragments and issues one mma per M x N tile of its warp, so registers hold one K tile's operand
 fragments at a time besides the accumulator.
 
@@ -158,22 +157,14 @@ def _to_tf32(b: ir.IRBuilder, words: list[ir.Value]) -> list[ir.Value]:
     return [b.call(cvt, [w]) for w in words]
 
 
-def _converted(low: KernelLowering, value, layout, inst: MmaInstruction, words_per_tile: int, k_tiles: int):
-    """Per K tile, the fragment words of each M (N) tile of an operand converted to its fragment
-    layout (`convert`), for the tf32 and i8 operands that `mma_operands` does not stage."""
-    words = _pack(low.b, low.block(value, layout).values, inst.operand_bits)
-    words = _to_tf32(low.b, words) if inst.operand == "tf32" else words
-    tiles = len(words) // (words_per_tile * k_tiles)
-    return lambda kk: [words[words_per_tile * (kk + k_tiles * i):][:words_per_tile] for i in range(tiles)]
-
-
 def _staged(low: KernelLowering, a_value, b_value, a_layout, b_layout, inst: MmaInstruction, k_tiles: int):
     """Per K tile, the fragment words of each M tile of a and each N tile of b, loaded with ldmatrix
     from the operands staged in shared memory (`mma_operands`)."""
     a_regs, b_regs = low.block(a_value), low.block(b_value)  # both before any store to the buffer
-    a_tile = mma_operands.stage(low, a_regs, a_value.type.shape, 0)
+    along_k = inst.operand_bits != 16  # ldmatrix cannot transpose 32-bit or 8-bit elements
+    a_tile = mma_operands.stage(low, a_regs, a_value.type.shape, 0, 1 if along_k else None)
     b_start = -(-a_tile.nbytes // mma_operands.BANKS_BYTES) * mma_operands.BANKS_BYTES
-    b_tile = mma_operands.stage(low, b_regs, b_value.type.shape, b_start)
+    b_tile = mma_operands.stage(low, b_regs, b_value.type.shape, b_start, 0 if along_k else None)
     low.shared.reserve(b_start + b_tile.nbytes)
     barrier(low.b)
     na, nb, _ = inst.words
@@ -181,15 +172,18 @@ def _staged(low: KernelLowering, a_value, b_value, a_layout, b_layout, inst: Mma
     m_tiles = a_layout.num_registers // (per_a * k_tiles)
     n_tiles = b_layout.num_registers // (per_b * k_tiles)
 
+    def load(tile, layout, k_dim: int, registers: list[int]) -> list[ir.Value]:
+        words = mma_operands.ldmatrix(low, tile, layout, k_dim, registers)
+        return _to_tf32(low.b, words) if inst.operand == "tf32" else words
+
     def a_words(kk: int) -> list[list[ir.Value]]:
-        return [mma_operands.ldmatrix(low, a_tile, a_layout, 1,
-                                      [per_a * (kk + k_tiles * i) + inst.pack * w for w in range(na)])
+        return [load(a_tile, a_layout, 1, [per_a * (kk + k_tiles * i) + inst.pack * w for w in range(na)])
                 for i in range(m_tiles)]
 
     def b_words(kk: int) -> list[list[ir.Value]]:
         pairs = range(0, n_tiles, 2)  # two N tiles to an x4 (one, x2, where the warp has one)
         tiles = [[per_b * (kk + k_tiles * j) + inst.pack * w for w in range(nb)] for j in range(n_tiles)]
-        loaded = [mma_operands.ldmatrix(low, b_tile, b_layout, 0, sum(tiles[j:j + 2], [])) for j in pairs]
+        loaded = [load(b_tile, b_layout, 0, sum(tiles[j:j + 2], [])) for j in pairs]
         return [words[nb * half:][:nb] for words in loaded for half in range(len(words) // nb)]
     return a_words, b_words
 
@@ -201,12 +195,7 @@ def dot(low: KernelLowering, op: Operation, inst: MmaInstruction) -> None:
     b = low.b
     na, nb, nc = inst.words
     acc = low.block(acc_value, acc_layout).values  # first: its lowering may use shared memory too
-    staged = inst.operand_bits == 16
-    if staged:
-        a_words, b_words = _staged(low, a_value, b_value, a_layout, b_layout, inst, k_tiles)
-    else:
-        a_words = _converted(low, a_value, a_layout, inst, na, k_tiles)
-        b_words = _converted(low, b_value, b_layout, inst, nb, k_tiles)
+    a_words, b_words = _staged(low, a_value, b_value, a_layout, b_layout, inst, k_tiles)
     acc_words = _pack(b, acc, inst.accumulator_bits)
     mma = ir.InlineAsm(ir.FunctionType(ir.LiteralStructType([I32] * nc), [I32] * (na + nb + nc)),
                        inst.asm(), ",".join(["=r"] * nc + ["r"] * (na + nb + nc)))
@@ -217,6 +206,5 @@ def dot(low: KernelLowering, op: Operation, inst: MmaInstruction) -> None:
                 tile = nc * (j + len(b_tiles) * i)
                 d = b.call(mma, a_tile + b_tile + acc_words[tile:tile + nc])
                 acc_words[tile:tile + nc] = [b.extract_value(d, r) for r in range(nc)]
-    if staged:
-        barrier(b)  # the buffer is free for the next use
+    barrier(b)  # the buffer is free for the next use
     low.define(op, Regs(acc_layout, _unpack(b, acc_words, acc[0].type, inst.accumulator_bits)))

@@ -1,17 +1,22 @@
-"""16-bit operands of tensor-core dots through shared memory and `ldmatrix`, as Triton stages them.
+"""Operands of tensor-core dots through shared memory and `ldmatrix`, as Triton stages them.
 
 Each thread writes the elements of an operand it holds (in the operand's own layout, copies once)
 to a shared-memory tile in vectors as long as its layout's register runs allow, up to 16 bytes.
-The tile's rows run along the dimension the thread's registers run along (`register_run`), so
-those vectors are contiguous; the 16-byte chunks of each row are XOR-swizzled by row (Triton's
-swizzled shared layout: `per_phase` rows share a phase, `max_phase` phases), so the eight rows one
-8x8 matrix of an ldmatrix reads at one chunk fall in eight different 16-byte groups of banks.
+For 16-bit operands the tile's rows run along the dimension the thread's registers run along
+(`register_run`), so those vectors are contiguous; for 32-bit (tf32) and 8-bit ones they run
+along K, as ldmatrix can transpose only 16-bit elements (where the registers run along another
+dimension, each element is stored alone). The 16-byte chunks of each row are XOR-swizzled by row
+(Triton's swizzled shared layout: `per_phase` rows share a phase, `max_phase` phases), so the
+eight rows one 8x8 matrix of an ldmatrix reads at one chunk fall in eight different 16-byte
+groups of banks.
 
-After a barrier, `ldmatrix.sync.aligned.m8n8.x4` (x2 for a lone b tile) loads a warp's fragments
-of one mma tile straight into the 32-bit registers mma takes: lane l gives the address of row
+After a barrier, one `ldmatrix.sync.aligned.m8n8.x4` loads a warp's fragments of one M tile of a,
+or of two N tiles of b (x2: one, where the warp has one), straight into the 32-bit registers mma takes: lane l gives the address of row
 l % 8 of matrix l / 8, whose origins are the coordinates of the fragment registers the matrices
 fill (`mma_fragments`). Where the tile's rows run along K, ldmatrix reads the fragments as they
-are; where they run along M (for a) or N (for b), `.trans` transposes each 8x8 matrix.
+are (an 8x8 matrix of b16 is 8 rows of 4 tf32 or 16 int8 elements, which the m16n8k8 tf32 and
+m16n8k32 s8 fragments lay out as the b16 ones); where they run along M (for a) or N (for b),
+`.trans` transposes each 8x8 matrix.
 """
 from __future__ import annotations
 
@@ -78,14 +83,15 @@ class Tile:
         return b.add(offset, const(self.start))
 
 
-def stage(low: KernelLowering, regs: Regs, shape: tuple[int, int], start: int) -> Tile:
+def stage(low: KernelLowering, regs: Regs, shape: tuple[int, int], start: int, inner: int | None) -> Tile:
     """Write the elements of block `regs` (of `shape`) this thread holds to a `Tile` from byte `start`,
-    in vectors."""
+    in vectors, its rows along `inner` (where None: the dimension the registers run along)."""
     b = low.b
     layout = regs.layout
     elem = regs.values[0].type
-    inner, run = layout.register_run()
-    run = min(run, CHUNK // type_bytes(elem))
+    run_dim, run = layout.register_run()
+    inner = run_dim if inner is None else inner
+    run = min(run, CHUNK // type_bytes(elem)) if run_dim == inner else 1
     tile = Tile(shape, inner, type_bytes(elem), start)
     assert tile.row_bytes >= CHUNK, "an ldmatrix row is 16 bytes of one tile row"
     copies = sum(1 << bit for bit in layout.free_bits("register"))
