@@ -1,6 +1,8 @@
 """`dot` lowered to per-thread multiply-adds (`lower_dot`), run on the PTX simulator: the conformance
-suite's kernels (2D and batched 3D) against a float64 reference and, bit for bit, against the CPU backend
-(same k order, same roundings), over shapes and warp counts that give the operands different layouts."""
+suite's kernels (2D and batched 3D) against a float64 reference and, where the dot stays on CUDA cores
+(no `mma.sync` in the PTX: fp32 with "ieee", fp64, batched, blocks below an mma tile), bit for bit
+against the CPU backend (same k order, same roundings), over shapes and warp counts that give the
+operands different layouts. Tensor-core dots are in test_lower_mma.py."""
 import re
 
 import numpy as np
@@ -12,7 +14,8 @@ from kdsl.backend.cuda import ptxas
 from kdsl.backend.cuda.lower_dot import UNROLL
 from tests.cuda.helpers import assemble_all_arches, lower_kernel, run_sim
 from tests.helpers import poisoned, random_array
-from tests.language.test_dot import CASES, UNIT, _round_bf16, batched_dot_kernel, check_close, dot_kernel, mixed_dot
+from tests.language.test_dot import (CASES, UNIT, _round_bf16, batched_dot_kernel, check_close, dot_kernel, mixed_dot,
+                                     tf32_unit)
 from tests.language.test_tutorials import elements, matmul_kernel
 import kdsl
 
@@ -32,7 +35,8 @@ def _operands(rng, case, m, n, k, use_acc, batch=()):
 
 
 def _on_sim_and_cpu(kernel, a, b, acc, result, num_warps, **meta):
-    """`kernel(a, b, acc, c)` run on the simulator and the CPU: (c on sim, c on cpu)."""
+    """`kernel(a, b, acc, c)` run on the simulator and the CPU: (c on sim, c on cpu, whether the
+    simulator's PTX multiplied on tensor cores)."""
     shape = (*a.shape[:-1], b.shape[-1])
     outs = {}
     for target in ("sim", "cpu"):
@@ -41,9 +45,16 @@ def _on_sim_and_cpu(kernel, a, b, acc, result, num_warps, **meta):
         args = (a, b, poisoned(shape, result) if acc is None else acc, c)
         if target == "sim":
             run_sim(kernel, (1,), *args, num_warps=num_warps, **meta)
+            _, ptx, _ = lower_kernel(kernel, args, meta, num_warps)
         else:
             kernel[(1,)](*args, target="cpu", **meta)
-    return outs["sim"], outs["cpu"]
+    return outs["sim"], outs["cpu"], "mma.sync" in ptx
+
+
+def _check_against_cpu(sim, cpu, on_tensor_cores):
+    """Bit for bit on CUDA cores; mma sums in another order (exact only for integers)."""
+    if not on_tensor_cores or sim.dtype.kind == "i":
+        np.testing.assert_array_equal(sim.view(np.uint8), cpu.view(np.uint8))
 
 
 @pytest.mark.parametrize("case", range(len(CASES)))
@@ -52,10 +63,10 @@ def _on_sim_and_cpu(kernel, a, b, acc, result, num_warps, **meta):
 def test_dot_matches_the_reference_and_the_cpu_bit_for_bit(case, m, n, k, use_acc, num_warps, seed):
     _, convert, out_dtype, result, unit = CASES[case]
     a, b, acc = _operands(np.random.default_rng(seed), case, m, n, k, use_acc)
-    sim, cpu = _on_sim_and_cpu(dot_kernel, a, b, acc, result, num_warps, M=m, N=n, K=k, A_TYPE=convert,
-                               USE_ACC=use_acc, OUT=out_dtype, PRECISION="tf32")
+    sim, cpu, mma = _on_sim_and_cpu(dot_kernel, a, b, acc, result, num_warps, M=m, N=n, K=k, A_TYPE=convert,
+                                    USE_ACC=use_acc, OUT=out_dtype, PRECISION="ieee")
     check_close(sim, a, b, acc, unit)
-    np.testing.assert_array_equal(sim.view(np.uint8), cpu.view(np.uint8))
+    _check_against_cpu(sim, cpu, mma)
 
 
 @pytest.mark.parametrize("case", [0, 2, 3, 5])
@@ -66,8 +77,9 @@ def test_batched_dot_matches_the_reference_and_the_cpu_bit_for_bit(case, batch, 
                                                                     seed):
     _, _, out_dtype, result, unit = CASES[case]
     a, b, acc = _operands(np.random.default_rng(seed), case, m, n, k, use_acc, batch=(batch,))
-    sim, cpu = _on_sim_and_cpu(batched_dot_kernel, a, b, acc, result, num_warps, B=batch, M=m, N=n, K=k,
-                               USE_ACC=use_acc, OUT=out_dtype)
+    sim, cpu, mma = _on_sim_and_cpu(batched_dot_kernel, a, b, acc, result, num_warps, B=batch, M=m, N=n, K=k,
+                                    USE_ACC=use_acc, OUT=out_dtype)
+    assert not mma
     check_close(sim, a, b, acc, unit)
     np.testing.assert_array_equal(sim.view(np.uint8), cpu.view(np.uint8))
 
@@ -93,7 +105,7 @@ def test_tiled_matmul_with_a_k_loop_and_masked_edges(dtype, m, n, k, num_warps, 
     grid = (kdsl.cdiv(m, bm) * kdsl.cdiv(n, bn),)
     run_sim(matmul_kernel, grid, a, b, c, m, n, k, *elements(a), *elements(b), *elements(c),
             BLOCK_SIZE_M=bm, BLOCK_SIZE_N=bn, BLOCK_SIZE_K=bk, GROUP_SIZE_M=2, ACTIVATION="", num_warps=num_warps)
-    check_close(c, a, b, None, UNIT[np.float32])
+    check_close(c, a, b, None, UNIT[np.float32], tf32_unit("sim", dtype, None))
 
 
 @pytest.mark.parametrize("case", [0, 2, 4, 6])
@@ -120,7 +132,7 @@ def test_dot_streams_k_in_a_loop_without_spills(k):
     m = n = 64
     a, b, _ = _operands(np.random.default_rng(4), 0, m, n, k, False)
     c = np.zeros((m, n), np.float32)
-    constants = dict(M=m, N=n, K=k, A_TYPE=None, USE_ACC=False, OUT=CASES[0][2], PRECISION=None)
+    constants = dict(M=m, N=n, K=k, A_TYPE=None, USE_ACC=False, OUT=CASES[0][2], PRECISION="ieee")
     for arch in ("sm_80", "sm_90"):
         _, ptx, _ = lower_kernel(dot_kernel, (a, b, c, c), constants, num_warps=4, arch=arch)
         assert ptx.count("fma.rn.f32") == UNROLL * m * n // 128

@@ -16,6 +16,8 @@ SETTINGS = settings(max_examples=3, deadline=None)
 POW2 = st.sampled_from([1, 2, 4, 8, 16, 32, 64])
 UNIT = {np.float16: 2.0**-10, np.float32: 2.0**-23, np.float64: 2.0**-52}
 BF16_UNIT = 2.0**-7
+TF32_UNIT = 2.0**-11  # the relative error of rounding an fp32 operand to tf32 (10 mantissa bits)
+GPU_TARGETS = ("sim", "cuda")
 
 
 @kdsl.kernel
@@ -36,15 +38,16 @@ def dot_kernel(a_ptr, b_ptr, acc_ptr, c_ptr, M: kl.constexpr, N: kl.constexpr, K
     kl.store(c_ptr + rm * N + rn, c)
 
 
-def check_close(c, a, b, acc, unit):
-    """|c - (acc + a @ b)| within (K + 2) roundings of the magnitudes involved (exact for integers)."""
+def check_close(c, a, b, acc, unit, input_unit=0.0):
+    """|c - (acc + a @ b)| within (K + 2) roundings of the magnitudes involved (exact for integers),
+    plus the rounding of each operand by `input_unit` where the products see rounded inputs (tf32)."""
     a64, b64 = a.astype(np.float64), b.astype(np.float64)
     expected = a64 @ b64 + (0 if acc is None else acc.astype(np.float64))
     if unit == 0:
         np.testing.assert_array_equal(c, expected.astype(c.dtype))
         return
     scale = np.abs(a64) @ np.abs(b64) + (0 if acc is None else np.abs(acc.astype(np.float64)))
-    bound = (a.shape[-1] + 2) * unit * scale + 1e-30
+    bound = ((a.shape[-1] + 2) * unit + 2 * input_unit) * scale + 1e-30
     err = np.abs(c.astype(np.float64) - expected)
     assert (err <= bound).all(), f"max error {err.max()} above {bound[err > bound].min()}"
 
@@ -75,7 +78,7 @@ def test_dot_matches_float64_reference(target, case, m, n, k, use_acc, seed):
     c = poisoned((m, n), result)
     dot_kernel[(1,)](a, b, acc if use_acc else c, c, M=m, N=n, K=k, A_TYPE=convert, USE_ACC=use_acc,
                      OUT=out_dtype, PRECISION=None, target=target)
-    check_close(c, a, b, acc, unit)
+    check_close(c, a, b, acc, unit, tf32_unit(target, a.dtype, None))
 
 
 @kdsl.kernel
@@ -111,6 +114,17 @@ def test_batched_dot_multiplies_each_batch_index(target, case, batch, m, n, k, u
     check_close(c, a, b, acc, unit)
 
 
+def tf32_unit(target, dtype, precision):
+    """The operand rounding of an fp32 dot: GPUs multiply tf32 by default (and for "tf32"), as Triton does."""
+    return TF32_UNIT if target in GPU_TARGETS and dtype == np.float32 and precision in (None, "tf32") else 0.0
+
+
+def round_tf32(x):
+    """fp32 values rounded to tf32 as `cvt.rna.tf32.f32` does: to nearest, ties away from zero."""
+    bits = x.astype(np.float32).view(np.uint32)
+    return ((bits + np.uint32(0x1000)) & np.uint32(0xFFFFE000)).view(np.float32)
+
+
 def _round_bf16(x):
     bits = x.astype(np.float32).view(np.uint32)
     rounded = (bits + np.uint32(0x7FFF) + ((bits >> np.uint32(16)) & np.uint32(1))) & np.uint32(0xFFFF0000)
@@ -118,12 +132,16 @@ def _round_bf16(x):
 
 
 @pytest.mark.parametrize("precision", [None, "tf32", "tf32x3", "ieee"])
-def test_every_input_precision_is_exact_fp32(target, precision):
+def test_input_precision_is_exact_fp32_or_tf32_on_gpus(target, precision):
+    """"ieee" and "tf32x3" are exact fp32 products everywhere; the default and "tf32" are too on the
+    CPU, while GPUs round the operands to tf32 (exactly as the reference does) and sum in fp32."""
     rng = np.random.default_rng(7)
     a, b = random_array(rng, (16, 32), np.float32), random_array(rng, (32, 8), np.float32)
     c = poisoned((16, 8), np.float32)
     dot_kernel[(1,)](a, b, c, c, M=16, N=8, K=32, A_TYPE=None, USE_ACC=False, OUT=kl.float32,
                      PRECISION=precision, target=target)
+    if tf32_unit(target, a.dtype, precision):
+        a, b = round_tf32(a), round_tf32(b)
     check_close(c, a, b, None, UNIT[np.float32])
 
 

@@ -306,3 +306,62 @@ def axis_in_registers(rest: LinearLayout, axis: int, size: int) -> LinearLayout:
     along = tuple(insert((0,) * rest.rank, 1 << i) for i in range(size.bit_length() - 1))
     return LinearLayout(insert(rest.shape, size), along + tuple(map(insert, rest.register)),
                         tuple(map(insert, rest.lane)), tuple(map(insert, rest.warp)))
+
+
+# tensor-core fragments ----------------------------------------------------------
+MMA_M, MMA_N = 16, 8  # the rows of a and the columns of b of one m16n8kK mma
+
+
+def mma_warps(m: int, n: int, num_warps: int) -> tuple[int, int]:
+    """How many warps tile M and N of an MxN accumulator (Triton's warpsPerCTA for mma v2): each
+    doubling goes to the dimension with more instruction tiles per warp (M on ties) while one has
+    more than one; warps left over hold copies."""
+    wm = wn = 1
+    while wm * wn < num_warps:
+        per_m, per_n = m // (MMA_M * wm), n // (MMA_N * wn)
+        if per_m >= per_n and per_m > 1:
+            wm *= 2
+        elif per_n > 1:
+            wn *= 2
+        else:
+            break
+    return wm, wn
+
+
+def _fragments(shape: tuple[int, int], pack: int, row_tile: int, col_tile: int, row_step: int, col_step: int,
+               warps: list[Basis]) -> LinearLayout:
+    """The fragments of one mma operand (or the accumulator) of `shape` (rows x cols), as the PTX ISA's
+    "Matrix Fragments for mma.m16n8kK" tables give them for one row_tile x col_tile instruction tile.
+
+    With g = lane >> 2 and t = lane % 4, a thread holds rows g (and g + 8 where a tile has 16 rows)
+    and, per 32-bit register, `pack` consecutive columns from `pack * t` (and those `4 * pack` further
+    where a tile is wider). Tiles repeat in further registers: first along the columns (`col_step`
+    apart), then along the rows (`row_step` apart): past what the warps cover."""
+    rows, cols = shape
+    registers = [(0, 1 << i) for i in range(_log2(pack))]
+    registers += [(8, 0)] if row_tile == 16 else []
+    registers += [(0, 4 * pack)] if col_tile > 4 * pack else []
+    registers += [(0, col_step << i) for i in range(_log2(cols // col_step))]
+    registers += [(row_step << i, 0) for i in range(_log2(rows // row_step))]
+    lanes = ((0, pack), (0, 2 * pack), (1, 0), (2, 0), (4, 0))
+    return LinearLayout(shape, tuple(registers), lanes, tuple(warps))
+
+
+def mma_fragments(m: int, n: int, k: int, pack: int, k_tile: int, num_warps: int
+                  ) -> tuple[LinearLayout, LinearLayout, LinearLayout]:
+    """The layouts of a (MxK), b (KxN) and the accumulator (MxN) of a dot on m16n8k`k_tile` mmas
+    whose operands hold `pack` elements per 32-bit register, warps tiled over M and N (`mma_warps`).
+
+    Register order: a's registers run over one tile's fragment, then K tiles, then M tiles; b's
+    over one tile, K tiles, N tiles; the accumulator's over one tile (c0..c3), N tiles, M tiles.
+    Warp bits: those along N first, then those along M (zero in the operand that lacks the
+    dimension: a warp's neighbours along N share its rows of a), then copies."""
+    wm, wn = mma_warps(m, n, num_warps)
+    copies = [(0, 0)] * (_log2(num_warps) - _log2(wm * wn))
+    along_n = [(0, MMA_N << i) for i in range(_log2(wn))]
+    along_m = [(MMA_M << i, 0) for i in range(_log2(wm))]
+    zeros_n, zeros_m = [(0, 0)] * len(along_n), [(0, 0)] * len(along_m)
+    a = _fragments((m, k), pack, MMA_M, k_tile, MMA_M * wm, k_tile, zeros_n + along_m + copies)
+    b_t = _fragments((n, k), pack, MMA_N, k_tile, MMA_N * wn, k_tile, [(c, r) for r, c in along_n] + zeros_m + copies)
+    acc = _fragments((m, n), 2, MMA_M, MMA_N, MMA_M * wm, MMA_N * wn, along_n + along_m + copies)
+    return a, transpose(b_t), acc

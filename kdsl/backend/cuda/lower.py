@@ -12,7 +12,8 @@ the layout their op gives (loads and elementwise ops: their first operand's
 that is not rematerialized, else `default_blocked`, for loads in the order of
 the pointer's contiguity; reductions: `sliced`;
 `expand_dims`, `permute`, `reshape`, `join`, `split`: derived; `broadcast`:
-`default_blocked`).
+`default_blocked`; tensor-core dots: the mma accumulator layout, which a `for` loop carrying the
+accumulator from a rematerialized start takes too).
 Where an operand has another layout it is converted: in registers when the
 threads hold the same elements, else through shared memory (`lower_layout`).
 
@@ -27,10 +28,12 @@ the thread owning an element, never from its copies), reductions sum/max/min
 fp8 sums as in-thread left folds),
 permute, reshape, join and split (new layouts over the same registers), for/if/while
 carrying scalars and blocks, atomics (each element's owner acts once; system scope),
-dot on CUDA cores, 2D and batched (`lower_dot`), reduce_with and scan as in-thread left folds
+dot on tensor cores (mma.sync for f16, bf16, tf32 and i8: `lower_mma`; operands staged for
+ldmatrix: `mma_operands`) and on CUDA cores
+(the other types, batched, small blocks: `lower_dot`), reduce_with and scan as in-thread left folds
 (`lower_combine`).
 print and assert through a hidden debug-buffer parameter (`lower_debug`, design in `debug_buffer`).
-Not yet: dot on tensor cores.
+Not yet: cp.async operand staging, wgmma.
 """
 from __future__ import annotations
 
@@ -43,6 +46,7 @@ from kdsl.backend.cpu.elementwise import bind
 from kdsl.backend.cpu.llvm_types import I32, constant, reg_type
 from kdsl.backend.cuda import layouts as L
 from kdsl.backend.cuda import lower_atomics, lower_combine, lower_control, lower_dot, lower_memory, lower_reduce
+from kdsl.backend.cuda import lower_mma
 from kdsl.backend.cuda import lower_debug
 from kdsl.backend.cuda.debug_buffer import DebugSite
 from kdsl.backend.cuda.layouts import LinearLayout
@@ -135,6 +139,7 @@ class KernelLowering:
         self.axis = AxisAnalysis(fn)
         self.scopes: list[dict] = [{}]
         self._remat: dict[Value, bool] = {}
+        self.preferred = lower_mma.carried_accumulators(fn, num_warps)
         tid = special_register(self.b, "tid.x")
         self.tid = tid
         self.lane = self.b.urem(tid, ir.Constant(I32, L.WARP_SIZE))
@@ -176,11 +181,11 @@ class KernelLowering:
         return self._remat[v]
 
     def block(self, v: Value, layout: LinearLayout | None = None) -> Regs:
-        """Block `v` in `layout` (its own when None)."""
+        """Block `v` in `layout` (its own when None; for index arithmetic, its preferred one or the default)."""
         if v in self.values:
             regs = self.values[v]
             return regs if layout is None else convert(self, regs, layout)
-        layout = layout or self.default_layout(v.type)
+        layout = layout or self.preferred.get(v) or self.default_layout(v.type)
         return self.cached((v, layout), lambda: self.rematerialize(v.op, layout))
 
     def lowered(self, v: Value) -> Lowered:

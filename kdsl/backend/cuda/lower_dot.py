@@ -1,5 +1,7 @@
 """`dot` on CUDA cores: each thread computes its accumulator elements with scalar multiply-adds,
-streaming K through shared memory, as Triton's FMA dot does.
+streaming K through shared memory, as Triton's FMA dot does. Dots that `lower_mma` takes (f16, bf16,
+tf32, int8 operands in blocks of at least one mma tile) go to tensor cores instead; this path keeps
+fp64, fp8, batched dots, f32 with input_precision "ieee" or "tf32x3", and small blocks.
 
 The result takes the accumulator's default layout. Every thread first writes its
 elements of `a` (MxK, or BxMxK batched) and `b` (KxN, or BxKxN) to shared memory,
@@ -17,8 +19,7 @@ base plus a constant, `_Staged.indices`) and one k step's operand values, whatev
 Each element is `acc + a[m, 0] * b[0, n] + ... + a[m, K-1] * b[K-1, n]`,
 k increasing, operands widened exactly to the result type, each step the shared
 `multiply_add` (fused on f32/f64): the CPU backend's order and rounding, so the
-results are the CPU's bit for bit. `input_precision` changes
-nothing here: every fp32 product is exact fp32 (tensor cores are later work).
+results are the CPU's bit for bit. Every fp32 product here is exact fp32 (tf32 is `lower_mma`'s).
 """
 from __future__ import annotations
 
@@ -30,6 +31,7 @@ from llvmlite import ir
 
 from kdsl.backend.cpu.elementwise import cast, multiply_add
 from kdsl.backend.cpu.llvm_types import I32
+from kdsl.backend.cuda import lower_mma
 from kdsl.backend.cuda.layouts import Basis, LinearLayout
 from kdsl.backend.cuda.lower_layout import Regs, type_bytes
 from kdsl.backend.cuda.nvvm import barrier
@@ -154,6 +156,11 @@ def _align(nbytes: int, to: int = 16) -> int:
 
 
 def dot(low: KernelLowering, op: Operation) -> None:
+    """On tensor cores where `lower_mma` takes the dot, else on CUDA cores."""
+    inst = lower_mma.instruction(op)
+    if inst is not None:
+        lower_mma.dot(low, op, inst)
+        return
     a_value, b_value, acc_value = op.operands
     rank = len(a_value.type.shape)
     k_size = a_value.type.shape[-1]

@@ -1,0 +1,165 @@
+"""`dot` on tensor cores (`lower_mma`), run on the PTX simulator: the fragment layouts against the
+simulator's tables of the PTX ISA, and tiled matmuls with a K loop (fp16 with fp32 and fp16
+accumulators, bf16, tf32, int8) with masked edges, operands read transposed through strides and a
+fused bias + ReLU epilogue, against a float64 reference of the operands as the tensor cores see them
+(bf16 and tf32 rounded), at the fp32 (fp16) accumulation's tolerance; int8 exactly."""
+import re
+
+import numpy as np
+import pytest
+
+import kdsl
+import kdsl.language as kl
+from kdsl.backend.cuda import ptxas
+from kdsl.backend.cuda.layouts import mma_fragments
+from kdsl.backend.cuda.lower_mma import INSTRUCTIONS
+from kdsl.sim.ops_tensorcore import _LAYOUTS, _acc_layout
+from tests.cuda.helpers import assemble_all_arches, lower_kernel, run_sim
+from tests.helpers import poisoned, random_array
+from tests.language.test_dot import UNIT, _round_bf16, check_close, round_tf32
+
+needs_ptxas = pytest.mark.skipif(not ptxas.available(), reason="ptxas is not on the PATH")
+
+
+@pytest.mark.parametrize("inst", sorted(set(INSTRUCTIONS.values()), key=str))
+def test_fragment_layouts_are_the_ptx_isa_tables(inst):
+    """One warp's m16n8kK tile: register i of lane l holds what the ISA's tables (as the simulator
+    implements them) say, for a, b and the accumulator."""
+    family = "tf32" if inst.operand == "tf32" else ("h" if inst.operand_bits == 16 else "b")
+    table_a, table_b = _LAYOUTS[(inst.k, inst.operand_bits, family)]
+    a, b, acc = mma_fragments(16, 8, inst.k, inst.pack, inst.k, 1)
+    for layout, table in ((a, table_a), (b, table_b), (acc, _acc_layout)):
+        got = [layout.apply(r, lane, 0) for lane in range(32) for r in range(layout.num_registers)]
+        want = [tuple(int(x) for x in table(lane >> 2, lane & 3, r))
+                for lane in range(32) for r in range(layout.num_registers)]
+        assert got == want
+
+
+def test_warps_tile_m_and_n_and_every_element_has_one_owner():
+    a, b, acc = mma_fragments(64, 32, 32, 2, 16, 4)
+    owners = {}
+    for w in range(4):
+        for lane in range(32):
+            for r in range(acc.num_registers):
+                owners.setdefault(acc.apply(r, lane, w), set()).add(w)
+    assert len(owners) == 64 * 32 and all(len(ws) == 1 for ws in owners.values())
+    assert {a.apply(0, 0, w) for w in range(4)} == {(0, 0), (16, 0)}  # warps along N share rows of a
+
+
+@kdsl.kernel
+def mma_matmul(a_ptr, b_ptr, bias_ptr, c_ptr, M, N, K, stride_am, stride_ak, stride_bk, stride_bn,
+               BM: kl.constexpr, BN: kl.constexpr, BK: kl.constexpr, OPERAND: kl.constexpr, OUT: kl.constexpr,
+               PRECISION: kl.constexpr, BIAS_RELU: kl.constexpr):
+    rm = kl.program_id(0) * BM + kl.arange(0, BM)
+    rn = kl.program_id(1) * BN + kl.arange(0, BN)
+    rk = kl.arange(0, BK)
+    acc = kl.zeros((BM, BN), OUT)
+    for k0 in range(0, kl.cdiv(K, BK)):
+        ka = k0 * BK + rk
+        a = kl.load(a_ptr + rm[:, None] * stride_am + ka[None, :] * stride_ak,
+                    mask=(rm[:, None] < M) & (ka[None, :] < K), other=0)
+        b = kl.load(b_ptr + ka[:, None] * stride_bk + rn[None, :] * stride_bn,
+                    mask=(ka[:, None] < K) & (rn[None, :] < N), other=0)
+        if OPERAND is not None:
+            a = a.to(OPERAND)
+            b = b.to(OPERAND)
+        acc = kl.dot(a, b, acc, input_precision=PRECISION)
+    if BIAS_RELU:
+        acc = kl.maximum(acc + kl.load(bias_ptr + rn, mask=rn < N, other=0)[None, :], 0)
+    kl.store(c_ptr + rm[:, None] * N + rn[None, :], acc, mask=(rm[:, None] < M) & (rn[None, :] < N))
+
+
+CASES = {  # name: (operands in memory, kl type they become, accumulator, result, unit, reference rounding,
+    #                 input_precision)
+    "f16-f32": (np.float16, None, kl.float32, np.float32, UNIT[np.float32], None, None),
+    "f16-f16": (np.float16, None, kl.float16, np.float16, UNIT[np.float16], None, None),
+    "bf16-f32": (np.float32, kl.bfloat16, kl.float32, np.float32, UNIT[np.float32], _round_bf16, None),
+    "tf32-f32": (np.float32, None, kl.float32, np.float32, UNIT[np.float32], round_tf32, None),
+    "i8-i32": (np.int8, None, kl.int32, np.int32, 0, None, None),
+    "f32-ieee": (np.float32, None, kl.float32, np.float32, UNIT[np.float32], None, "ieee"),
+}
+SHAPE = (37, 21, 45)  # M, N, K: no multiple of the blocks, so every edge is masked
+BLOCKS = dict(BM=32, BN=16, BK=32)
+
+
+def _matmul(case, transposed, bias_relu, seed=0, num_warps=4):
+    """(c, a, b, bias) for `mma_matmul` on the simulator; a and b are read transposed through strides
+    where `transposed` (each stored as the transpose of the other order)."""
+    dtype, operand, out, result, _, rounding, precision = CASES[case]
+    m, n, k = SHAPE
+    rng = np.random.default_rng(seed)
+    full = dtype == np.int8
+    a = random_array(rng, (k, m), dtype, full_range=full).T if transposed else random_array(rng, (m, k), dtype,
+                                                                                             full_range=full)
+    b = random_array(rng, (n, k), dtype, full_range=full).T if transposed else random_array(rng, (k, n), dtype,
+                                                                                             full_range=full)
+    bias = random_array(rng, (n,), result)
+    c = poisoned((m, n), result)
+    grid = (kdsl.cdiv(m, BLOCKS["BM"]), kdsl.cdiv(n, BLOCKS["BN"]))
+    args = (a, b, bias, c, m, n, k, a.strides[0] // a.itemsize, a.strides[1] // a.itemsize,
+            b.strides[0] // b.itemsize, b.strides[1] // b.itemsize)
+    meta = dict(BLOCKS, OPERAND=operand, OUT=out, PRECISION=precision, BIAS_RELU=bias_relu)
+    run_sim(mma_matmul, grid, *args, num_warps=num_warps, **meta)
+    if rounding is not None:
+        a, b = rounding(a), rounding(b)
+    return c, a, b, bias, (args, meta)
+
+
+@pytest.mark.parametrize("case", [name for name in CASES if name != "f32-ieee"])
+@pytest.mark.parametrize("transposed", [False, True])
+def test_tiled_matmul_with_masked_edges(case, transposed):
+    c, a, b, _, _ = _matmul(case, transposed, bias_relu=False)
+    check_close(c, a, b, None, CASES[case][4])
+
+
+@pytest.mark.parametrize("case", ["f16-f32", "tf32-f32", "i8-i32"])
+def test_fused_bias_relu_epilogue(case):
+    c, a, b, bias, _ = _matmul(case, False, bias_relu=True, seed=1)
+    exact = a.astype(np.float64) @ b.astype(np.float64) + bias
+    scale = np.abs(a.astype(np.float64)) @ np.abs(b.astype(np.float64)) + np.abs(bias)
+    bound = (SHAPE[2] + 2) * CASES[case][4] * scale
+    assert (np.abs(c - np.maximum(exact, 0)) <= bound).all()
+
+
+@pytest.mark.parametrize("case, on_tensor_cores", [
+    ("f16-f32", True), ("tf32-f32", True), ("f32-ieee", False), ("i8-i32", True)])
+def test_ptx_has_mma_sync_where_the_dot_takes_tensor_cores(case, on_tensor_cores):
+    """The fp32 dot with input_precision="ieee" stays exact fp32 multiply-adds on CUDA cores."""
+    c, a, b, _, (args, meta) = _matmul(case, False, bias_relu=False)
+    check_close(c, a, b, None, CASES[case][4])
+    _, ptx, _ = lower_kernel(mma_matmul, args, meta)
+    assert ("mma.sync.aligned.m16n8k" in ptx) == on_tensor_cores
+    assert ("ldmatrix.sync.aligned.m8n8" in ptx) == on_tensor_cores
+    assert ("cvt.rna.tf32.f32" in ptx) == (on_tensor_cores and case == "tf32-f32")
+    assemble_all_arches(mma_matmul, args, meta)
+
+
+def _matmul_tile_args(m, n, k):
+    """Arguments and meta-parameters of one `mma_matmul` tile of fp16 operands into fp32."""
+    args = (np.zeros((m, k), np.float16), np.zeros((k, n), np.float16), np.zeros(n, np.float32),
+            np.zeros((m, n), np.float32), m, n, k, k, 1, n, 1)
+    return args, dict(BM=m, BN=n, BK=k, OPERAND=None, OUT=kl.float32, PRECISION=None, BIAS_RELU=False)
+
+
+@pytest.mark.parametrize("transposed", [False, True])
+def test_fp16_operands_reach_the_tensor_cores_through_ldmatrix(transposed):
+    """Right answers with the operands staged through shared memory and ldmatrix (with `.trans` where
+    a staged tile's rows do not run along K); in an unmasked 32x16x32 tile on 4 warps (one m16 tile of
+    a and one n8 tile of b per warp), a row-major a is written in 16-byte vectors and each K tile takes
+    one x4 ldmatrix of a and one x2 `.trans` of the row-major b, next to its mma."""
+    c, a, b, _, (args, meta) = _matmul("f16-f32", transposed, bias_relu=False)
+    check_close(c, a, b, None, CASES["f16-f32"][4])
+    _, ptx, _ = lower_kernel(mma_matmul, *_matmul_tile_args(32, 16, 32))
+    assert re.findall(r"ldmatrix\.sync\.aligned\.m8n8\.(x[24](?:\.trans)?)\.shared\.b16", ptx) == ["x4", "x2.trans"] * 2
+    assert "st.shared.v4.b32" in ptx and ptx.count("mma.sync.aligned.m16n8k16") == 2
+
+
+@needs_ptxas
+@pytest.mark.parametrize("arch", ["sm_80", "sm_90"])
+def test_a_128x128x32_fp16_tile_on_4_warps_does_not_spill(arch):
+    """Fragments are loaded one K tile at a time, next to the mmas that use them."""
+    args, meta = _matmul_tile_args(128, 128, 32)
+    _, ptx, _ = lower_kernel(mma_matmul, args, meta, arch=arch)
+    assert "ldmatrix" in ptx and "mma.sync" in ptx
+    report = ptxas.assemble(ptx, arch).report
+    assert re.search(r"\b0 bytes spill stores, 0 bytes spill loads", report), report
