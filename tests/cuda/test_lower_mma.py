@@ -5,6 +5,7 @@ fused bias + ReLU epilogue, against a float64 reference of the operands as the t
 (bf16 and tf32 rounded), at the fp32 (fp16) accumulation's tolerance; int8 exactly."""
 import re
 
+import ml_dtypes
 import numpy as np
 import pytest
 
@@ -78,34 +79,48 @@ CASES = {  # name: (operands in memory, kl type they become, accumulator, result
     "i8-i32": (np.int8, None, kl.int32, np.int32, 0, None, None),
     "f32-ieee": (np.float32, None, kl.float32, np.float32, UNIT[np.float32], None, "ieee"),
 }
+FP8 = {"e4m3": ml_dtypes.float8_e4m3fn, "e5m2": ml_dtypes.float8_e5m2}
+FP8_CASES = {  # a and b in memory as fp8 (each e4m3 or e5m2), into fp32
+    f"{fa}x{fb}-f32": ((FP8[fa], FP8[fb]), None, kl.float32, np.float32, UNIT[np.float32], None, None)
+    for fa, fb in (("e4m3", "e4m3"), ("e5m2", "e5m2"), ("e4m3", "e5m2"))}
+CASES.update(FP8_CASES)
 SHAPE = (37, 21, 45)  # M, N, K: no multiple of the blocks, so every edge is masked
 BLOCKS = dict(BM=32, BN=16, BK=32)
 
 
-def _matmul(case, transposed, bias_relu, seed=0, num_warps=4):
+def _random_operand(rng, shape, dtype, transposed):
+    """Fresh values of `shape` (stored as the transpose of a `shape[::-1]` array where `transposed`):
+    int8 over its full range; fp8 (ml_dtypes, which `random_array` does not know) rounded from fp32."""
+    stored = shape[::-1] if transposed else shape
+    if dtype in FP8.values():
+        values = random_array(rng, stored, np.float32).astype(dtype)
+    else:
+        values = random_array(rng, stored, dtype, full_range=dtype == np.int8)
+    return values.T if transposed else values
+
+
+def _matmul(case, transposed, bias_relu, seed=0, num_warps=4, arch="sm_80"):
     """(c, a, b, bias) for `mma_matmul` on the simulator; a and b are read transposed through strides
     where `transposed` (each stored as the transpose of the other order)."""
     dtype, operand, out, result, _, rounding, precision = CASES[case]
+    a_dtype, b_dtype = dtype if isinstance(dtype, tuple) else (dtype, dtype)
     m, n, k = SHAPE
     rng = np.random.default_rng(seed)
-    full = dtype == np.int8
-    a = random_array(rng, (k, m), dtype, full_range=full).T if transposed else random_array(rng, (m, k), dtype,
-                                                                                             full_range=full)
-    b = random_array(rng, (n, k), dtype, full_range=full).T if transposed else random_array(rng, (k, n), dtype,
-                                                                                             full_range=full)
+    a = _random_operand(rng, (m, k), a_dtype, transposed)
+    b = _random_operand(rng, (k, n), b_dtype, transposed)
     bias = random_array(rng, (n,), result)
     c = poisoned((m, n), result)
     grid = (kdsl.cdiv(m, BLOCKS["BM"]), kdsl.cdiv(n, BLOCKS["BN"]))
     args = (a, b, bias, c, m, n, k, a.strides[0] // a.itemsize, a.strides[1] // a.itemsize,
             b.strides[0] // b.itemsize, b.strides[1] // b.itemsize)
     meta = dict(BLOCKS, OPERAND=operand, OUT=out, PRECISION=precision, BIAS_RELU=bias_relu)
-    run_sim(mma_matmul, grid, *args, num_warps=num_warps, **meta)
+    run_sim(mma_matmul, grid, *args, num_warps=num_warps, arch=arch, **meta)
     if rounding is not None:
         a, b = rounding(a), rounding(b)
     return c, a, b, bias, (args, meta)
 
 
-@pytest.mark.parametrize("case", [name for name in CASES if name != "f32-ieee"])
+@pytest.mark.parametrize("case", [name for name in CASES if name != "f32-ieee" and name not in FP8_CASES])
 @pytest.mark.parametrize("transposed", [False, True])
 def test_tiled_matmul_with_masked_edges(case, transposed):
     c, a, b, _, _ = _matmul(case, transposed, bias_relu=False)
@@ -132,6 +147,35 @@ def test_ptx_has_mma_sync_where_the_dot_takes_tensor_cores(case, on_tensor_cores
     assert ("ldmatrix.sync.aligned.m8n8" in ptx) == on_tensor_cores
     assert ("cvt.rna.tf32.f32" in ptx) == (on_tensor_cores and case == "tf32-f32")
     assemble_all_arches(mma_matmul, args, meta)
+
+
+@pytest.mark.parametrize("case, mma", [("e4m3xe4m3-f32", "m16n8k32.row.col.f32.e4m3.e4m3.f32"),
+                                       ("e5m2xe5m2-f32", "m16n8k32.row.col.f32.e5m2.e5m2.f32"),
+                                       ("e4m3xe5m2-f32", "m16n8k16.row.col.f32.f16.f16.f32")])
+@pytest.mark.parametrize("arch", ["sm_89", "sm_90"])
+def test_fp8_dots_take_the_fp8_mma_from_sm_89(case, mma, arch):
+    """Right answers with masked edges (fp8 products are exact in fp32, so at the fp32 accumulation's
+    tolerance; operands read transposed on sm_90), the fp8 mma in the PTX, its operands loaded with
+    ldmatrix, and the PTX assembles for `arch`. A mixed pair is promoted to f16 by the frontend, so
+    it takes the f16 mma."""
+    c, a, b, _, (args, meta) = _matmul(case, transposed=arch == "sm_90", bias_relu=False, arch=arch)
+    check_close(c, a, b, None, CASES[case][4])
+    _, ptx, _ = lower_kernel(mma_matmul, args, meta, arch=arch)
+    assert f"mma.sync.aligned.{mma}" in ptx
+    assert "ldmatrix.sync.aligned.m8n8" in ptx
+    if ptxas.available():
+        ptxas.assemble(ptx, arch)
+
+
+@pytest.mark.parametrize("arch", ["sm_80", "sm_86"])
+def test_fp8_dots_stay_on_cuda_cores_before_sm_89(arch):
+    """fp8 mma needs sm_89: before it the dot is fp32 multiply-adds, and its PTX assembles for `arch`."""
+    c, a, b, _, (args, meta) = _matmul("e5m2xe5m2-f32", False, bias_relu=False, arch=arch)
+    check_close(c, a, b, None, CASES["e5m2xe5m2-f32"][4])
+    _, ptx, _ = lower_kernel(mma_matmul, args, meta, arch=arch)
+    assert "mma.sync" not in ptx and "fma.rn.f32" in ptx
+    if ptxas.available():
+        ptxas.assemble(ptx, arch)
 
 
 def _matmul_tile_args(m, n, k):

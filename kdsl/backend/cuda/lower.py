@@ -110,7 +110,7 @@ def lower_to_llvm(module: Module, arch: str, num_warps: int) -> GpuKernel:
         _check_supported(fn)
         llvm_module = ir.Module(name=fn.name)
         llvm_module.triple = TRIPLE
-        lowering = KernelLowering(llvm_module, fn, num_warps)
+        lowering = KernelLowering(llvm_module, fn, arch, num_warps)
         lowering.lower()
     except CompilationError as err:
         raise err.with_context(kernel=fn.name) from None
@@ -121,8 +121,9 @@ def lower_to_llvm(module: Module, arch: str, num_warps: int) -> GpuKernel:
 class KernelLowering:
     """Emits one kdsl kernel as a `ptx_kernel` LLVM function."""
 
-    def __init__(self, module: ir.Module, fn: Function, num_warps: int):
+    def __init__(self, module: ir.Module, fn: Function, arch: str, num_warps: int):
         self.fn = fn
+        self.arch = arch
         self.num_warps = num_warps
         for arg in fn.args:
             if arg.type.is_block:
@@ -139,7 +140,7 @@ class KernelLowering:
         self.axis = AxisAnalysis(fn)
         self.scopes: list[dict] = [{}]
         self._remat: dict[Value, bool] = {}
-        self.preferred = lower_mma.carried_accumulators(fn, num_warps)
+        self.preferred = lower_mma.carried_accumulators(fn, arch, num_warps)
         tid = special_register(self.b, "tid.x")
         self.tid = tid
         self.lane = self.b.urem(tid, ir.Constant(I32, L.WARP_SIZE))

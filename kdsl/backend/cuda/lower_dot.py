@@ -157,7 +157,7 @@ def _align(nbytes: int, to: int = 16) -> int:
 
 def dot(low: KernelLowering, op: Operation) -> None:
     """On tensor cores where `lower_mma` takes the dot, else on CUDA cores."""
-    inst = lower_mma.instruction(op)
+    inst = lower_mma.instruction(op, low.arch)
     if inst is not None:
         lower_mma.dot(low, op, inst)
         return

@@ -1,15 +1,18 @@
 """`dot` on tensor cores: `mma.sync.aligned.m16n8kK.row.col`, one instruction shape per operand type.
 
-| operands            | accumulator | instruction                          |
-|---------------------|-------------|--------------------------------------|
-| f16                 | f32 or f16  | m16n8k16 .f16                        |
-| bf16                | f32         | m16n8k16 .bf16                       |
-| f32, precision tf32 | f32         | m16n8k8 .tf32 (`cvt.rna.tf32.f32` first) |
-| i8                  | i32         | m16n8k32 .s8                         |
+| operands                  | accumulator | instruction                              | arch    |
+|---------------------------|-------------|------------------------------------------|---------|
+| f16                       | f32 or f16  | m16n8k16 .f16                            | sm_80+  |
+| bf16                      | f32         | m16n8k16 .bf16                           | sm_80+  |
+| f32, precision tf32       | f32         | m16n8k8 .tf32 (`cvt.rna.tf32.f32` first) | sm_80+  |
+| i8                        | i32         | m16n8k32 .s8                             | sm_80+  |
+| fp8 e4m3 or e5m2          | f32         | m16n8k32 .e4m3 or .e5m2 (PTX ISA 8.4)    | sm_89+  |
 
-A dot takes this path when its operands are 2D, their type (and `input_precision` for f32:
-"tf32", the default) is in the table, M >= 16, N >= 8 and K >= the instruction's K; others
-(f64, fp8, batched, f32 with "ieee" or "tf32x3", smaller blocks) stay on CUDA cores (`lower_dot`).
+A dot takes this path when its operands are 2D, their types (and `input_precision` for f32:
+"tf32", the default) are in the table for the target arch, M >= 16, N >= 8 and K >= the
+instruction's K; others (f64, fp8 before sm_89 or into f16, batched, f32 with "ieee" or "tf32x3",
+smaller blocks) stay on CUDA cores (`lower_dot`). An e4m3 x e5m2 dot reaches here as f16 x f16
+(the frontend promotes the pair to f16, which holds both exactly), so it takes m16n8k16 .f16.
 
 The accumulator, a and b take the fragment layouts of `layouts.mma_fragments` (warps tiled over
 M and N); the accumulator's consumers convert from its layout as they need (a `for` loop carries
@@ -21,9 +24,10 @@ use (a dot in a loop). For each K tile in turn, each thread loads (ldmatrix) tha
 fragments and issues one mma per M x N tile of its warp, so registers hold one K tile's operand
 fragments at a time besides the accumulator.
 
-fp16 and bf16 products are exact in the fp32 accumulator, and tf32 ones too (10-bit
-mantissas), so the results differ from the CPU's only in the order (and the hardware's
-rounding) of the fp32 sums; i8 products and their i32 sums are exact.
+fp16 and bf16 products are exact in the fp32 accumulator, and tf32 and fp8 ones too (10-bit
+and at most 3-bit mantissas), so the results differ from the CPU's only in the order (and the
+hardware's rounding) of the fp32 sums; i8 products and their i32 sums are exact. fp8 operands
+are 8-bit like i8, so they are staged and loaded (along K) as i8 ones are.
 """
 from __future__ import annotations
 
@@ -53,6 +57,7 @@ class MmaInstruction:
     accumulator: str
     operand_bits: int
     accumulator_bits: int
+    min_sm: int = 80  # the first architecture (sm_XY as XY) with the instruction
 
     @property
     def pack(self) -> int:
@@ -83,6 +88,8 @@ def _runs(counts: tuple[int, ...]) -> list[tuple[int, int]]:
     return out
 
 
+FP8 = {"fp8e4nv": "e4m3", "fp8e5": "e5m2"}  # kdsl fp8 type -> PTX mma operand type
+
 # (operand type, accumulator type) -> instruction; f32 operands only where input_precision is "tf32".
 INSTRUCTIONS = {
     ("f16", "f32"): MmaInstruction("f16", "f32", 16, 32),
@@ -90,14 +97,16 @@ INSTRUCTIONS = {
     ("bf16", "f32"): MmaInstruction("bf16", "f32", 16, 32),
     ("f32", "f32"): MmaInstruction("tf32", "f32", 32, 32),
     ("i8", "i32"): MmaInstruction("s8", "s32", 8, 32),
+    **{(fp8, "f32"): MmaInstruction(ptx, "f32", 8, 32, min_sm=89) for fp8, ptx in FP8.items()},
 }
 
 
-def instruction(op: Operation) -> MmaInstruction | None:
-    """The mma a `dot` lowers to, or None where it stays on CUDA cores."""
+def instruction(op: Operation, arch: str) -> MmaInstruction | None:
+    """The mma a `dot` lowers to for `arch`, or None where it stays on CUDA cores."""
     a, b, acc = (v.type for v in op.operands)
     inst = INSTRUCTIONS.get((str(a.scalar), str(acc.scalar)))
-    if inst is None or len(a.shape) != 2 or (inst.operand == "tf32" and op.attrs["input_precision"] != "tf32"):
+    if (inst is None or len(a.shape) != 2 or int(arch[3:5]) < inst.min_sm
+            or (inst.operand == "tf32" and op.attrs["input_precision"] != "tf32")):
         return None
     (m, k), n = a.shape, b.shape[1]
     return inst if m >= 16 and n >= 8 and k >= inst.k else None
@@ -108,13 +117,13 @@ def _layouts(op: Operation, inst: MmaInstruction, num_warps: int) -> tuple[Linea
     return mma_fragments(m, n, k, inst.pack, inst.k, num_warps)
 
 
-def carried_accumulators(fn: Function, num_warps: int) -> dict[Value, LinearLayout]:
+def carried_accumulators(fn: Function, arch: str, num_warps: int) -> dict[Value, LinearLayout]:
     """Initial values of `for`-carried accumulators of tensor-core dots, each with the accumulator
     layout: where such a value is index arithmetic (`kl.zeros`), the loop carries it in that layout,
     so no iteration converts the accumulator (`KernelLowering.block`)."""
     out = {}
     for op in fn.walk():
-        inst = instruction(op) if op.name == "dot" else None
+        inst = instruction(op, arch) if op.name == "dot" else None
         acc = op.operands[2] if inst is not None else None
         if isinstance(acc, BlockArg) and acc.index > 0 and acc.region.parent.name == "for":
             out[acc.region.parent.operands[2 + acc.index]] = _layouts(op, inst, num_warps)[2]

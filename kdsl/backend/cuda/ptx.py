@@ -9,8 +9,9 @@ import llvmlite.binding as llvm
 from kdsl.errors import KdslError
 
 TRIPLE = "nvptx64-nvidia-cuda"
-# The PTX ISA version asked of LLVM per architecture; ptxas 13.0 accepts up to 9.0.
-ARCHES = {"sm_80": "+ptx80", "sm_86": "+ptx80", "sm_89": "+ptx80", "sm_90": "+ptx80", "sm_90a": "+ptx80"}
+# The PTX ISA version asked of LLVM per architecture; ptxas 13.0 accepts up to 9.0. sm_89 and newer
+# ask for 8.4, the first with fp8 (e4m3, e5m2) mma.
+ARCHES = {"sm_80": "+ptx80", "sm_86": "+ptx80", "sm_89": "+ptx84", "sm_90": "+ptx84", "sm_90a": "+ptx84"}
 _emit_lock = threading.Lock()
 
 
