@@ -19,16 +19,16 @@ import re
 import shutil
 import subprocess
 import sys
-import sysconfig
 import tempfile
 
 import numpy as np
 
 import kdsl
 import kdsl.language as kl
+from kdsl.backend.cuda.sass import INSTRUCTION, disassemble, find_nvdisasm
 
 FAMILIES = {  # SASS opcode prefix -> what it does
-    "HMMA": "tensor core mma", "IMMA": "tensor core mma", "LDSM": "ldmatrix", "LDGSTS": "cp.async",
+    "HMMA": "tensor core mma", "IMMA": "tensor core mma", "QMMA": "tensor core mma", "LDSM": "ldmatrix", "LDGSTS": "cp.async",
     "LDG": "global load", "STG": "global store", "LDS": "shared load", "STS": "shared store",
     "BAR": "barrier", "FFMA": "fp32 fma", "FADD": "fp32 add", "FMUL": "fp32 mul", "HFMA2": "fp16x2 fma",
     "HADD2": "fp16x2 add", "F2F": "conversion", "F2FP": "conversion", "I2F": "conversion",
@@ -98,24 +98,12 @@ def triton_build(arch: str, tile: tuple[int, int, int], warps: int, stages: int)
     return compiled.asm["cubin"], report, compiled.metadata.shared
 
 
-def nvdisasm() -> str | None:
-    """nvdisasm on the PATH, else the one the nvidia-cuda-nvdisasm wheel installs."""
-    found = shutil.which("nvdisasm")
-    wheel = os.path.join(sysconfig.get_paths()["purelib"], "nvidia", "cu13", "bin", "nvdisasm")
-    return found or (wheel if os.path.exists(wheel) else None)
-
-
-INSTRUCTION = re.compile(r"/\*([0-9a-f]{4,})\*/\s+(?:@!?U?P\w+\s+)?([A-Z][A-Z0-9_]*)(?:\.[\w.]+)?\s*([^;]*);")
 LABEL = re.compile(r"^\s*(\.L_\w+):")
 
 
 def sass(cubin: bytes, tool: str) -> tuple[list[tuple[int, str, str]], dict[str, int]]:
     """The kernel's instructions as (address, opcode, operands), and its labels' addresses."""
-    with tempfile.TemporaryDirectory() as tmp:
-        path = os.path.join(tmp, "k.cubin")
-        with open(path, "wb") as f:
-            f.write(cubin)
-        text = subprocess.run([tool, "-c", path], capture_output=True, text=True, check=True).stdout
+    text = disassemble(cubin, tool)
     instructions, labels, pending = [], {}, []
     for line in text.splitlines():
         label = LABEL.match(line)
@@ -170,7 +158,7 @@ def main() -> None:
     theirs = triton_build(args.arch, tile, args.warps, args.stages)
     if theirs is not None:
         builds["triton"] = theirs
-    tool = nvdisasm()
+    tool = find_nvdisasm()
     print(f"fp16 matmul, tile {args.tile}, {args.warps} warps, {args.arch}"
           + ("" if theirs is not None else " (Triton is not installed)"))
     tables = {}

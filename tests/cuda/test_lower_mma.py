@@ -14,6 +14,7 @@ import kdsl.language as kl
 from kdsl.backend.cuda import ptxas
 from kdsl.backend.cuda.layouts import mma_fragments
 from kdsl.backend.cuda.lower_mma import INSTRUCTIONS
+from kdsl.backend.cuda.sass import disassemble, find_nvdisasm, opcodes
 from kdsl.sim.ops_tensorcore import _LAYOUTS, _acc_layout
 from tests.cuda.helpers import assemble_all_arches, lower_kernel, run_sim
 from tests.helpers import poisoned, random_array
@@ -207,3 +208,23 @@ def test_a_128x128x32_fp16_tile_on_4_warps_does_not_spill(arch):
     assert "ldmatrix" in ptx and "mma.sync" in ptx
     report = ptxas.assemble(ptx, arch).report
     assert re.search(r"\b0 bytes spill stores, 0 bytes spill loads", report), report
+
+
+@pytest.mark.skipif(find_nvdisasm() is None, reason="nvdisasm is not installed (pip install nvidia-cuda-nvdisasm)")
+@needs_ptxas
+@pytest.mark.parametrize("case, arch, opcode, per_mma", [
+    ("f16-f32", "sm_80", "HMMA", 1), ("i8-i32", "sm_80", "IMMA", 1), ("e4m3xe4m3-f32", "sm_89", "QMMA", 1),
+    ("e5m2xe5m2-f32", "sm_90", "HMMA", 2)])
+def test_the_sass_runs_the_mma_on_tensor_cores(case, arch, opcode, per_mma):
+    """The cubin ptxas makes of the PTX has `per_mma` tensor-core instructions per mma.sync of the PTX
+    (HMMA for fp16, IMMA for int8, QMMA for fp8 on sm_89; sm_90 runs an fp8 mma.sync as two fp16
+    HMMA.16816, its fp8 tensor cores being wgmma's), operands loaded by ldmatrix (LDSM), no fp32 FMAs."""
+    dtype, _, out, result, *_ = CASES[case]
+    dtype = dtype[0] if isinstance(dtype, tuple) else dtype
+    args, meta = _matmul_tile_args(32, 16, 32)
+    args = (np.zeros((32, 32), dtype), np.zeros((32, 16), dtype), np.zeros(16, result),
+            np.zeros((32, 16), result)) + args[4:]
+    compiled = mma_matmul.compile(*args, **dict(meta, OUT=out), target="cuda", arch=arch, cubin=True)
+    found = opcodes(disassemble(compiled.asm["cubin"]))
+    assert found.count(opcode) == per_mma * compiled.asm["ptx"].count("mma.sync.aligned") > 0, found
+    assert "LDSM" in found and "FFMA" not in found, found
