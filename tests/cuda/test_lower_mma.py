@@ -1,8 +1,10 @@
 """`dot` on tensor cores (`lower_mma`), run on the PTX simulator: the fragment layouts against the
 simulator's tables of the PTX ISA, and tiled matmuls with a K loop (fp16 with fp32 and fp16
-accumulators, bf16, tf32, int8) with masked edges, operands read transposed through strides and a
-fused bias + ReLU epilogue, against a float64 reference of the operands as the tensor cores see them
-(bf16 and tf32 rounded), at the fp32 (fp16) accumulation's tolerance; int8 exactly."""
+accumulators, bf16, tf32, int8; e4m3 and e5m2 compiled for sm_89 and sm_90) with masked edges,
+operands read transposed through strides and a fused bias + ReLU epilogue, against a float64
+reference of the operands as the tensor cores see them (bf16 and tf32 rounded), at the fp32 (fp16)
+accumulation's tolerance; int8 exactly. Where nvdisasm is installed, the SASS has the tensor-core
+instructions."""
 import re
 
 import ml_dtypes

@@ -27,7 +27,9 @@ fragments at a time besides the accumulator.
 fp16 and bf16 products are exact in the fp32 accumulator, and tf32 and fp8 ones too (10-bit
 and at most 3-bit mantissas), so the results differ from the CPU's only in the order (and the
 hardware's rounding) of the fp32 sums; i8 products and their i32 sums are exact. fp8 operands
-are 8-bit like i8, so they are staged and loaded (along K) as i8 ones are.
+are 8-bit like i8, so they are staged and loaded (along K) as i8 ones are. ptxas makes each fp8
+mma one QMMA on sm_89, but two fp16 HMMA.16816 (after converting the operands) on sm_90, whose
+fp8 tensor cores only wgmma reaches: still tensor cores, at the fp16 rate.
 """
 from __future__ import annotations
 
