@@ -31,7 +31,7 @@ from kdsl.backend.cuda import layouts as L
 from kdsl.backend.cuda.layouts import LinearLayout
 from kdsl.backend.cuda.lower_memory import coalesced_order, owner, vector_width
 from kdsl.backend.cuda.mma_operands import CHUNK, Tile
-from kdsl.backend.cuda.nvvm import GLOBAL_PTR, SHARED_PTR
+from kdsl.backend.cuda.nvvm import SHARED_PTR
 from kdsl.ir.core import Operation, OpResult, Value
 
 if TYPE_CHECKING:
@@ -60,13 +60,17 @@ def _copyable_at(load: Operation, dot: Operation) -> bool:
     return not any(op.name in WRITES or op.regions for op in between)
 
 
+def _full_vectors(low: KernelLowering, load: Operation) -> LinearLayout:
+    """The default layout with 16 bytes a thread along the pointer's contiguous runs."""
+    ptr, t = load.operands[0], load.result.type
+    return L.default_blocked(t.shape, low.num_warps, 8 * ELEM_BYTES, coalesced_order(low.axis[ptr]), full_vectors=True)
+
+
 def _layout(low: KernelLowering, load: Operation) -> LinearLayout:
     """The layout the copies take: the pointer's own where it is computed (pointer blocks do not
-    move through shared memory), else the default with 16 bytes a thread along its contiguous runs."""
-    ptr, t = load.operands[0], load.result.type
-    if not low.rematerialized(ptr):
-        return low.block(ptr).layout
-    return L.default_blocked(t.shape, low.num_warps, 8 * ELEM_BYTES, coalesced_order(low.axis[ptr]), full_vectors=True)
+    move through shared memory), else `_full_vectors`."""
+    ptr = load.operands[0]
+    return _full_vectors(low, load) if low.rematerialized(ptr) else low.block(ptr).layout
 
 
 def _in_runs(low: KernelLowering, load: Operation, layout: LinearLayout) -> bool:
@@ -80,12 +84,10 @@ def eligible(low: KernelLowering, value: Value, dot: Operation, users: dict[Valu
     op = value.op if isinstance(value, OpResult) else None
     if op is None or op.name != "load" or users.get(value) != [dot] or value.type.scalar.bits != 8 * ELEM_BYTES:
         return False
-    ptr, other = op.operands[0], (op.operands + [None, None])[2]
+    other = (op.operands + [None, None])[2]
     if (other is not None and not _is_zero(other)) or not _copyable_at(op, dot):
         return False
-    order = coalesced_order(low.axis[ptr])
-    return _in_runs(low, op, L.default_blocked(value.type.shape, low.num_warps, 8 * ELEM_BYTES, order,
-                                               full_vectors=True))
+    return _in_runs(low, op, _full_vectors(low, op))
 
 
 @dataclass
@@ -130,14 +132,12 @@ class Copies:
 
 
 def _copy_runs(b: ir.IRBuilder, runs: list[tuple[ir.Value, ir.Value, ir.Value | None]]) -> None:
-    full = declare(b.module, "llvm.nvvm.cp.async.cg.shared.global.16", ir.VoidType(), [SHARED_PTR, GLOBAL_PTR])
-    sized = declare(b.module, "llvm.nvvm.cp.async.cg.shared.global.16.s", ir.VoidType(),
-                    [SHARED_PTR, GLOBAL_PTR, I32])
+    """One `cp.async.cg` of CHUNK bytes a run; where masked, with src_size CHUNK or 0 (zero fill)."""
     for slot, address, mask in runs:
-        if mask is None:
-            b.call(full, [slot, address])
-        else:
-            b.call(sized, [slot, address, b.select(mask, ir.Constant(I32, CHUNK), ir.Constant(I32, 0))])
+        name, args = "llvm.nvvm.cp.async.cg.shared.global.16", [slot, address]
+        if mask is not None:
+            name, args = name + ".s", args + [b.select(mask, ir.Constant(I32, CHUNK), ir.Constant(I32, 0))]
+        b.call(declare(b.module, name, ir.VoidType(), [a.type for a in args]), args)
 
 
 def wait_all(b: ir.IRBuilder) -> None:
