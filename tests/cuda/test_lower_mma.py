@@ -193,20 +193,25 @@ def test_tutorial_fp16_matmul_copies_operands_with_cp_async(shape, bk, copies):
     assemble_all_arches(matmul_kernel, args, meta)
 
 
-def test_masked_edges_on_both_operands_are_zero_filled_copies():
-    """`mma_matmul` with M and N edges masked and a K tail: both operands take cp.async with a
-    src_size (no global load of them is left), and the answers are right."""
-    m, n, k = 37, 48, 48
+@pytest.mark.parametrize("transposed, shape", [(False, (37, 48, 48)), (True, (48, 48, 48))])
+def test_masked_edges_on_both_operands_are_zero_filled_copies(transposed, shape):
+    """`mma_matmul` with masked edges and a K tail: both operands take cp.async with a src_size (no
+    global load of them is left), also read transposed through strides (tiles whose rows run along
+    M for a and K for b, read with ldmatrix `.trans` and without), and the answers are right."""
+    m, n, k = shape
     rng = np.random.default_rng(4)
-    a, b = random_array(rng, (m, k), np.float16), random_array(rng, (k, n), np.float16)
+    a = random_array(rng, (k, m), np.float16).T if transposed else random_array(rng, (m, k), np.float16)
+    b = random_array(rng, (n, k), np.float16).T if transposed else random_array(rng, (k, n), np.float16)
     c = poisoned((m, n), np.float32)
-    args = (a, b, np.zeros(n, np.float32), c, m, n, k, k, 1, n, 1)
+    args = (a, b, np.zeros(n, np.float32), c, m, n, k, *elements(a), *elements(b))
     meta = dict(BLOCKS, OPERAND=None, OUT=kl.float32, PRECISION=None, BIAS_RELU=False)
     run_sim(mma_matmul, (kdsl.cdiv(m, BLOCKS["BM"]), kdsl.cdiv(n, BLOCKS["BN"])), *args, **meta)
     check_close(c, a, b, None, UNIT[np.float32])
     _, ptx, _ = lower_kernel(mma_matmul, args, meta)
     copies = _copies(ptx)
     assert len(copies) == 2 and all(c.startswith(", %r") for c in copies) and "ld.global" not in ptx
+    forms = set(re.findall(r"ldmatrix\.sync\.aligned\.m8n8\.(x[24](?:\.trans)?)", ptx))
+    assert forms == ({"x4.trans", "x2"} if transposed else {"x4", "x2.trans"})
     assemble_all_arches(mma_matmul, args, meta)
 
 
