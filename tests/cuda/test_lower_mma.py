@@ -21,6 +21,7 @@ from kdsl.sim.ops_tensorcore import _LAYOUTS, _acc_layout
 from tests.cuda.helpers import assemble_all_arches, lower_kernel, run_sim
 from tests.helpers import poisoned, random_array
 from tests.language.test_dot import UNIT, _round_bf16, check_close, round_tf32
+from tests.language.test_tutorials import elements, matmul_kernel
 
 needs_ptxas = pytest.mark.skipif(not ptxas.available(), reason="ptxas is not on the PATH")
 
@@ -192,13 +193,13 @@ def _matmul_tile_args(m, n, k):
 def test_fp16_operands_reach_the_tensor_cores_through_ldmatrix(transposed):
     """Right answers with the operands staged through shared memory and ldmatrix (with `.trans` where
     a staged tile's rows do not run along K); in an unmasked 32x16x32 tile on 4 warps (one m16 tile of
-    a and one n8 tile of b per warp), a row-major a is written in 16-byte vectors and each K tile takes
-    one x4 ldmatrix of a and one x2 `.trans` of the row-major b, next to its mma."""
+    a and one n8 tile of b per warp), the row-major operands are copied in 16 bytes with cp.async and
+    each K tile takes one x4 ldmatrix of a and one x2 `.trans` of the row-major b, next to its mma."""
     c, a, b, _, (args, meta) = _matmul("f16-f32", transposed, bias_relu=False)
     check_close(c, a, b, None, CASES["f16-f32"][4])
     _, ptx, _ = lower_kernel(mma_matmul, *_matmul_tile_args(32, 16, 32))
     assert re.findall(r"ldmatrix\.sync\.aligned\.m8n8\.(x[24](?:\.trans)?)\.shared\.b16", ptx) == ["x4", "x2.trans"] * 2
-    assert "st.shared.v4.b32" in ptx and ptx.count("mma.sync.aligned.m16n8k16") == 2
+    assert "cp.async.cg.shared.global" in ptx and ptx.count("mma.sync.aligned.m16n8k16") == 2
 
 
 @needs_ptxas
@@ -207,7 +208,7 @@ def test_a_128x128x32_fp16_tile_on_4_warps_does_not_spill(arch):
     """Fragments are loaded one K tile at a time, next to the mmas that use them."""
     args, meta = _matmul_tile_args(128, 128, 32)
     _, ptx, _ = lower_kernel(mma_matmul, args, meta, arch=arch)
-    assert "ldmatrix" in ptx and "mma.sync" in ptx
+    assert "ldmatrix" in ptx and "mma.sync" in ptx and "cp.async.cg.shared.global" in ptx
     report = ptxas.assemble(ptx, arch).report
     assert re.search(r"\b0 bytes spill stores, 0 bytes spill loads", report), report
 
@@ -230,3 +231,81 @@ def test_the_sass_runs_the_mma_on_tensor_cores(case, arch, opcode, per_mma):
     found = opcodes(disassemble(compiled.asm["cubin"]))
     assert found.count(opcode) == per_mma * compiled.asm["ptx"].count("mma.sync.aligned") > 0, found
     assert "LDSM" in found and "FFMA" not in found, found
+
+
+def _copies(ptx: str) -> list[str]:
+    """The operand copies of cp.async in `ptx`, each as its operand list."""
+    return re.findall(r"cp\.async\.cg\.shared\.global \[[^]]+\], \[[^]]+\], 16(.*);", ptx)
+
+
+@pytest.mark.parametrize("shape, bk, copies", [((40, 48, 64), 32, 1), ((40, 24, 48), 32, 1), ((40, 48, 64), 16, 0)])
+def test_tutorial_fp16_matmul_copies_operands_with_cp_async(shape, bk, copies):
+    """The tutorial's matmul: a (contiguous along K, 16-byte aligned rows) is copied global → shared
+    with cp.async, its masked-off K tail (K = 48 with BK = 32) zero-filled by src_size 0; b, whose
+    columns wrap `% N`, is loaded and staged through registers; with BK = 16 the loop carries a's
+    pointers in runs of 4 elements a thread, so a is loaded at the dot instead; the answers are right."""
+    m, n, k = shape
+    rng = np.random.default_rng(3)
+    a, b = random_array(rng, (m, k), np.float16), random_array(rng, (k, n), np.float16)
+    c = poisoned((m, n), np.float32)
+    meta = dict(BLOCK_SIZE_M=32, BLOCK_SIZE_N=32, BLOCK_SIZE_K=bk, GROUP_SIZE_M=4, ACTIVATION="")
+    args = (a, b, c, m, n, k, *elements(a), *elements(b), *elements(c))
+    run_sim(matmul_kernel, (kdsl.cdiv(m, 32) * kdsl.cdiv(n, 32),), *args, **meta)
+    check_close(c, a, b, None, UNIT[np.float32])
+    _, ptx, _ = lower_kernel(matmul_kernel, args, meta)
+    assert len(_copies(ptx)) == copies and ("cp.async.wait_group" in ptx) == bool(copies)
+    assert "ldmatrix.sync.aligned" in ptx and "mma.sync.aligned.m16n8k16" in ptx
+    if copies:
+        assert ptx.count("ld.global") == 8  # b's loads alone: a is not also loaded the normal way
+    assemble_all_arches(matmul_kernel, args, meta)
+
+
+@pytest.mark.parametrize("transposed, shape", [(False, (37, 48, 48)), (True, (48, 48, 48))])
+def test_masked_edges_on_both_operands_are_zero_filled_copies(transposed, shape):
+    """`mma_matmul` with masked edges and a K tail: both operands take cp.async with a src_size (no
+    global load of them is left), also read transposed through strides (tiles whose rows run along
+    M for a and K for b, read with ldmatrix `.trans` and without), and the answers are right."""
+    m, n, k = shape
+    rng = np.random.default_rng(4)
+    a = random_array(rng, (k, m), np.float16).T if transposed else random_array(rng, (m, k), np.float16)
+    b = random_array(rng, (n, k), np.float16).T if transposed else random_array(rng, (k, n), np.float16)
+    c = poisoned((m, n), np.float32)
+    args = (a, b, np.zeros(n, np.float32), c, m, n, k, *elements(a), *elements(b))
+    meta = dict(BLOCKS, OPERAND=None, OUT=kl.float32, PRECISION=None, BIAS_RELU=False)
+    run_sim(mma_matmul, (kdsl.cdiv(m, BLOCKS["BM"]), kdsl.cdiv(n, BLOCKS["BN"])), *args, **meta)
+    check_close(c, a, b, None, UNIT[np.float32])
+    _, ptx, _ = lower_kernel(mma_matmul, args, meta)
+    copies = _copies(ptx)
+    assert len(copies) == 2 and all(c.startswith(", %r") for c in copies) and "ld.global" not in ptx
+    forms = set(re.findall(r"ldmatrix\.sync\.aligned\.m8n8\.(x[24](?:\.trans)?)", ptx))
+    assert forms == ({"x4.trans", "x2"} if transposed else {"x4", "x2.trans"})
+    assemble_all_arches(mma_matmul, args, meta)
+
+
+@kdsl.kernel
+def padded_dot(a_ptr, b_ptr, c_ptr, M, N, K, BM: kl.constexpr, BN: kl.constexpr, BK: kl.constexpr,
+               OTHER: kl.constexpr):
+    """One BM x BN tile of a @ b with a and b padded by OTHER, stored whole."""
+    rm, rn, rk = kl.arange(0, BM), kl.arange(0, BN), kl.arange(0, BK)
+    a = kl.load(a_ptr + rm[:, None] * K + rk[None, :], mask=(rm[:, None] < M) & (rk[None, :] < K), other=OTHER)
+    b = kl.load(b_ptr + rk[:, None] * N + rn[None, :], mask=(rk[:, None] < K) & (rn[None, :] < N), other=OTHER)
+    kl.store(c_ptr + rm[:, None] * BN + rn[None, :], kl.dot(a, b))
+
+
+@pytest.mark.parametrize("other, k, copied", [(0.0, 16, 2), (1.0, 16, 0), (0.0, 12, 1)])
+def test_cp_async_only_where_zero_fill_and_alignment_allow(other, k, copied):
+    """A padding other than 0 keeps both loads in registers, and rows of K = 12 elements (not
+    16-byte aligned) keep a's (b's rows of N = 16 are still copied); the padded products are right
+    either way."""
+    m, n, blocks = 24, 16, dict(BM=32, BN=32, BK=32)
+    rng = np.random.default_rng(5)
+    a, b = random_array(rng, (m, k), np.float16), random_array(rng, (k, n), np.float16)
+    c = poisoned((32, 32), np.float32)
+    args = (a, b, c, m, n, k)
+    run_sim(padded_dot, (1,), *args, OTHER=other, **blocks)
+    a_pad, b_pad = np.full((32, 32), other), np.full((32, 32), other)
+    a_pad[:m, :k], b_pad[:k, :n] = a, b
+    check_close(c, a_pad, b_pad, None, UNIT[np.float32])
+    _, ptx, _ = lower_kernel(padded_dot, args, dict(blocks, OTHER=other))
+    assert len(_copies(ptx)) == copied and "mma.sync.aligned.m16n8k16" in ptx
+    assemble_all_arches(padded_dot, args, dict(blocks, OTHER=other))

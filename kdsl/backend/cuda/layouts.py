@@ -161,11 +161,12 @@ def blocked(shape: tuple[int, ...], size_per_thread: tuple[int, ...], threads_pe
 
 
 def default_blocked(shape: tuple[int, ...], num_warps: int, elem_bits: int,
-                   order: tuple[int, ...] | None = None) -> LinearLayout:
+                   order: tuple[int, ...] | None = None, full_vectors: bool = False) -> LinearLayout:
     """The layout a block gets unless an op asks for another.
 
     `order[0]` (the last dimension unless `order` is given) is the contiguous one; each thread
-    holds up to 16 bytes along it (fewer when the block has fewer elements than that per thread),
+    holds up to 16 bytes along it (fewer when the block has fewer elements than that per thread,
+    unless `full_vectors`: then threads beyond the block's hold copies),
     then lanes and then warps spread over the dimensions in `order`, as Triton's default
     BlockedEncoding does (a load whose pointer runs along another dimension asks for an order
     starting there, as Triton's coalescing pass does).
@@ -173,7 +174,8 @@ def default_blocked(shape: tuple[int, ...], num_warps: int, elem_bits: int,
     rank = len(shape)
     order = tuple(reversed(range(rank))) if order is None else order
     threads = WARP_SIZE * num_warps
-    per_thread = min(shape[order[0]], max(1, 128 // max(elem_bits, 8)), max(1, prod(shape) // threads))
+    vector = max(1, 128 // max(elem_bits, 8))
+    per_thread = min(shape[order[0]], vector, vector if full_vectors else max(1, prod(shape) // threads))
     spt = tuple(per_thread if d == order[0] else 1 for d in range(rank))
     tpw, wpc = [1] * rank, [1] * rank
     lanes_left, warps_left, threads_left = WARP_SIZE, num_warps, threads

@@ -29,11 +29,12 @@ fp8 sums as in-thread left folds),
 permute, reshape, join and split (new layouts over the same registers), for/if/while
 carrying scalars and blocks, atomics (each element's owner acts once; system scope),
 dot on tensor cores (mma.sync for f16, bf16, tf32 and i8: `lower_mma`; operands staged for
-ldmatrix: `mma_operands`) and on CUDA cores
+ldmatrix: `mma_operands`, 16-bit loads copied straight to shared memory with cp.async where
+aligned and contiguous: `mma_async`) and on CUDA cores
 (the other types, batched, small blocks: `lower_dot`), reduce_with and scan as in-thread left folds
 (`lower_combine`).
 print and assert through a hidden debug-buffer parameter (`lower_debug`, design in `debug_buffer`).
-Not yet: cp.async operand staging, wgmma.
+Not yet: software pipelining of cp.async (num_stages), wgmma.
 """
 from __future__ import annotations
 
@@ -141,6 +142,7 @@ class KernelLowering:
         self.scopes: list[dict] = [{}]
         self._remat: dict[Value, bool] = {}
         self.preferred = lower_mma.carried_accumulators(fn, arch, num_warps)
+        self.async_copies = lower_mma.async_copies(self)
         tid = special_register(self.b, "tid.x")
         self.tid = tid
         self.lane = self.b.urem(tid, ir.Constant(I32, L.WARP_SIZE))
@@ -272,6 +274,11 @@ class KernelLowering:
         src = self.block(op.operands[0])
         self.define(op, Regs(L.permute(src.layout, permute_order(op.attrs)), src.values))
 
+    def load(self, op: Operation) -> None:
+        """A load a tensor-core dot copies to shared memory with cp.async is lowered by that dot."""
+        if op.result not in self.async_copies:
+            lower_memory.load(self, op)
+
     def reshape(self, op: Operation) -> None:
         src = self.block(op.operands[0])
         self.define(op, Regs(L.reshape(src.layout, op.result.type.shape), src.values))
@@ -304,7 +311,7 @@ _HANDLERS: dict[str, Callable[[KernelLowering, Operation], None]] = {
     "reshape": KernelLowering.reshape,
     "join": KernelLowering.join,
     "split": KernelLowering.split,
-    "load": lower_memory.load,
+    "load": KernelLowering.load,
     "store": lower_memory.store,
     "reduce": lower_reduce.reduce,
     "atomic_rmw": lower_atomics.atomic_rmw,

@@ -17,7 +17,9 @@ smaller blocks) stay on CUDA cores (`lower_dot`). An e4m3 x e5m2 dot reaches her
 The accumulator, a and b take the fragment layouts of `layouts.mma_fragments` (warps tiled over
 M and N); the accumulator's consumers convert from its layout as they need (a `for` loop carries
 it in that layout from a `kl.zeros` start: `carried_accumulators`). The operands reach their
-fragments as Triton's do: written to swizzled shared-memory tiles in vectors, then, after a
+fragments as Triton's do: written to swizzled shared-memory tiles in vectors (or, for 16-bit
+operands loaded for the dot alone along 16-byte aligned contiguous runs, copied there straight from
+global memory with `cp.async`: `mma_async`; one stage, no software pipelining), then, after a
 barrier, loaded with `ldmatrix` straight into the 32-bit registers mma takes (`mma_operands`;
 tf32 words then rounded by `cvt.rna.tf32.f32`); a closing barrier frees the buffer for the next
 use (a dot in a loop). For each K tile in turn, each thread loads (ldmatrix) that K tile's
@@ -39,7 +41,7 @@ from typing import TYPE_CHECKING
 from llvmlite import ir
 
 from kdsl.backend.cpu.llvm_types import I32
-from kdsl.backend.cuda import mma_operands
+from kdsl.backend.cuda import lower_memory, mma_async, mma_operands
 from kdsl.backend.cuda.layouts import LinearLayout, mma_fragments
 from kdsl.backend.cuda.lower_layout import Regs
 from kdsl.backend.cuda.nvvm import barrier
@@ -132,6 +134,17 @@ def carried_accumulators(fn: Function, arch: str, num_warps: int) -> dict[Value,
     return out
 
 
+def async_copies(low: KernelLowering) -> set[Value]:
+    """The operands of tensor-core dots copied global → shared with cp.async (`mma_async`): their
+    loads are lowered by the dots."""
+    users: dict[Value, list[Operation]] = {}
+    for op in low.fn.walk():
+        for v in op.operands:
+            users.setdefault(v, []).append(op)
+    return {v for op in low.fn.walk() if op.name == "dot" and instruction(op) is not None
+            for v in op.operands[:2] if mma_async.eligible(low, v, op, users)}
+
+
 def _bits(b: ir.IRBuilder, v: ir.Value, bits: int) -> ir.Value:
     return v if isinstance(v.type, ir.IntType) else b.bitcast(v, ir.IntType(bits))
 
@@ -171,12 +184,24 @@ def _to_tf32(b: ir.IRBuilder, words: list[ir.Value]) -> list[ir.Value]:
 def _staged(low: KernelLowering, a_value, b_value, a_layout, b_layout, inst: MmaInstruction, k_tiles: int):
     """Per K tile, the fragment words of each M tile of a and each N tile of b, loaded with ldmatrix
     from the operands staged in shared memory (`mma_operands`)."""
-    a_regs, b_regs = low.block(a_value), low.block(b_value)  # both before any store to the buffer
+    def source(v: Value) -> Regs | mma_async.Copies:
+        copies = mma_async.Copies.prepare(low, v.op) if v in low.async_copies else None
+        if copies is None and v in low.async_copies:
+            lower_memory.load(low, v.op)
+        return low.block(v) if copies is None else copies
+    a_source, b_source = source(a_value), source(b_value)  # both before any write to the buffer
     along_k = inst.operand_bits != 16  # ldmatrix cannot transpose 32-bit or 8-bit elements
-    a_tile = mma_operands.stage(low, a_regs, a_value.type.shape, 0, 1 if along_k else None)
+
+    def stage(src: Regs | mma_async.Copies, shape: tuple[int, int], start: int, k_dim: int) -> mma_operands.Tile:
+        if isinstance(src, mma_async.Copies):
+            return src.issue(low, start)
+        return mma_operands.stage(low, src, shape, start, k_dim if along_k else None)
+    a_tile = stage(a_source, a_value.type.shape, 0, 1)
     b_start = -(-a_tile.nbytes // mma_operands.BANKS_BYTES) * mma_operands.BANKS_BYTES
-    b_tile = mma_operands.stage(low, b_regs, b_value.type.shape, b_start, 0 if along_k else None)
+    b_tile = stage(b_source, b_value.type.shape, b_start, 0)
     low.shared.reserve(b_start + b_tile.nbytes)
+    if isinstance(a_source, mma_async.Copies) or isinstance(b_source, mma_async.Copies):
+        mma_async.wait_all(low.b)
     barrier(low.b)
     na, nb, _ = inst.words
     per_a, per_b = inst.pack * na, inst.pack * nb  # registers of one tile's fragment
