@@ -141,7 +141,7 @@ def async_copies(low: KernelLowering) -> set[Value]:
     for op in low.fn.walk():
         for v in op.operands:
             users.setdefault(v, []).append(op)
-    return {v for op in low.fn.walk() if op.name == "dot" and instruction(op) is not None
+    return {v for op in low.fn.walk() if op.name == "dot" and instruction(op, low.arch) is not None
             for v in op.operands[:2] if mma_async.eligible(low, v, op, users)}
 
 
