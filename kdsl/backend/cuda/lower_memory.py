@@ -5,7 +5,8 @@ A group is `vector_width` consecutive registers of the layout's register run
 shows to be consecutive in memory, aligned to the group's size, and under one
 mask value: it becomes one LLVM vector load or store (`<4 x float>`, `align 16`),
 which NVPTX emits as `ld.global.v4`/`st.global.v4`, inside a branch on the mask.
-Otherwise a group is one register: one access per element.
+Otherwise a group is one register: one access per element. A store moves its value to a layout
+whose groups are wider where that pays (`store_layout`).
 
 A block store writes each element once: registers that are copies are
 skipped, and lanes and warps that hold copies (the free bits of the layout
@@ -125,6 +126,22 @@ def vector_width(low: KernelLowering, layout: LinearLayout, ptr: Value, mask: Va
     return 1 << (width.bit_length() - 1)
 
 
+def store_layout(low: KernelLowering, value: Value, ptr: Value, mask: Value | None) -> LinearLayout:
+    """The layout a block store runs in: its value's (or, for index arithmetic, its first computed
+    operand's), unless the default layout ordered along the pointer's contiguity gives wider
+    vectors and the pointer and mask are index arithmetic recomputed in any layout. Then the value
+    moves there (through shared memory, once, as Triton's coalescing pass converts a `dot`'s
+    accumulator for the epilogue's store): a round trip that pays back in fewer, wider stores."""
+    elem = value.type.scalar
+    operands = [value, ptr] + ([mask] if mask is not None else [])
+    layout = low.layout_for(operands, value.type)
+    if not all(low.rematerialized(v) for v in operands[1:] if v.type.is_block):
+        return layout
+    coalesced = low.default_layout(value.type, coalesced_order(low.axis[ptr]))
+    wider = vector_width(low, coalesced, ptr, mask, elem) > vector_width(low, layout, ptr, mask, elem)
+    return coalesced if wider else layout
+
+
 def load(low: KernelLowering, op: Operation) -> None:
     ptr, mask, other = (op.operands + [None, None])[:3]
     t = op.result.type
@@ -153,7 +170,7 @@ def store(low: KernelLowering, op: Operation) -> None:
         thread0 = owner(low, L.scalar(low.num_warps))
         _store_run(b, low.values[ptr], [low.values[value]], both(b, thread0, mask and low.values[mask]), elem)
         return
-    layout = low.layout_for([value, ptr] + ([mask] if mask is not None else []), value.type)
+    layout = store_layout(low, value, ptr, mask)
     n = layout.num_registers
     width = vector_width(low, layout, ptr, mask, elem)
     ptrs, values = low.block(ptr, layout).values, low.block(value, layout).values
