@@ -66,15 +66,16 @@ def copy_tile(x_ptr, out_ptr, M: kl.constexpr, N: kl.constexpr, TRANSPOSE: kl.co
 
 
 @pytest.mark.parametrize("transpose", [False, True])
-def test_only_a_store_whose_value_runs_across_the_pointer_converts(transpose):
+@pytest.mark.parametrize("dtype", [np.float32, np.int8, np.bool_])
+def test_only_a_store_whose_value_runs_across_the_pointer_converts(transpose, dtype):
     rng = np.random.default_rng(3)
     m, n = 32, 64
-    x = aligned(random_array(rng, m * n, np.float32))
-    out = aligned(poisoned(m * n, np.float32))
+    x = aligned(rng.random(m * n) < 0.5 if dtype == np.bool_ else random_array(rng, m * n, dtype))
+    out = aligned(poisoned(m * n, dtype))
     copy_tile[(1,)](x, out, M=m, N=n, TRANSPOSE=transpose, target="sim")
     np.testing.assert_array_equal(out.reshape(m, n), x.reshape(n, m).T if transpose else x.reshape(m, n))
     ptx = ptx_of(copy_tile, x, out, M=m, N=n, TRANSPOSE=transpose)
-    assert global_accesses(ptx) == {"ld.global.v4", "st.global.v4"}
+    assert "st.global.v4" in global_accesses(ptx)
     assert ("st.shared" in ptx, conversions(ptx)) == ((True, 2) if transpose else (False, 0))
     assembles(ptx)
 

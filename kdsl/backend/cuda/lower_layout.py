@@ -74,20 +74,50 @@ def convert(low: KernelLowering, regs: Regs, target: LinearLayout) -> Regs:
     return through_shared(low, regs, target)
 
 
+def pack(b: ir.IRBuilder, values: list[ir.Value]) -> ir.Value:
+    """One value, or a vector of several."""
+    if len(values) == 1:
+        return values[0]
+    vector: ir.Value = ir.Constant(ir.VectorType(values[0].type, len(values)), ir.Undefined)
+    for i, v in enumerate(values):
+        vector = b.insert_element(vector, v, ir.Constant(I32, i))
+    return vector
+
+
+def unpack(b: ir.IRBuilder, value: ir.Value, width: int) -> list[ir.Value]:
+    return [value] if width == 1 else [b.extract_element(value, ir.Constant(I32, i)) for i in range(width)]
+
+
+def _row_run(layout: LinearLayout, nbytes: int) -> int:
+    """How many consecutive registers of `layout` are consecutive in a row-major copy of the block:
+    its register run where that runs along the last dimension, up to 16 bytes."""
+    dim, run = layout.register_run()
+    return min(run, max(1, 16 // nbytes)) if dim == layout.rank - 1 else 1
+
+
 def through_shared(low: KernelLowering, regs: Regs, target: LinearLayout, writer: ir.Value | None = None) -> Regs:
     """Every thread (or only those where `writer` holds) writes its elements to shared memory at
-    their row-major index; after a barrier every thread reads those of `target`."""
+    their row-major index; after a barrier every thread reads those of `target`. Registers that
+    are consecutive in the row-major copy move as one vector access (`_row_run`)."""
     b = low.b
     reg_type = regs.values[0].type
     slot_type = I8 if reg_type == I1 else reg_type
-    low.shared.reserve(prod(target.shape) * type_bytes(slot_type))
+    nbytes = type_bytes(slot_type)
+    low.shared.reserve(prod(target.shape) * nbytes)
+
+    def vector_at(coords: list[ir.Value], shape: tuple[int, ...], width: int) -> tuple[ir.Value, ir.Type]:
+        typ = slot_type if width == 1 else ir.VectorType(slot_type, width)
+        address = low.shared.address(b, row_major_index(b, coords, shape), slot_type)
+        return b.bitcast(address, ir.PointerType(typ, addrspace=3)), typ
 
     sources = low.coordinates(regs.layout)  # outside the branch: cached for later uses
+    write_width = _row_run(regs.layout, nbytes)
 
     def write() -> None:
-        for value, coords in zip(regs.values, sources):
-            address = low.shared.address(b, row_major_index(b, coords, regs.layout.shape), slot_type)
-            b.store(b.zext(value, I8) if reg_type == I1 else value, address)
+        for r in range(0, len(regs.values), write_width):
+            address, _ = vector_at(sources[r], regs.layout.shape, write_width)
+            slots = [b.zext(v, I8) if reg_type == I1 else v for v in regs.values[r:r + write_width]]
+            b.store(pack(b, slots), address, align=write_width * nbytes)
     if writer is None:
         write()
     else:
@@ -95,10 +125,12 @@ def through_shared(low: KernelLowering, regs: Regs, target: LinearLayout, writer
             write()
     barrier(b)
     values = []
-    for coords in low.coordinates(target):
-        address = low.shared.address(b, row_major_index(b, coords, target.shape), slot_type)
-        value = b.load(address, typ=slot_type)
-        values.append(b.trunc(value, I1) if reg_type == I1 else value)
+    read_width = _row_run(target, nbytes)
+    targets = low.coordinates(target)
+    for r in range(0, target.num_registers, read_width):
+        address, typ = vector_at(targets[r], target.shape, read_width)
+        slots = unpack(b, b.load(address, typ=typ, align=read_width * nbytes), read_width)
+        values += [b.trunc(v, I1) if reg_type == I1 else v for v in slots]
     barrier(b)
     return Regs(target, values)
 

@@ -22,7 +22,7 @@ from llvmlite import ir
 from kdsl.backend.cpu.llvm_types import I32, from_memory, mem_type, reg_type, to_memory
 from kdsl.backend.cuda import layouts as L
 from kdsl.backend.cuda.layouts import LinearLayout
-from kdsl.backend.cuda.lower_layout import Regs, type_bytes
+from kdsl.backend.cuda.lower_layout import Regs, pack, type_bytes, unpack
 from kdsl.ir.core import Operation, Value
 from kdsl.ir.passes.axis_info import AxisInfo, pow2_divisor
 from kdsl.ir.types import PointerType
@@ -46,20 +46,6 @@ def guarded(b: ir.IRBuilder, condition: ir.Value | None, make: Callable[[], ir.V
     return merged
 
 
-def _pack(b: ir.IRBuilder, values: list[ir.Value]) -> ir.Value:
-    """One value, or a vector of several."""
-    if len(values) == 1:
-        return values[0]
-    vector: ir.Value = ir.Constant(ir.VectorType(values[0].type, len(values)), ir.Undefined)
-    for i, v in enumerate(values):
-        vector = b.insert_element(vector, v, ir.Constant(I32, i))
-    return vector
-
-
-def _unpack(b: ir.IRBuilder, value: ir.Value, width: int) -> list[ir.Value]:
-    return [value] if width == 1 else [b.extract_element(value, ir.Constant(I32, i)) for i in range(width)]
-
-
 def _access_type(elem, width: int) -> tuple[ir.Type, int]:
     """The LLVM type of `width` consecutive elements in memory, and its alignment."""
     memory_type = mem_type(elem)
@@ -70,16 +56,16 @@ def _load_run(b: ir.IRBuilder, address: ir.Value, mask: ir.Value | None, others:
               elem, width: int) -> list[ir.Value]:
     """`width` consecutive elements from `address` in one access where `mask` holds, else `others` (or zeros)."""
     typ, align = _access_type(elem, width)
-    fallback = _pack(b, [to_memory(b, o, elem) for o in others]) if others is not None else ir.Constant(typ, None)
+    fallback = pack(b, [to_memory(b, o, elem) for o in others]) if others is not None else ir.Constant(typ, None)
     loaded = guarded(b, mask, lambda: b.load(address, typ=typ, align=align), fallback)
-    return [from_memory(b, v, elem) for v in _unpack(b, loaded, width)]
+    return [from_memory(b, v, elem) for v in unpack(b, loaded, width)]
 
 
 def _store_run(b: ir.IRBuilder, address: ir.Value, values: list[ir.Value], condition: ir.Value | None,
                elem) -> None:
     """`values` to consecutive elements from `address` in one access where `condition` holds."""
     _, align = _access_type(elem, len(values))
-    packed = _pack(b, [to_memory(b, v, elem) for v in values])
+    packed = pack(b, [to_memory(b, v, elem) for v in values])
     if condition is None:
         b.store(packed, address, align=align)
         return
