@@ -6,7 +6,7 @@ import pytest
 
 import kdsl
 import kdsl.language as kl
-from kdsl.backend.cuda import ptxas
+from kdsl.backend.cuda import layouts, lower_layout, ptxas
 from tests.cuda.test_ptx_quality import aligned, global_accesses, ptx_of
 from tests.helpers import poisoned, random_array
 from tests.language import test_tutorials as tutorials
@@ -103,3 +103,17 @@ def test_sums_held_by_several_lanes_are_stored_once_each(n):
     stores = {kind for kind in global_accesses(ptx) if kind.startswith("st.")}
     assert (stores, conversions(ptx)) == (({"st.global.v4"}, 2) if n % 16 == 0 else ({"st.global"}, 0))
     assembles(ptx)
+
+
+@pytest.mark.parametrize("m, n", [(128, 128), (64, 64), (32, 64)])
+def test_an_mma_accumulators_writes_to_its_padded_shared_copy_meet_no_bank_conflicts(m, n):
+    """Each register pair (two halves, one 32-bit word) of a warp's 32 lanes lands in 32 banks."""
+    acc = layouts.mma_fragments(m, n, 32, 2, 16, 4)[2]
+    rows = lower_layout._padded((m, n), 2)[1]
+    for r in range(0, acc.num_registers, 2):
+        for warp in range(4):
+            words = []
+            for lane in range(32):
+                row, col = acc.apply(r, lane, warp)
+                words.append((row * rows + col) * 2 // 4)
+            assert len({w % 32 for w in words}) == 32

@@ -2,8 +2,9 @@
 
 A conversion stays in registers when both layouts put every element in the
 same threads (a register permutation, copies included); otherwise every
-thread writes its elements to shared memory at their row-major index, the CTA
-waits, and every thread reads the elements its new layout gives it.
+thread writes its elements to shared memory at their row-major index (rows
+padded against bank conflicts), the CTA waits, and every thread reads the
+elements its new layout gives it.
 """
 from __future__ import annotations
 
@@ -95,17 +96,28 @@ def _row_run(layout: LinearLayout, nbytes: int) -> int:
     return min(run, max(1, 16 // nbytes)) if dim == layout.rank - 1 else 1
 
 
+def _padded(shape: tuple[int, ...], nbytes: int) -> tuple[int, ...]:
+    """The shape of a block's copy in shared memory: rows (along the last dimension) 16 bytes
+    longer than the block's where they are a multiple of 16 bytes, so that the rows a warp touches
+    at once start in different banks (an mma accumulator's 8 rows of 4 lanes, a column's lanes)
+    while every row stays 16-byte aligned for vector accesses."""
+    if len(shape) < 2 or shape[-1] * nbytes % 16:
+        return shape
+    return shape[:-1] + (shape[-1] + 16 // nbytes,)
+
+
 def through_shared(low: KernelLowering, regs: Regs, target: LinearLayout, writer: ir.Value | None = None) -> Regs:
     """Every thread (or only those where `writer` holds) writes its elements to shared memory at
-    their row-major index; after a barrier every thread reads those of `target`. Registers that
-    are consecutive in the row-major copy move as one vector access (`_row_run`)."""
+    their row-major index in a `_padded` copy; after a barrier every thread reads those of
+    `target`. Registers that are consecutive in the copy move as one vector access (`_row_run`)."""
     b = low.b
     reg_type = regs.values[0].type
     slot_type = I8 if reg_type == I1 else reg_type
     nbytes = type_bytes(slot_type)
-    low.shared.reserve(prod(target.shape) * nbytes)
+    shape = _padded(target.shape, nbytes)
+    low.shared.reserve(prod(shape) * nbytes)
 
-    def vector_at(coords: list[ir.Value], shape: tuple[int, ...], width: int) -> tuple[ir.Value, ir.Type]:
+    def vector_at(coords: list[ir.Value], width: int) -> tuple[ir.Value, ir.Type]:
         typ = slot_type if width == 1 else ir.VectorType(slot_type, width)
         address = low.shared.address(b, row_major_index(b, coords, shape), slot_type)
         return b.bitcast(address, ir.PointerType(typ, addrspace=3)), typ
@@ -115,7 +127,7 @@ def through_shared(low: KernelLowering, regs: Regs, target: LinearLayout, writer
 
     def write() -> None:
         for r in range(0, len(regs.values), write_width):
-            address, _ = vector_at(sources[r], regs.layout.shape, write_width)
+            address, _ = vector_at(sources[r], write_width)
             slots = [b.zext(v, I8) if reg_type == I1 else v for v in regs.values[r:r + write_width]]
             b.store(pack(b, slots), address, align=write_width * nbytes)
     if writer is None:
@@ -128,7 +140,7 @@ def through_shared(low: KernelLowering, regs: Regs, target: LinearLayout, writer
     read_width = _row_run(target, nbytes)
     targets = low.coordinates(target)
     for r in range(0, target.num_registers, read_width):
-        address, typ = vector_at(targets[r], target.shape, read_width)
+        address, typ = vector_at(targets[r], read_width)
         slots = unpack(b, b.load(address, typ=typ, align=read_width * nbytes), read_width)
         values += [b.trunc(v, I1) if reg_type == I1 else v for v in slots]
     barrier(b)
