@@ -34,16 +34,31 @@ def _bit(b: ir.IRBuilder, index: ir.Value, bit: int) -> ir.Value:
     return b.and_(b.lshr(index, ir.Constant(I32, bit)), ir.Constant(I32, 1))
 
 
+def _disjoint(layout: LinearLayout, dim: int) -> bool:
+    """Whether no two bases of `layout` share a bit along `dim`: there XOR is addition."""
+    seen = 0
+    for name in ("register", "lane", "warp"):
+        for basis in layout.bases(name):
+            if seen & basis[dim]:
+                return False
+            seen |= basis[dim]
+    return True
+
+
 def thread_coordinates(b: ir.IRBuilder, layout: LinearLayout, lane: ir.Value, warp: ir.Value) -> list[list[ir.Value]]:
-    """Per register, the i32 coordinates (one per dimension) of the element this thread holds there."""
+    """Per register, the i32 coordinates (one per dimension) of the element this thread holds there.
+
+    Along a dimension whose bases share no bits the terms are added, not XORed, so that LLVM folds
+    each register's constant into the addresses computed from it."""
+    combine = [b.add if _disjoint(layout, d) else b.xor for d in range(layout.rank)]
     thread = [ir.Constant(I32, 0)] * layout.rank
     for name, index in (("lane", lane), ("warp", warp)):
         for bit, basis in enumerate(layout.bases(name)):
             if not any(basis):
                 continue
             on = _bit(b, index, bit)
-            thread = [t if c == 0 else b.xor(t, b.mul(on, ir.Constant(I32, c))) for t, c in zip(thread, basis)]
-    return [[t if c == 0 else b.xor(t, ir.Constant(I32, c)) for t, c in zip(thread, layout.combine("register", r))]
+            thread = [t if c == 0 else f(t, b.mul(on, ir.Constant(I32, c))) for t, c, f in zip(thread, basis, combine)]
+    return [[t if c == 0 else f(t, ir.Constant(I32, c)) for t, c, f in zip(thread, layout.combine("register", r), combine)]
             for r in range(layout.num_registers)]
 
 
