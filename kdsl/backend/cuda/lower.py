@@ -13,7 +13,8 @@ that is not rematerialized, else `default_blocked`, for loads in the order of
 the pointer's contiguity; reductions: `sliced`;
 `expand_dims`, `permute`, `reshape`, `join`, `split`: derived; `broadcast`:
 `default_blocked`; tensor-core dots: the mma accumulator layout, which a `for` loop carrying the
-accumulator from a rematerialized start takes too).
+accumulator from a rematerialized start takes too; stores: their value's, or the load's coalescing
+order where that vectorises wider, see `lower_memory.store_layout`).
 Where an operand has another layout it is converted: in registers when the
 threads hold the same elements, else through shared memory (`lower_layout`).
 

@@ -2,8 +2,9 @@
 
 A conversion stays in registers when both layouts put every element in the
 same threads (a register permutation, copies included); otherwise every
-thread writes its elements to shared memory at their row-major index, the CTA
-waits, and every thread reads the elements its new layout gives it.
+thread writes its elements to shared memory at their row-major index (rows
+padded against bank conflicts), the CTA waits, and every thread reads the
+elements its new layout gives it.
 """
 from __future__ import annotations
 
@@ -33,16 +34,31 @@ def _bit(b: ir.IRBuilder, index: ir.Value, bit: int) -> ir.Value:
     return b.and_(b.lshr(index, ir.Constant(I32, bit)), ir.Constant(I32, 1))
 
 
+def _disjoint(layout: LinearLayout, dim: int) -> bool:
+    """Whether no two bases of `layout` share a bit along `dim`: there XOR is addition."""
+    seen = 0
+    for name in ("register", "lane", "warp"):
+        for basis in layout.bases(name):
+            if seen & basis[dim]:
+                return False
+            seen |= basis[dim]
+    return True
+
+
 def thread_coordinates(b: ir.IRBuilder, layout: LinearLayout, lane: ir.Value, warp: ir.Value) -> list[list[ir.Value]]:
-    """Per register, the i32 coordinates (one per dimension) of the element this thread holds there."""
+    """Per register, the i32 coordinates (one per dimension) of the element this thread holds there.
+
+    Along a dimension whose bases share no bits the terms are added, not XORed, so that LLVM folds
+    each register's constant into the addresses computed from it."""
+    combine = [b.add if _disjoint(layout, d) else b.xor for d in range(layout.rank)]
     thread = [ir.Constant(I32, 0)] * layout.rank
     for name, index in (("lane", lane), ("warp", warp)):
         for bit, basis in enumerate(layout.bases(name)):
             if not any(basis):
                 continue
             on = _bit(b, index, bit)
-            thread = [t if c == 0 else b.xor(t, b.mul(on, ir.Constant(I32, c))) for t, c in zip(thread, basis)]
-    return [[t if c == 0 else b.xor(t, ir.Constant(I32, c)) for t, c in zip(thread, layout.combine("register", r))]
+            thread = [t if c == 0 else f(t, b.mul(on, ir.Constant(I32, c))) for t, c, f in zip(thread, basis, combine)]
+    return [[t if c == 0 else f(t, ir.Constant(I32, c)) for t, c, f in zip(thread, layout.combine("register", r), combine)]
             for r in range(layout.num_registers)]
 
 
@@ -74,20 +90,61 @@ def convert(low: KernelLowering, regs: Regs, target: LinearLayout) -> Regs:
     return through_shared(low, regs, target)
 
 
+def pack(b: ir.IRBuilder, values: list[ir.Value]) -> ir.Value:
+    """One value, or a vector of several."""
+    if len(values) == 1:
+        return values[0]
+    vector: ir.Value = ir.Constant(ir.VectorType(values[0].type, len(values)), ir.Undefined)
+    for i, v in enumerate(values):
+        vector = b.insert_element(vector, v, ir.Constant(I32, i))
+    return vector
+
+
+def unpack(b: ir.IRBuilder, value: ir.Value, width: int) -> list[ir.Value]:
+    return [value] if width == 1 else [b.extract_element(value, ir.Constant(I32, i)) for i in range(width)]
+
+
+def _row_run(layout: LinearLayout, nbytes: int) -> int:
+    """How many consecutive registers of `layout` are consecutive in a row-major copy of the block:
+    its register run where that runs along the last dimension, up to 16 bytes."""
+    dim, run = layout.register_run()
+    return min(run, max(1, 16 // nbytes)) if dim == layout.rank - 1 else 1
+
+
+def _padded(shape: tuple[int, ...], nbytes: int) -> tuple[int, ...]:
+    """The shape of a block's copy in shared memory: rows (along the last dimension) 16 bytes
+    longer than the block's where they are a multiple of 16 bytes, so that the rows a warp touches
+    at once start in different banks (an mma accumulator's 8 rows of 4 lanes, a column's lanes)
+    while every row stays 16-byte aligned for vector accesses."""
+    if len(shape) < 2 or shape[-1] * nbytes % 16:
+        return shape
+    return shape[:-1] + (shape[-1] + 16 // nbytes,)
+
+
 def through_shared(low: KernelLowering, regs: Regs, target: LinearLayout, writer: ir.Value | None = None) -> Regs:
     """Every thread (or only those where `writer` holds) writes its elements to shared memory at
-    their row-major index; after a barrier every thread reads those of `target`."""
+    their row-major index in a `_padded` copy; after a barrier every thread reads those of
+    `target`. Registers that are consecutive in the copy move as one vector access (`_row_run`)."""
     b = low.b
     reg_type = regs.values[0].type
     slot_type = I8 if reg_type == I1 else reg_type
-    low.shared.reserve(prod(target.shape) * type_bytes(slot_type))
+    nbytes = type_bytes(slot_type)
+    shape = _padded(target.shape, nbytes)
+    low.shared.reserve(prod(shape) * nbytes)
+
+    def vector_at(coords: list[ir.Value], width: int) -> tuple[ir.Value, ir.Type]:
+        typ = slot_type if width == 1 else ir.VectorType(slot_type, width)
+        address = low.shared.address(b, row_major_index(b, coords, shape), slot_type)
+        return b.bitcast(address, ir.PointerType(typ, addrspace=3)), typ
 
     sources = low.coordinates(regs.layout)  # outside the branch: cached for later uses
+    write_width = _row_run(regs.layout, nbytes)
 
     def write() -> None:
-        for value, coords in zip(regs.values, sources):
-            address = low.shared.address(b, row_major_index(b, coords, regs.layout.shape), slot_type)
-            b.store(b.zext(value, I8) if reg_type == I1 else value, address)
+        for r in range(0, len(regs.values), write_width):
+            address, _ = vector_at(sources[r], write_width)
+            slots = [b.zext(v, I8) if reg_type == I1 else v for v in regs.values[r:r + write_width]]
+            b.store(pack(b, slots), address, align=write_width * nbytes)
     if writer is None:
         write()
     else:
@@ -95,10 +152,12 @@ def through_shared(low: KernelLowering, regs: Regs, target: LinearLayout, writer
             write()
     barrier(b)
     values = []
-    for coords in low.coordinates(target):
-        address = low.shared.address(b, row_major_index(b, coords, target.shape), slot_type)
-        value = b.load(address, typ=slot_type)
-        values.append(b.trunc(value, I1) if reg_type == I1 else value)
+    read_width = _row_run(target, nbytes)
+    targets = low.coordinates(target)
+    for r in range(0, target.num_registers, read_width):
+        address, typ = vector_at(targets[r], read_width)
+        slots = unpack(b, b.load(address, typ=typ, align=read_width * nbytes), read_width)
+        values += [b.trunc(v, I1) if reg_type == I1 else v for v in slots]
     barrier(b)
     return Regs(target, values)
 

@@ -5,7 +5,8 @@ A group is `vector_width` consecutive registers of the layout's register run
 shows to be consecutive in memory, aligned to the group's size, and under one
 mask value: it becomes one LLVM vector load or store (`<4 x float>`, `align 16`),
 which NVPTX emits as `ld.global.v4`/`st.global.v4`, inside a branch on the mask.
-Otherwise a group is one register: one access per element.
+Otherwise a group is one register: one access per element. A store moves its value to a layout
+whose groups are wider where that pays (`store_layout`).
 
 A block store writes each element once: registers that are copies are
 skipped, and lanes and warps that hold copies (the free bits of the layout
@@ -21,7 +22,7 @@ from llvmlite import ir
 from kdsl.backend.cpu.llvm_types import I32, from_memory, mem_type, reg_type, to_memory
 from kdsl.backend.cuda import layouts as L
 from kdsl.backend.cuda.layouts import LinearLayout
-from kdsl.backend.cuda.lower_layout import Regs, type_bytes
+from kdsl.backend.cuda.lower_layout import Regs, pack, type_bytes, unpack
 from kdsl.ir.core import Operation, Value
 from kdsl.ir.passes.axis_info import AxisInfo, pow2_divisor
 from kdsl.ir.types import PointerType
@@ -45,20 +46,6 @@ def guarded(b: ir.IRBuilder, condition: ir.Value | None, make: Callable[[], ir.V
     return merged
 
 
-def _pack(b: ir.IRBuilder, values: list[ir.Value]) -> ir.Value:
-    """One value, or a vector of several."""
-    if len(values) == 1:
-        return values[0]
-    vector: ir.Value = ir.Constant(ir.VectorType(values[0].type, len(values)), ir.Undefined)
-    for i, v in enumerate(values):
-        vector = b.insert_element(vector, v, ir.Constant(I32, i))
-    return vector
-
-
-def _unpack(b: ir.IRBuilder, value: ir.Value, width: int) -> list[ir.Value]:
-    return [value] if width == 1 else [b.extract_element(value, ir.Constant(I32, i)) for i in range(width)]
-
-
 def _access_type(elem, width: int) -> tuple[ir.Type, int]:
     """The LLVM type of `width` consecutive elements in memory, and its alignment."""
     memory_type = mem_type(elem)
@@ -69,16 +56,16 @@ def _load_run(b: ir.IRBuilder, address: ir.Value, mask: ir.Value | None, others:
               elem, width: int) -> list[ir.Value]:
     """`width` consecutive elements from `address` in one access where `mask` holds, else `others` (or zeros)."""
     typ, align = _access_type(elem, width)
-    fallback = _pack(b, [to_memory(b, o, elem) for o in others]) if others is not None else ir.Constant(typ, None)
+    fallback = pack(b, [to_memory(b, o, elem) for o in others]) if others is not None else ir.Constant(typ, None)
     loaded = guarded(b, mask, lambda: b.load(address, typ=typ, align=align), fallback)
-    return [from_memory(b, v, elem) for v in _unpack(b, loaded, width)]
+    return [from_memory(b, v, elem) for v in unpack(b, loaded, width)]
 
 
 def _store_run(b: ir.IRBuilder, address: ir.Value, values: list[ir.Value], condition: ir.Value | None,
                elem) -> None:
     """`values` to consecutive elements from `address` in one access where `condition` holds."""
     _, align = _access_type(elem, len(values))
-    packed = _pack(b, [to_memory(b, v, elem) for v in values])
+    packed = pack(b, [to_memory(b, v, elem) for v in values])
     if condition is None:
         b.store(packed, address, align=align)
         return
@@ -125,6 +112,22 @@ def vector_width(low: KernelLowering, layout: LinearLayout, ptr: Value, mask: Va
     return 1 << (width.bit_length() - 1)
 
 
+def store_layout(low: KernelLowering, value: Value, ptr: Value, mask: Value | None) -> LinearLayout:
+    """The layout a block store runs in: its value's (or, for index arithmetic, its first computed
+    operand's), unless the default layout ordered along the pointer's contiguity gives wider
+    vectors and the pointer and mask are index arithmetic recomputed in any layout. Then the value
+    moves there (through shared memory, once, as Triton's coalescing pass converts a `dot`'s
+    accumulator for the epilogue's store): a round trip that pays back in fewer, wider stores."""
+    elem = value.type.scalar
+    operands = [value, ptr] + ([mask] if mask is not None else [])
+    layout = low.layout_for(operands, value.type)
+    if not all(low.rematerialized(v) for v in operands[1:] if v.type.is_block):
+        return layout
+    coalesced = low.default_layout(value.type, coalesced_order(low.axis[ptr]))
+    wider = vector_width(low, coalesced, ptr, mask, elem) > vector_width(low, layout, ptr, mask, elem)
+    return coalesced if wider else layout
+
+
 def load(low: KernelLowering, op: Operation) -> None:
     ptr, mask, other = (op.operands + [None, None])[:3]
     t = op.result.type
@@ -153,7 +156,7 @@ def store(low: KernelLowering, op: Operation) -> None:
         thread0 = owner(low, L.scalar(low.num_warps))
         _store_run(b, low.values[ptr], [low.values[value]], both(b, thread0, mask and low.values[mask]), elem)
         return
-    layout = low.layout_for([value, ptr] + ([mask] if mask is not None else []), value.type)
+    layout = store_layout(low, value, ptr, mask)
     n = layout.num_registers
     width = vector_width(low, layout, ptr, mask, elem)
     ptrs, values = low.block(ptr, layout).values, low.block(value, layout).values
