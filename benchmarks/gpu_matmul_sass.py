@@ -28,7 +28,8 @@ import kdsl.language as kl
 from kdsl.backend.cuda.sass import INSTRUCTION, disassemble, find_nvdisasm
 
 FAMILIES = {  # SASS opcode prefix -> what it does
-    "HMMA": "tensor core mma", "IMMA": "tensor core mma", "QMMA": "tensor core mma", "LDSM": "ldmatrix", "LDGSTS": "cp.async",
+    "HMMA": "tensor core mma", "IMMA": "tensor core mma", "QMMA": "tensor core mma",
+    "HGMMA": "tensor core wgmma", "LDSM": "ldmatrix", "LDGSTS": "cp.async",
     "LDG": "global load", "STG": "global store", "LDS": "shared load", "STS": "shared store",
     "BAR": "barrier", "FFMA": "fp32 fma", "FADD": "fp32 add", "FMUL": "fp32 mul", "HFMA2": "fp16x2 fma",
     "HADD2": "fp16x2 add", "F2F": "conversion", "F2FP": "conversion", "I2F": "conversion",
@@ -93,8 +94,12 @@ def triton_build(arch: str, tile: tuple[int, int, int], warps: int, stages: int)
         path = os.path.join(tmp, "k.ptx")
         with open(path, "w") as f:
             f.write(compiled.asm["ptx"])
-        report = subprocess.run(["ptxas", "-v", f"-arch={arch}", path, "-o", os.path.join(tmp, "k.cubin")],
-                                capture_output=True, text=True).stderr
+        # Triton's own ptxas: its PTX may be of a newer ISA version than the one on the PATH accepts;
+        # its sm_90 code uses wgmma, which needs the arch-specific sm_90a
+        from triton.backends.nvidia.compiler import get_ptxas
+        ptxas_arch = f"{arch}a" if arch == "sm_90" else arch
+        command = [get_ptxas(int(arch[3:5])).path, "-v", f"-arch={ptxas_arch}", path, "-o", os.path.join(tmp, "k.cubin")]
+        report = subprocess.run(command, capture_output=True, text=True).stderr
     return compiled.asm["cubin"], report, compiled.metadata.shared
 
 
@@ -140,7 +145,7 @@ def resources(report: str, shared: int) -> str:
     spills = re.search(r"(\d+) bytes spill stores, (\d+) bytes spill loads", report)
     smem = re.search(r"(\d+) bytes smem", report)
     return (f"{regs.group(1) if regs else '?'} registers, "
-            f"spills {spills.group(1)}/{spills.group(2) if spills else '?'} bytes (stores/loads), "
+            f"spills {'/'.join(spills.groups()) if spills else '?'} bytes (stores/loads), "
             f"shared memory {smem.group(1) if smem else 0} bytes static + {shared} dynamic")
 
 
