@@ -47,11 +47,14 @@ def poisoned(shape, dtype):
     return np.full(shape, np.iinfo(dtype).max // 3, dtype)
 
 
-def assert_half_sum_close(out, x, axis) -> None:
-    """`out` is x's fp16 sum along `axis` (None: all) in any order of additions: each of the n - 1
-    additions rounds to fp16, so the error is within (n - 1) half-ulps of the sum of magnitudes."""
+def assert_float_sum_close(out, x, axis) -> None:
+    """`out` is x's sum along `axis` (None: all) in `out`'s float type, in any order of additions:
+    each of the n - 1 additions rounds, off by at most a unit roundoff of the partial sum, itself at
+    most the sum of magnitudes; the result's own rounding adds one of the sum's."""
     wide = x.astype(np.float64)
     count = x.size if axis is None else x.shape[axis]
-    bound = (count - 1) * 2.0**-11 * np.sum(np.abs(wide), axis=axis) + 1e-3
-    error = np.abs(out.astype(np.float64) - np.reshape(np.sum(wide, axis=axis), out.shape))
-    assert np.all(error <= np.reshape(bound, out.shape)), (out, np.sum(wide, axis=axis))
+    unit = 2.0 ** -(np.finfo(out.dtype).nmant + 1)
+    exact = np.sum(wide, axis=axis)
+    bound = 1.01 * unit * ((count - 1) * np.sum(np.abs(wide), axis=axis) + np.abs(exact))
+    error = np.abs(out.astype(np.float64) - np.reshape(exact, out.shape))
+    assert np.all(error <= np.reshape(bound, out.shape)), (out, exact)
