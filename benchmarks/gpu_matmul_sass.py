@@ -17,14 +17,13 @@ import collections
 import os
 import re
 import shutil
-import subprocess
 import sys
-import tempfile
 
 import numpy as np
 
 import kdsl
 import kdsl.language as kl
+from kdsl.backend.cuda import ptxas
 from kdsl.backend.cuda.sass import INSTRUCTION, disassemble, find_nvdisasm
 
 FAMILIES = {  # SASS opcode prefix -> what it does
@@ -90,16 +89,11 @@ def triton_build(arch: str, tile: tuple[int, int, int], warps: int, stages: int)
     source = triton.compiler.ASTSource(triton_matmul, signature, dict(zip(("BM", "BN", "BK"), tile)), aligned)
     target = triton.backends.compiler.GPUTarget("cuda", int(arch[3:5]), 32)
     compiled = triton.compile(source, target=target, options={"num_warps": warps, "num_stages": stages})
-    with tempfile.TemporaryDirectory() as tmp:
-        path = os.path.join(tmp, "k.ptx")
-        with open(path, "w") as f:
-            f.write(compiled.asm["ptx"])
-        # Triton's own ptxas: its PTX may be of a newer ISA version than the one on the PATH accepts;
-        # its sm_90 code uses wgmma, which needs the arch-specific sm_90a
-        from triton.backends.nvidia.compiler import get_ptxas
-        ptxas_arch = f"{arch}a" if arch == "sm_90" else arch
-        command = [get_ptxas(int(arch[3:5])).path, "-v", f"-arch={ptxas_arch}", path, "-o", os.path.join(tmp, "k.cubin")]
-        report = subprocess.run(command, capture_output=True, text=True).stderr
+    # Triton's own ptxas: its PTX may be of a newer ISA version than the one on the PATH accepts;
+    # its sm_90 code uses wgmma, which needs the arch-specific sm_90a
+    from triton.backends.nvidia.compiler import get_ptxas
+    report = ptxas.assemble(compiled.asm["ptx"], f"{arch}a" if arch == "sm_90" else arch,
+                            get_ptxas(int(arch[3:5])).path).report
     return compiled.asm["cubin"], report, compiled.metadata.shared
 
 

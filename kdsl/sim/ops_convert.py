@@ -25,14 +25,12 @@ def round_float(x: np.ndarray, t: PtxType, mode: str) -> np.ndarray:
         nb = np.where(step != 0, bits + np.where(r == 0, 1, away * 1), bits).astype(np.uint16)
         nb = np.where((step != 0) & (r == 0), np.where(step > 0, 0x0001, 0x8001), nb).astype(np.uint16)
         return bf16_to_f32(nb)
-    with np.errstate(over="ignore", invalid="ignore"):  # NaN stays NaN; beyond the range is infinity (directed: the maximum)
-        r = x.astype(t.dtype)
+    r = x.astype(t.dtype)  # NaN stays NaN; beyond the range is infinity (directed: the maximum)
     if mode == "rn":
         return r
     step = _directed(x, r.astype(np.float64), mode)
-    with np.errstate(over="ignore"):
-        return np.where(step > 0, np.nextafter(r, t.dtype.type(np.inf)),
-                        np.where(step < 0, np.nextafter(r, t.dtype.type(-np.inf)), r)).astype(t.dtype)
+    return np.where(step > 0, np.nextafter(r, t.dtype.type(np.inf)),
+                    np.where(step < 0, np.nextafter(r, t.dtype.type(-np.inf)), r)).astype(t.dtype)
 
 
 def _directed(x: np.ndarray, r: np.ndarray, mode: str) -> np.ndarray:

@@ -86,8 +86,7 @@ def _fma(a, b, c):
 def _approx(fn):
     def apply(x):
         x32 = np.asarray(x, np.float32) if np.asarray(x).dtype != np.float64 else np.asarray(x)
-        with np.errstate(all="ignore"):
-            return fn(x32)
+        return fn(x32)
     return apply
 
 
@@ -100,9 +99,6 @@ def build_unary(inst: Instruction, ctx: DecodeContext):
     return float_op(inst, ctx, 1, _UNARY[inst.opcode])
 
 
-def _div(a, b):
-    with np.errstate(all="ignore"):
-        return np.divide(a, b)
 
 
 def _min_max(inst: Instruction):
@@ -115,7 +111,7 @@ def _min_max(inst: Instruction):
 
 def build_binary(inst: Instruction, ctx: DecodeContext):
     op = inst.opcode
-    fn = {"add": np.add, "sub": np.subtract, "mul": np.multiply, "div": _div,
+    fn = {"add": np.add, "sub": np.subtract, "mul": np.multiply, "div": np.divide,
           "min": _min_max(inst), "max": _min_max(inst), "copysign": lambda a, b: np.copysign(b, a)}[op]
     return float_op(inst, ctx, 2, fn)
 

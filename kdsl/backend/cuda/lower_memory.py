@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Callable
 
 from llvmlite import ir
 
-from kdsl.backend.cpu.llvm_types import I32, from_memory, mem_type, reg_type, to_memory
+from kdsl.backend.cpu.llvm_types import I32, from_memory, mem_type, to_memory
 from kdsl.backend.cuda import layouts as L
 from kdsl.backend.cuda.layouts import LinearLayout
 from kdsl.backend.cuda.lower_layout import Regs, pack, type_bytes, unpack

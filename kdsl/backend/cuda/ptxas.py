@@ -24,9 +24,9 @@ def available() -> bool:
     return shutil.which("ptxas") is not None
 
 
-def assemble(ptx: str, arch: str) -> Assembled:
-    """Assemble `ptx` for `arch` ("sm_80", ...) with `ptxas -v`."""
-    exe = shutil.which("ptxas")
+def assemble(ptx: str, arch: str, exe: str | None = None) -> Assembled:
+    """Assemble `ptx` for `arch` ("sm_80", ...) with `ptxas -v` (`exe`, by default the one on the PATH)."""
+    exe = exe or shutil.which("ptxas")
     if exe is None:
         raise KdslError("ptxas is not on the PATH")
     with tempfile.TemporaryDirectory(prefix="kdsl-ptxas-") as tmp:
