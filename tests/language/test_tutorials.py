@@ -543,9 +543,12 @@ def test_layer_norm_backward_accumulates_dw_db_under_locks(target, dtype, m, n, 
     x, weight, bias, dy = layer_norm_inputs(rng, m, n, dtype)
     _, mean, rstd = layer_norm_forward(x, weight, bias, 1e-5, 128, target)
     dx, dw, db = layer_norm_backward(dy, x, weight, mean, rstd, group, target)
-    _, _, _, dx_ref, dw_ref, db_ref = layer_norm_reference(x, weight, bias, dy, 1e-5)
+    _, _, rstd_ref, dx_ref, dw_ref, db_ref = layer_norm_reference(x, weight, bias, dy, 1e-5)
     tol = 1e-2 if dtype == np.float16 else 1e-5
-    np.testing.assert_allclose(dx.astype(np.float64), dx_ref, rtol=tol, atol=tol)
+    # dx is rstd times a difference of terms of the size of w * dy: where the row's spread is small
+    # (rstd large) it is large and the rounding of those terms, not of dx, sets its error
+    dx_scale = rstd_ref[:, None] * np.abs(weight.astype(np.float64) * dy).max(axis=1, keepdims=True) * 4
+    np.testing.assert_array_less(np.abs(dx.astype(np.float64) - dx_ref), tol * (np.abs(dx_ref) + np.maximum(dx_scale, 1)))
     scale = np.abs(dy.astype(np.float64)).sum(axis=0) * 4 + 1
     np.testing.assert_allclose(dw.astype(np.float64), dw_ref, rtol=0, atol=tol * scale.max())
     np.testing.assert_allclose(db.astype(np.float64), db_ref, rtol=0, atol=tol * scale.max())

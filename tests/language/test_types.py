@@ -70,6 +70,17 @@ def test_conversion(target, src, dst, n, seed):
         np.testing.assert_array_equal(out, expected)
 
 
+@pytest.mark.parametrize("src", [np.float16, np.float32, np.float64])
+@pytest.mark.parametrize("dst", INTS)
+def test_nan_converts_to_zero_in_whole_blocks(target, src, dst):
+    """Float to int gives 0 for NaN in the vectorised loops too (LLVM's x86 backend once gave the
+    most negative value for a vector of f16 NaNs), and saturates infinities."""
+    x = np.array([np.nan, -np.nan, np.inf, -np.inf, 3.75, -2.5] * 16, src)[:64]
+    out = poisoned(64, dst)
+    convert[(1,)](x, out, 64, DTYPE=KL[np.dtype(dst)], BITCAST=False, BLOCK=64, target=target)
+    np.testing.assert_array_equal(out, reference(x, dst))
+
+
 BITCASTS = [(np.float32, np.int32), (np.int32, np.float32), (np.float16, np.uint16), (np.uint64, np.float64),
             (np.int8, np.uint8), (np.float64, np.int64)]
 

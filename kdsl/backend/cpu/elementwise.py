@@ -205,6 +205,8 @@ def cast(b: ir.IRBuilder, x: ir.Value, src: ScalarType, dst: ScalarType) -> ir.V
     if src.is_int:
         return b.sitofp(x, to) if src.is_signed else b.uitofp(x, to)
     if dst.is_int:
+        if src.bits == 16:  # LLVM's x86 backend vectorises the f16 saturating conversion wrongly (NaN)
+            return cast(b, b.fpext(x, reg_type(_F32_T)), _F32_T, dst)
         name = "fptosi" if dst.is_signed else "fptoui"
         fn = declare(b.module, f"llvm.{name}.sat.i{dst.bits}.{_suffix(x.type)}", to, [x.type])
         return b.call(fn, [x])
