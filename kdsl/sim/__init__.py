@@ -17,9 +17,10 @@ lanes that arrive first until every live lane of the warp is there, as the
 hardware converges the lanes a `.sync` names, and then read the other lanes'
 registers directly.
 
-Not simulated: memory-ordering effects (fences are no-ops, cp.async completes
-at once), clusters/distributed shared memory, wgmma/TMA/mbarrier, textures,
-barrier reductions, named-barrier thread counts (treated as CTA-wide).
+cp.async copies land as late as their waits allow (`async_copies`).
+
+Not simulated: memory-ordering effects (fences are no-ops), clusters/distributed
+shared memory, wgmma/TMA/mbarrier, textures, barrier reductions, named-barrier thread counts (treated as CTA-wide).
 Anything unimplemented raises `UnsupportedInstruction` when it executes.
 """
 from kdsl.sim.errors import PtxParseError, UnsupportedInstruction

@@ -17,12 +17,13 @@ lanes whose warp-mates can no longer arrive run on alone.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Callable
 
 import numpy as np
 
 from kdsl.errors import MemoryAccessError
+from kdsl.sim.async_copies import AsyncCopies
 from kdsl.sim.memory import GLOBAL_BASE, LOCAL_WINDOW, SHARED_WINDOW, WINDOW_SIZE, Access, DeviceMemory
 
 Mask = np.ndarray | None
@@ -49,6 +50,10 @@ class CtaState:
     shared_base: np.ndarray | None = None  # (n,) each thread's CTA's offset in `shared`; None: one CTA
     steps: int = 0
     warp_steps: int = 0
+    copies: AsyncCopies = field(init=False)  # cp.async copies in flight
+
+    def __post_init__(self) -> None:
+        self.copies = AsyncCopies(self.n)
 
     def zeros(self) -> np.ndarray:
         return np.zeros(self.n, np.uint64)

@@ -169,9 +169,18 @@ def build_atom(inst: Instruction, ctx: DecodeContext):
 
 
 def build_cp_async(inst: Instruction, ctx: DecodeContext):
-    """Copies complete at once: a legal schedule, since only wait_group orders them (§9.7.9.25.3)."""
-    if "commit_group" in inst.mods or "wait_group" in inst.mods or "wait_all" in inst.mods:
-        return lambda st, m: None
+    """A copy reads its source at once and lands when a wait needs it (`async_copies`)."""
+    if "commit_group" in inst.mods:
+        return lambda st, m: st.copies.commit(_lanes(st, m))
+    if "wait_group" in inst.mods:
+        newest = int(inst.operands[0].value)
+        return lambda st, m: st.copies.wait(_lanes(st, m), newest)
+    if "wait_all" in inst.mods:
+        def wait_all(st, m):
+            lanes = _lanes(st, m)
+            st.copies.commit(lanes)
+            st.copies.wait(lanes, 0)
+        return wait_all
     dst, _ = address(inst.operands[0], ctx)
     src, _ = address(inst.operands[1], ctx)
     cp_size = int(inst.operands[2].value)
@@ -196,7 +205,7 @@ def build_cp_async(inst: Instruction, ctx: DecodeContext):
         st.resolve("shared", d_addr, cp_size, text, lanes)  # bounds and cp-size alignment
         for acc in st.resolve("shared", d_addr, 1, text, lanes):
             idx = acc.offsets.astype(np.intp)[:, None] + np.arange(cp_size)
-            acc.buffer[idx] = data[acc.lanes]
+            st.copies.issue(lanes[acc.lanes], acc.buffer, idx, data[acc.lanes])
     return run
 
 

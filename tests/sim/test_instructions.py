@@ -481,6 +481,54 @@ def test_cp_async_zero_fills_past_src_size_and_vector_shared_loads():
     np.testing.assert_array_equal(out.reshape(32, 16), expect)
 
 
+CP_ASYNC_GROUPS = HEAD + """
+.visible .entry k(.param .u64 pin, .param .u64 pout)
+{
+  .shared .align 16 .b8 smem[1024];
+  .reg .b32 %r<8>; .reg .b64 %rd<12>;
+  ld.param.u64 %rd1, [pin];
+  ld.param.u64 %rd2, [pout];
+  mov.u32 %r1, %tid.x;
+  mul.wide.u32 %rd3, %r1, 16;
+  add.s64 %rd4, %rd1, %rd3;
+  add.s64 %rd5, %rd4, 512;
+  shl.b32 %r2, %r1, 4;
+  mov.u32 %r3, smem;
+  add.u32 %r4, %r3, %r2;
+  add.u32 %r5, %r4, 512;
+  mov.b64 %rd6, -1;
+  st.shared.v2.b64 [%r4], {%rd6, %rd6};
+  st.shared.v2.b64 [%r5], {%rd6, %rd6};
+  cp.async.cg.shared.global [%r4], [%rd4], 16;
+  cp.async.commit_group;
+  cp.async.cg.shared.global [%r5], [%rd5], 16;
+  cp.async.commit_group;
+  WAIT
+  ld.shared.v2.b64 {%rd7, %rd8}, [%r4];
+  ld.shared.v2.b64 {%rd9, %rd10}, [%r5];
+  add.s64 %rd11, %rd2, %rd3;
+  st.global.v2.b64 [%rd11], {%rd7, %rd8};
+  add.s64 %rd11, %rd11, 512;
+  st.global.v2.b64 [%rd11], {%rd9, %rd10};
+  ret;
+}
+"""
+
+
+@pytest.mark.parametrize("wait, landed", [("cp.async.wait_group 1;", [True, False]),
+                                          ("cp.async.wait_group 0;", [True, True]),
+                                          ("cp.async.wait_all;", [True, True]),
+                                          ("", [False, False])])
+def test_cp_async_groups_land_only_when_waited_for(wait, landed):
+    """wait_group N lands all but the N newest committed groups; until then the destination keeps
+    its old contents (here all ones), as it may on the hardware."""
+    src = np.random.default_rng().integers(0, 255, 2 * 32 * 16).astype(np.uint8)
+    out = np.full(src.size, 0xAB, np.uint8)
+    sim.launch_ptx(CP_ASYNC_GROUPS.replace("WAIT", wait), "k", 1, 32, [src, out])
+    for got, copied, done in zip(np.split(out, 2), np.split(src, 2), landed):
+        np.testing.assert_array_equal(got, copied if done else 0xFF)
+
+
 def test_atom_f16x2_add_and_nc_vector_load():
     body = ("cvta.to.global.u64 %rd7, %rd2; atom.global.add.noftz.f16x2 %r2, [%rd7], %a;"
             "ld.global.nc.v4.f32 {%f1, %f2, %f3, %r3}, [%rd1]; mov.b32 %d, %f2;")
