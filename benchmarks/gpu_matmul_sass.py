@@ -52,13 +52,13 @@ def kdsl_matmul(a_ptr, b_ptr, c_ptr, M, N, K, BM: kl.constexpr, BN: kl.constexpr
     kl.store(c_ptr + rm[:, None] * N + rn[None, :], acc.to(kl.float16))
 
 
-def kdsl_build(arch: str, tile: tuple[int, int, int], warps: int) -> tuple[bytes, str, int]:
+def kdsl_build(arch: str, tile: tuple[int, int, int], warps: int, stages: int) -> tuple[bytes, str, int]:
     """(cubin, ptxas -v report, dynamic shared memory bytes) of kdsl's matmul."""
     bm, bn, bk = tile
     size = 16 * max(tile)
     a, b, c = (np.zeros((size, size), np.float16) for _ in range(3))
     compiled = kdsl_matmul.compile(a, b, c, size, size, size, BM=bm, BN=bn, BK=bk, target="cuda", arch=arch,
-                                   num_warps=warps, cubin=True)
+                                   num_warps=warps, num_stages=stages, cubin=True)
     return compiled.asm["cubin"], compiled.asm["ptxas"], compiled.program.shared_bytes
 
 
@@ -148,17 +148,17 @@ def main() -> None:
     parser.add_argument("--arch", default="sm_80")
     parser.add_argument("--tile", default="128x128x32")
     parser.add_argument("--warps", type=int, default=4)
-    parser.add_argument("--stages", type=int, default=3, help="Triton's num_stages")
+    parser.add_argument("--stages", type=int, default=3, help="num_stages of both")
     args = parser.parse_args()
     if shutil.which("ptxas") is None:
         sys.exit("ptxas is not on the PATH")
     tile = tuple(int(x) for x in args.tile.split("x"))
-    builds = {"kdsl": kdsl_build(args.arch, tile, args.warps)}
+    builds = {"kdsl": kdsl_build(args.arch, tile, args.warps, args.stages)}
     theirs = triton_build(args.arch, tile, args.warps, args.stages)
     if theirs is not None:
         builds["triton"] = theirs
     tool = find_nvdisasm()
-    print(f"fp16 matmul, tile {args.tile}, {args.warps} warps, {args.arch}"
+    print(f"fp16 matmul, tile {args.tile}, {args.warps} warps, {args.stages} stages, {args.arch}"
           + ("" if theirs is not None else " (Triton is not installed)"))
     tables = {}
     for name, (cubin, report, shared) in builds.items():

@@ -78,7 +78,7 @@ def lower_for_gpu(name: str, module: Module, options: CompileOptions) -> Any:
     """The seam between the IR and the GPU backend: the kernel in LLVM NVPTX (`lower.GpuKernel`)."""
     from kdsl.backend.cuda.lower import lower_to_llvm
 
-    return lower_to_llvm(module, options.arch, options.num_warps)
+    return lower_to_llvm(module, options.arch, options.num_warps, options.num_stages)
 
 
 def compile_kernel(kernel: Any, bound: BoundLaunch, options: CompileOptions) -> CompiledKernel:

@@ -18,19 +18,19 @@ PTX_PARAM = {"i1": "u8", "i8": "s8", "i16": "s16", "i32": "s32", "i64": "s64", "
              "u32": "u32", "u64": "u64", "f16": "f16", "bf16": "b16", "f32": "f32", "f64": "f64"}
 
 
-def lower_kernel(kernel, args, constants, num_warps=4, arch="sm_80") -> tuple[GpuKernel, str, object]:
+def lower_kernel(kernel, args, constants, num_warps=4, arch="sm_80", num_stages=3) -> tuple[GpuKernel, str, object]:
     """(the lowered kernel, its PTX for `arch`, the bound launch) for example arguments."""
     bound = bind(kernel.source, tuple(args), dict(constants))
     module = build_module(kernel, bound.constants, bound.runtime, bound.arg_attrs)
     verify_module(module)
     run_pipeline(module, default_passes())
-    gpu = lower_to_llvm(module, arch, num_warps)
+    gpu = lower_to_llvm(module, arch, num_warps, num_stages)
     return gpu, llvm_to_ptx(gpu.llvm_ir, arch)[1], bound
 
 
-def run_sim(kernel, grid, *args, num_warps=4, arch="sm_80", **constants) -> GpuKernel:
+def run_sim(kernel, grid, *args, num_warps=4, arch="sm_80", num_stages=3, **constants) -> GpuKernel:
     """Launch `kernel` on the simulator as `kernel[grid](*args, **constants)` would on a GPU."""
-    gpu, ptx, bound = lower_kernel(kernel, args, constants, num_warps, arch)
+    gpu, ptx, bound = lower_kernel(kernel, args, constants, num_warps, arch, num_stages)
     sim_args = []
     for (name, t), value in zip(bound.runtime, bound.values):
         if isinstance(t, PointerType):
@@ -51,8 +51,8 @@ def _param_value(value, type_name: str):
     return value
 
 
-def assemble_all_arches(kernel, args, constants, num_warps=4) -> None:
+def assemble_all_arches(kernel, args, constants, num_warps=4, num_stages=3) -> None:
     """The kernel's PTX for sm_80 and sm_90 assembles with ptxas."""
     for arch in ("sm_80", "sm_90"):
-        _, ptx, _ = lower_kernel(kernel, args, constants, num_warps, arch)
+        _, ptx, _ = lower_kernel(kernel, args, constants, num_warps, arch, num_stages)
         ptxas.assemble(ptx, arch)

@@ -250,21 +250,22 @@ def test_tutorial_fp16_matmul_copies_operands_with_cp_async(shape, bk, copies):
     c = poisoned((m, n), np.float32)
     meta = dict(BLOCK_SIZE_M=32, BLOCK_SIZE_N=32, BLOCK_SIZE_K=bk, GROUP_SIZE_M=4, ACTIVATION="")
     args = (a, b, c, m, n, k, *elements(a), *elements(b), *elements(c))
-    run_sim(matmul_kernel, (kdsl.cdiv(m, 32) * kdsl.cdiv(n, 32),), *args, **meta)
+    run_sim(matmul_kernel, (kdsl.cdiv(m, 32) * kdsl.cdiv(n, 32),), *args, num_stages=1, **meta)
     check_close(c, a, b, None, UNIT[np.float32])
-    _, ptx, _ = lower_kernel(matmul_kernel, args, meta)
+    _, ptx, _ = lower_kernel(matmul_kernel, args, meta, num_stages=1)
     assert len(_copies(ptx)) == copies and ("cp.async.wait_group" in ptx) == bool(copies)
     assert "ldmatrix.sync.aligned" in ptx and "mma.sync.aligned.m16n8k16" in ptx
     if copies:
         assert ptx.count("ld.global") == 8  # b's loads alone: a is not also loaded the normal way
-    assemble_all_arches(matmul_kernel, args, meta)
+    assemble_all_arches(matmul_kernel, args, meta, num_stages=1)
 
 
 @pytest.mark.parametrize("transposed, shape", [(False, (37, 48, 48)), (True, (48, 48, 48))])
 def test_masked_edges_on_both_operands_are_zero_filled_copies(transposed, shape):
     """`mma_matmul` with masked edges and a K tail: both operands take cp.async with a src_size (no
     global load of them is left), also read transposed through strides (tiles whose rows run along
-    M for a and K for b, read with ldmatrix `.trans` and without), and the answers are right."""
+    M for a and K for b, read with ldmatrix `.trans` and without), and the answers are right; one
+    stage."""
     m, n, k = shape
     rng = np.random.default_rng(4)
     a = random_array(rng, (k, m), np.float16).T if transposed else random_array(rng, (m, k), np.float16)
@@ -272,14 +273,14 @@ def test_masked_edges_on_both_operands_are_zero_filled_copies(transposed, shape)
     c = poisoned((m, n), np.float32)
     args = (a, b, np.zeros(n, np.float32), c, m, n, k, *elements(a), *elements(b))
     meta = dict(BLOCKS, OPERAND=None, OUT=kl.float32, PRECISION=None, BIAS_RELU=False)
-    run_sim(mma_matmul, (kdsl.cdiv(m, BLOCKS["BM"]), kdsl.cdiv(n, BLOCKS["BN"])), *args, **meta)
+    run_sim(mma_matmul, (kdsl.cdiv(m, BLOCKS["BM"]), kdsl.cdiv(n, BLOCKS["BN"])), *args, num_stages=1, **meta)
     check_close(c, a, b, None, UNIT[np.float32])
-    _, ptx, _ = lower_kernel(mma_matmul, args, meta)
+    _, ptx, _ = lower_kernel(mma_matmul, args, meta, num_stages=1)
     copies = _copies(ptx)
     assert len(copies) == 2 and all(c.startswith(", %r") for c in copies) and "ld.global" not in ptx
     forms = set(re.findall(r"ldmatrix\.sync\.aligned\.m8n8\.(x[24](?:\.trans)?)", ptx))
     assert forms == ({"x4.trans", "x2"} if transposed else {"x4", "x2.trans"})
-    assemble_all_arches(mma_matmul, args, meta)
+    assemble_all_arches(mma_matmul, args, meta, num_stages=1)
 
 
 @kdsl.kernel

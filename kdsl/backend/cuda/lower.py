@@ -35,7 +35,8 @@ aligned and contiguous: `mma_async`) and on CUDA cores
 (the other types, batched, small blocks: `lower_dot`), reduce_with and scan as in-thread left folds
 (`lower_combine`).
 print and assert through a hidden debug-buffer parameter (`lower_debug`, design in `debug_buffer`).
-Not yet: software pipelining of cp.async (num_stages), wgmma.
+K loops over such dots pipelined over `num_stages` shared-memory slots (`mma_pipeline`).
+Not yet: wgmma.
 """
 from __future__ import annotations
 
@@ -48,7 +49,7 @@ from kdsl.backend.cpu.elementwise import bind
 from kdsl.backend.cpu.llvm_types import I32, constant, reg_type
 from kdsl.backend.cuda import layouts as L
 from kdsl.backend.cuda import lower_atomics, lower_combine, lower_control, lower_dot, lower_memory, lower_reduce
-from kdsl.backend.cuda import lower_mma
+from kdsl.backend.cuda import lower_mma, mma_pipeline
 from kdsl.backend.cuda import lower_debug
 from kdsl.backend.cuda.debug_buffer import DebugSite
 from kdsl.backend.cuda.layouts import LinearLayout
@@ -102,8 +103,9 @@ def _check_supported(fn: Function) -> None:
             raise CompilationError(f"not supported on the GPU yet: {op.name}", op.loc)
 
 
-def lower_to_llvm(module: Module, arch: str, num_warps: int) -> GpuKernel:
-    """Lower `module`'s kernel (after the target-independent passes) for `num_warps` warps per CTA."""
+def lower_to_llvm(module: Module, arch: str, num_warps: int, num_stages: int = 3) -> GpuKernel:
+    """Lower `module`'s kernel (after the target-independent passes) for `num_warps` warps per CTA,
+    its K loops pipelined over `num_stages` stages (`mma_pipeline`)."""
     check_arch(arch)
     if num_warps < 1 or num_warps & (num_warps - 1) or num_warps > 32:
         raise CompilationError(f"num_warps must be a power of two from 1 to 32, got {num_warps}")
@@ -112,7 +114,7 @@ def lower_to_llvm(module: Module, arch: str, num_warps: int) -> GpuKernel:
         _check_supported(fn)
         llvm_module = ir.Module(name=fn.name)
         llvm_module.triple = TRIPLE
-        lowering = KernelLowering(llvm_module, fn, arch, num_warps)
+        lowering = KernelLowering(llvm_module, fn, arch, num_warps, num_stages)
         lowering.lower()
     except CompilationError as err:
         raise err.with_context(kernel=fn.name) from None
@@ -123,10 +125,11 @@ def lower_to_llvm(module: Module, arch: str, num_warps: int) -> GpuKernel:
 class KernelLowering:
     """Emits one kdsl kernel as a `ptx_kernel` LLVM function."""
 
-    def __init__(self, module: ir.Module, fn: Function, arch: str, num_warps: int):
+    def __init__(self, module: ir.Module, fn: Function, arch: str, num_warps: int, num_stages: int = 3):
         self.fn = fn
         self.arch = arch
         self.num_warps = num_warps
+        self.num_stages = num_stages
         for arg in fn.args:
             if arg.type.is_block:
                 raise CompilationError(f"kernel argument of block type {arg.type}", fn.loc)
@@ -144,6 +147,7 @@ class KernelLowering:
         self._remat: dict[Value, bool] = {}
         self.preferred = lower_mma.carried_accumulators(fn, arch, num_warps)
         self.async_copies = lower_mma.async_copies(self)
+        self.pipelined: dict[Value, mma_pipeline.Pipeline] = {}  # loads of the loops being lowered
         tid = special_register(self.b, "tid.x")
         self.tid = tid
         self.lane = self.b.urem(tid, ir.Constant(I32, L.WARP_SIZE))

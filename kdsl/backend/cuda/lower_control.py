@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 
 from llvmlite import ir
 
+from kdsl.backend.cuda import mma_pipeline
 from kdsl.backend.cuda.layouts import LinearLayout
 from kdsl.backend.cuda.lower_layout import Regs
 from kdsl.ir.core import Operation, Region, Value
@@ -88,10 +89,10 @@ class _Loop:
         b.branch(self.head)
 
 
-def _loop_head(low: KernelLowering, carried: list[Value], name: str) -> _Loop:
-    """Branch to a new `name.head` block holding one phi per carried register (incoming from here)."""
+def _loop_head(low: KernelLowering, flat: list[ir.Value], layouts: Layouts, name: str) -> _Loop:
+    """Branch to a new `name.head` block holding one phi per carried register (`flat`, whose
+    blocks are in `layouts`; incoming from here)."""
     b = low.b
-    flat, layouts = _flatten(low, carried)
     head, body, done = (low.func.append_basic_block(f"{name}.{part}") for part in ("head", "body", "done"))
     before = b.block
     b.branch(head)
@@ -100,18 +101,36 @@ def _loop_head(low: KernelLowering, carried: list[Value], name: str) -> _Loop:
 
 
 def for_(low: KernelLowering, op: Operation) -> None:
-    """The induction variable is carried first, then the loop's values."""
+    """The induction variable is carried first, then the loop's values, then what a pipelined
+    loop carries besides (`mma_pipeline`)."""
     lb, ub, step, *inits = op.operands
     b = low.b
-    loop = _loop_head(low, [lb, *inits], "for")
-    (iv, *phis), layouts = loop.phis, loop.layouts[1:]
+    flat, layouts = _flatten(low, [lb, *inits])
+    pipeline = mma_pipeline.plan(low, op, layouts)
+    extra = pipeline.prologue(low, _state(pipeline, flat, layouts)) if pipeline else []
+    loop = _loop_head(low, flat + extra, layouts + [None] * len(extra), "for")
+    iv, *phis = loop.phis[:len(flat)]
+    carried = layouts[1:]
     test = b.icmp_signed if lb.type.is_signed else b.icmp_unsigned
     b.cbranch(test("<", iv, low.values[ub]), loop.body, loop.done)
     b.position_at_end(loop.body)
-    yielded, _ = _lower_region(low, op.regions[0], [iv, *_unflatten(phis, layouts)], layouts)
-    loop.back(b, [b.add(iv, low.values[step]), *yielded])
+    if pipeline:
+        pipeline.enter(low, iv, loop.phis[len(flat):])
+    yielded, _ = _lower_region(low, op.regions[0], [iv, *_unflatten(phis, carried)], carried)
+    loop.back(b, [b.add(iv, low.values[step]), *yielded, *(pipeline.leave(low) if pipeline else [])])
     b.position_at_end(loop.done)
-    _bind(low, op.results, _unflatten(phis, layouts))
+    if pipeline:
+        pipeline.drain(low)
+    _bind(low, op.results, _unflatten(phis, carried))
+
+
+def _state(pipeline: mma_pipeline.Pipeline, flat: list[ir.Value], layouts: Layouts) -> list[ir.Value]:
+    """The registers of `flat` (the loop's carried registers, the induction variable first) of the
+    arguments the pipeline's state is."""
+    starts = [0]
+    for layout in layouts:
+        starts.append(starts[-1] + (1 if layout is None else layout.num_registers))
+    return [v for index in pipeline.state for v in flat[starts[index]:starts[index + 1]]]
 
 
 def if_(low: KernelLowering, op: Operation) -> None:
@@ -139,7 +158,7 @@ def while_(low: KernelLowering, op: Operation) -> None:
     """The first region tests and forwards the carried values; the second updates them."""
     before_region, after_region = op.regions
     b = low.b
-    loop = _loop_head(low, op.operands, "while")
+    loop = _loop_head(low, *_flatten(low, op.operands), "while")
     layouts = loop.layouts
     low.push_scope()
     _bind(low, before_region.args, _unflatten(loop.phis, layouts))

@@ -19,10 +19,11 @@ M and N); the accumulator's consumers convert from its layout as they need (a `f
 it in that layout from a `kl.zeros` start: `carried_accumulators`). The operands reach their
 fragments as Triton's do: written to swizzled shared-memory tiles in vectors (or, for 16-bit
 operands loaded for the dot alone along 16-byte aligned contiguous runs, copied there straight from
-global memory with `cp.async`: `mma_async`; one stage, no software pipelining), then, after a
-barrier, loaded with `ldmatrix` straight into the 32-bit registers mma takes (`mma_operands`;
-tf32 words then rounded by `cvt.rna.tf32.f32`); a closing barrier frees the buffer for the next
-use (a dot in a loop). For each K tile in turn, each thread loads (ldmatrix) that K tile's
+global memory with `cp.async`: `mma_async`, in K loops `num_stages` - 1 iterations ahead:
+`mma_pipeline`), then, after a barrier, loaded with `ldmatrix` straight into the 32-bit
+registers mma takes (`mma_operands`; tf32 words then rounded by `cvt.rna.tf32.f32`); a closing
+barrier frees what was staged for the next use (a dot in a loop; a pipelined loop's slots are
+freed by its next iteration's barrier). For each K tile in turn, each thread loads (ldmatrix) that K tile's
 fragments and issues one mma per M x N tile of its warp, so registers hold one K tile's operand
 fragments at a time besides the accumulator.
 
@@ -183,26 +184,39 @@ def _to_tf32(b: ir.IRBuilder, words: list[ir.Value]) -> list[ir.Value]:
 
 def _staged(low: KernelLowering, a_value, b_value, a_layout, b_layout, inst: MmaInstruction, k_tiles: int):
     """Per K tile, the fragment words of each M tile of a and each N tile of b, loaded with ldmatrix
-    from the operands staged in shared memory (`mma_operands`)."""
-    def source(v: Value) -> Regs | mma_async.Copies:
+    from the operands in shared memory (`mma_operands`: staged here, or in a pipelined loop's slot,
+    `mma_pipeline`); and whether anything was staged here (then a closing barrier must free it)."""
+    def source(v: Value) -> Regs | mma_async.Copies | mma_operands.Tile:
+        pipeline = low.pipelined.get(v)
+        if pipeline is not None:
+            return pipeline.tile(low, v)
         copies = mma_async.Copies.prepare(low, v.op) if v in low.async_copies else None
         if copies is None and v in low.async_copies:
             lower_memory.load(low, v.op)
         return low.block(v) if copies is None else copies
     a_source, b_source = source(a_value), source(b_value)  # both before any write to the buffer
     along_k = inst.operand_bits != 16  # ldmatrix cannot transpose 32-bit or 8-bit elements
+    staged = 0  # bytes written here
 
-    def stage(src: Regs | mma_async.Copies, shape: tuple[int, int], start: int, k_dim: int) -> mma_operands.Tile:
+    def stage(src: Regs | mma_async.Copies | mma_operands.Tile, shape: tuple[int, int], k_dim: int
+              ) -> mma_operands.Tile:
+        nonlocal staged
+        if isinstance(src, mma_operands.Tile):
+            return src
+        start = -(-staged // mma_operands.BANKS_BYTES) * mma_operands.BANKS_BYTES
         if isinstance(src, mma_async.Copies):
-            return src.issue(low, start)
-        return mma_operands.stage(low, src, shape, start, k_dim if along_k else None)
-    a_tile = stage(a_source, a_value.type.shape, 0, 1)
-    b_start = -(-a_tile.nbytes // mma_operands.BANKS_BYTES) * mma_operands.BANKS_BYTES
-    b_tile = stage(b_source, b_value.type.shape, b_start, 0)
-    low.shared.reserve(b_start + b_tile.nbytes)
-    if isinstance(a_source, mma_async.Copies) or isinstance(b_source, mma_async.Copies):
-        mma_async.wait_all(low.b)
-    barrier(low.b)
+            tile = src.issue(low, start)
+        else:
+            tile = mma_operands.stage(low, src, shape, start, k_dim if along_k else None)
+        staged = start + tile.nbytes
+        return tile
+    a_tile = stage(a_source, a_value.type.shape, 1)
+    b_tile = stage(b_source, b_value.type.shape, 0)
+    if staged:
+        low.shared.reserve(staged)
+        if isinstance(a_source, mma_async.Copies) or isinstance(b_source, mma_async.Copies):
+            mma_async.wait_all(low.b)
+        barrier(low.b)
     na, nb, _ = inst.words
     per_a, per_b = inst.pack * na, inst.pack * nb  # registers of one tile's fragment
     m_tiles = a_layout.num_registers // (per_a * k_tiles)
@@ -221,7 +235,7 @@ def _staged(low: KernelLowering, a_value, b_value, a_layout, b_layout, inst: Mma
         tiles = [[per_b * (kk + k_tiles * j) + inst.pack * w for w in range(nb)] for j in range(n_tiles)]
         loaded = [load(b_tile, b_layout, 0, sum(tiles[j:j + 2], [])) for j in pairs]
         return [words[nb * half:][:nb] for words in loaded for half in range(len(words) // nb)]
-    return a_words, b_words
+    return a_words, b_words, bool(staged)
 
 
 def dot(low: KernelLowering, op: Operation, inst: MmaInstruction) -> None:
@@ -231,7 +245,7 @@ def dot(low: KernelLowering, op: Operation, inst: MmaInstruction) -> None:
     b = low.b
     na, nb, nc = inst.words
     acc = low.block(acc_value, acc_layout).values  # first: its lowering may use shared memory too
-    a_words, b_words = _staged(low, a_value, b_value, a_layout, b_layout, inst, k_tiles)
+    a_words, b_words, staged = _staged(low, a_value, b_value, a_layout, b_layout, inst, k_tiles)
     acc_words = _pack(b, acc, inst.accumulator_bits)
     mma = ir.InlineAsm(ir.FunctionType(ir.LiteralStructType([I32] * nc), [I32] * (na + nb + nc)),
                        inst.asm(), ",".join(["=r"] * nc + ["r"] * (na + nb + nc)))
@@ -242,5 +256,6 @@ def dot(low: KernelLowering, op: Operation, inst: MmaInstruction) -> None:
                 tile = nc * (j + len(b_tiles) * i)
                 d = b.call(mma, a_tile + b_tile + acc_words[tile:tile + nc])
                 acc_words[tile:tile + nc] = [b.extract_value(d, r) for r in range(nc)]
-    barrier(b)  # the buffer is free for the next use
+    if staged:
+        barrier(b)  # the buffer is free for the next use
     low.define(op, Regs(acc_layout, _unpack(b, acc_words, acc[0].type, inst.accumulator_bits)))

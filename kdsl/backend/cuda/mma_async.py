@@ -1,6 +1,6 @@
 """Operands of tensor-core dots copied global → shared with `cp.async`, as Triton stages them
-(without its software pipelining: one stage, no `num_stages`; the copies are waited for before
-the dot's ldmatrix).
+(in a K loop `mma_pipeline` may issue the copies iterations ahead; elsewhere the copies are waited
+for before the dot's ldmatrix).
 
 A dot operand (`lower_mma.async_copies` picks them) takes this path when it is a `load` of 16-bit
 elements (f16, bf16) that the dot alone uses, in the dot's region with no store, atomic or op with
@@ -14,7 +14,8 @@ runs' dimension (`mma_operands.Tile`), and each thread issues one
 `cp.async.cg.shared.global [slot], [address], 16, src_size;` a run straight into its swizzled
 16-byte slot, src_size 0 where the mask is false: the copy then fills the slot with zeros, which
 is what a zero `other` asks for. Threads holding copies of a run (small blocks) issue nothing.
-`cp.async.commit_group` and `cp.async.wait_group 0` follow, then the barrier before ldmatrix.
+`cp.async.commit_group` and `cp.async.wait_group 0` follow, then the barrier before ldmatrix
+(where not pipelined).
 The dot owns such a load: `KernelLowering.load` leaves it to the dot, so it is read once.
 """
 from __future__ import annotations
@@ -60,7 +61,7 @@ def _copyable_at(load: Operation, dot: Operation) -> bool:
     return not any(op.name in WRITES or op.regions for op in between)
 
 
-def _full_vectors(low: KernelLowering, load: Operation) -> LinearLayout:
+def full_vectors(low: KernelLowering, load: Operation) -> LinearLayout:
     """The default layout with 16 bytes a thread along the pointer's contiguous runs."""
     ptr, t = load.operands[0], load.result.type
     return L.default_blocked(t.shape, low.num_warps, 8 * ELEM_BYTES, coalesced_order(low.axis[ptr]), full_vectors=True)
@@ -68,12 +69,12 @@ def _full_vectors(low: KernelLowering, load: Operation) -> LinearLayout:
 
 def _layout(low: KernelLowering, load: Operation) -> LinearLayout:
     """The layout the copies take: the pointer's own where it is computed (pointer blocks do not
-    move through shared memory), else `_full_vectors`."""
+    move through shared memory), else `full_vectors`."""
     ptr = load.operands[0]
-    return _full_vectors(low, load) if low.rematerialized(ptr) else low.block(ptr).layout
+    return full_vectors(low, load) if low.rematerialized(ptr) else low.block(ptr).layout
 
 
-def _in_runs(low: KernelLowering, load: Operation, layout: LinearLayout) -> bool:
+def in_runs(low: KernelLowering, load: Operation, layout: LinearLayout) -> bool:
     """Whether each aligned group of CHUNK bytes of `layout`'s registers is one copy."""
     ptr, mask = (load.operands + [None])[:2]
     return vector_width(low, layout, ptr, mask, load.result.type.scalar) == CHUNK // ELEM_BYTES
@@ -87,7 +88,7 @@ def eligible(low: KernelLowering, value: Value, dot: Operation, users: dict[Valu
     other = (op.operands + [None, None])[2]
     if (other is not None and not _is_zero(other)) or not _copyable_at(op, dot):
         return False
-    return _in_runs(low, op, _full_vectors(low, op))
+    return in_runs(low, op, full_vectors(low, op))
 
 
 @dataclass
@@ -104,23 +105,23 @@ class Copies:
         """The copies, or None where the pointer's layout does not hold CHUNK-byte runs (then the
         load is lowered as loads are, here)."""
         layout = _layout(low, load)
-        if not _in_runs(low, load, layout):
+        if not in_runs(low, load, layout):
             return None
         ptr, mask = (load.operands + [None])[:2]
         masks = low.block(mask, layout).values if mask is not None else None
         return cls(layout, low.block(ptr, layout).values, masks)
 
-    def issue(self, low: KernelLowering, start: int) -> Tile:
-        """The copies into a `Tile` from byte `start` (not yet waited for)."""
+    def issue(self, low: KernelLowering, start: int | ir.Value, pinned: bool = False) -> Tile:
+        """The copies into a `Tile` from byte `start` (not yet waited for; `pinned`: see `Tile`)."""
         b = low.b
         layout = self.layout
-        tile = Tile(layout.shape, layout.register_run()[0], ELEM_BYTES, start)
+        tile = Tile(layout.shape, layout.register_run()[0], ELEM_BYTES, start, pinned)
         run = CHUNK // ELEM_BYTES
         copies = sum(1 << bit for bit in layout.free_bits("register"))
         runs = []
         for r, coords in enumerate(low.coordinates(layout)):
             if r % run == 0 and not r & copies:
-                slot = b.bitcast(low.shared.address(b, tile.offset(b, coords), I8), SHARED_PTR)
+                slot = b.bitcast(tile.address(low.shared, b, coords), SHARED_PTR)
                 runs.append((slot, self.ptrs[r], None if self.masks is None else self.masks[r]))
         acting = owner(low, layout)
         if acting is None:

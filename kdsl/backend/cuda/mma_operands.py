@@ -29,7 +29,7 @@ from kdsl.backend.cpu.elementwise import declare
 from kdsl.backend.cpu.llvm_types import I8, I32
 from kdsl.backend.cuda.layouts import LinearLayout
 from kdsl.backend.cuda.lower_layout import Regs, type_bytes
-from kdsl.backend.cuda.nvvm import SHARED_PTR
+from kdsl.backend.cuda.nvvm import SHARED_PTR, SharedMemory
 
 if TYPE_CHECKING:
     from kdsl.backend.cuda.lower import KernelLowering
@@ -50,7 +50,8 @@ class Tile:
     shape: tuple[int, int]
     inner: int
     elem_bytes: int
-    start: int
+    start: int | ir.Value  # an i32 value for a slot of a pipelined loop's (`mma_pipeline`)
+    pinned: bool = False  # `start` counts from the bottom of shared memory (`SharedMemory.pin`)
 
     @property
     def row_bytes(self) -> int:
@@ -80,7 +81,11 @@ class Tile:
         chunk = b.xor(b.lshr(col, const(_log2(per_chunk))), phase)
         within = b.mul(b.and_(col, const(per_chunk - 1)), const(self.elem_bytes))
         offset = b.add(b.mul(row, const(self.row_bytes)), b.add(b.mul(chunk, const(CHUNK)), within))
-        return b.add(offset, const(self.start))
+        return b.add(offset, self.start if isinstance(self.start, ir.Value) else const(self.start))
+
+    def address(self, shared: SharedMemory, b: ir.IRBuilder, coords: list[ir.Value]) -> ir.Value:
+        """The address in shared memory of the element at `coords`, as an i8 pointer."""
+        return shared.address(b, self.offset(b, coords), I8, pinned=self.pinned)
 
 
 def stage(low: KernelLowering, regs: Regs, shape: tuple[int, int], start: int, inner: int | None) -> Tile:
@@ -102,7 +107,7 @@ def stage(low: KernelLowering, regs: Regs, shape: tuple[int, int], start: int, i
         data = ir.Constant(vector, ir.Undefined)
         for i, v in enumerate(regs.values[r:r + run]):
             data = b.insert_element(data, v, ir.Constant(I32, i))
-        address = b.bitcast(low.shared.address(b, tile.offset(b, coords), I8), ir.PointerType(vector, addrspace=3))
+        address = b.bitcast(tile.address(low.shared, b, coords), ir.PointerType(vector, addrspace=3))
         b.store(data, address, align=run * tile.elem_bytes)
     return tile
 
@@ -121,7 +126,7 @@ def ldmatrix(low: KernelLowering, tile: Tile, layout: LinearLayout, k_dim: int, 
     rows = tuple(tuple(1 << i if d == outer else 0 for d in range(2)) for i in range(3))
     lanes = LinearLayout(layout.shape, (), rows + tuple(steps), layout.warp)
     coords = [b.xor(c, ir.Constant(I32, o)) for c, o in zip(low.coordinates(lanes)[0], origins[0])]
-    address = b.bitcast(low.shared.address(b, tile.offset(b, coords), I8), SHARED_PTR)
+    address = b.bitcast(tile.address(low.shared, b, coords), SHARED_PTR)
     trans = ".trans" if tile.inner != k_dim else ""
     count = len(registers)
     fn = declare(b.module, f"llvm.nvvm.ldmatrix.sync.aligned.m8n8.x{count}{trans}.b16.p3",

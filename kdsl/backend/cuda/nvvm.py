@@ -46,19 +46,37 @@ def shuffle_xor(b: ir.IRBuilder, value: ir.Value, lane_mask: int) -> ir.Value:
 
 class SharedMemory:
     """The kernel's one dynamic shared-memory buffer (`extern .shared`), reused by every op that
-    exchanges values through it; each use ends with a barrier. `bytes` is the most any use needs."""
+    exchanges values through it; each use ends with a barrier. Those uses start at `floor`: below
+    it lie the buffers pinned for longer (a pipelined loop's slots, `pin`). `bytes` is the most
+    the kernel needs."""
 
     def __init__(self, module: ir.Module):
         self.base = ir.GlobalVariable(module, ir.ArrayType(ir.IntType(8), 0), "global_smem", addrspace=3)
         self.base.linkage = "external"
         self.base.align = 16
         self.bytes = 0
+        self.floor = 0
 
     def reserve(self, nbytes: int) -> None:
-        self.bytes = max(self.bytes, nbytes)
+        """A use of `nbytes` from the floor."""
+        self.bytes = max(self.bytes, self.floor + nbytes)
 
-    def address(self, b: ir.IRBuilder, index: ir.Value, t: ir.Type) -> ir.Value:
-        """The address of element `index` of the buffer seen as an array of `t`.
+    def pin(self, nbytes: int) -> int:
+        """Keep `nbytes` at the floor until `unpin`: the floor rises above them; returns their start."""
+        start = self.floor
+        self.floor += -(-nbytes // 128) * 128
+        self.bytes = max(self.bytes, self.floor)
+        return start
+
+    def unpin(self, nbytes: int) -> None:
+        self.floor -= -(-nbytes // 128) * 128
+
+    def address(self, b: ir.IRBuilder, index: ir.Value, t: ir.Type, pinned: bool = False) -> ir.Value:
+        """The address of element `index` of the buffer seen as an array of `t`, from the floor
+        (from the bottom where `pinned`).
 
         llvmlite types a global's address with its value type; the cast gives the access its own."""
-        return b.bitcast(b.gep(self.base, [index], source_etype=t), ir.PointerType(t, addrspace=3))
+        base = self.base
+        if self.floor and not pinned:
+            base = b.gep(base, [ir.Constant(I32, self.floor)], source_etype=ir.IntType(8))
+        return b.bitcast(b.gep(base, [index], source_etype=t), ir.PointerType(t, addrspace=3))
