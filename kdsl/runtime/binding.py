@@ -36,7 +36,8 @@ class BoundLaunch:
     by_name: dict[str, Any] = field(default_factory=dict)
 
     def key(self) -> tuple:
-        """What the compiled code depends on: types, divisibility, ints equal to 1, constant values."""
+        """What the compiled code depends on: types, divisibility, ints equal to 1, ints 0 or positive,
+        constant values."""
         return (
             tuple((n, ty, tuple(sorted(a.items()))) for (n, ty), a in zip(self.runtime, self.arg_attrs)),
             tuple((n, type(v).__name__, repr(v)) for n, v in self.constants.items()),
@@ -118,6 +119,8 @@ def _runtime(kernel: str, param: str, value: Any, bound: BoundLaunch) -> None:
                 attrs["divisibility"] = DIVISIBILITY
             if raw == 1:  # Triton's equal-to-1 specialisation: a stride of 1 makes pointers contiguous
                 attrs["value"] = 1
+            if raw >= 0:  # sizes and strides: offsets computed from them keep their runs under `%`
+                attrs["min"] = min(raw, 1)
     bound.runtime.append((param, ty))
     bound.values.append(raw)
     bound.arrays.append(value if array is not None else None)

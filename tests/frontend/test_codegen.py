@@ -34,7 +34,7 @@ def add(x_ptr, y_ptr, out_ptr, n, BLOCK: kl.constexpr):
 def test_vector_add_ir():
     x = np.zeros(64, np.float32)
     assert frontend_ir(add, x, x, x, 63, BLOCK=64) == textwrap.dedent("""\
-        kernel @add(%x_ptr: *f32 {divisibility = 16}, %y_ptr: *f32 {divisibility = 16}, %out_ptr: *f32 {divisibility = 16}, %n: i32) {
+        kernel @add(%x_ptr: *f32 {divisibility = 16}, %y_ptr: *f32 {divisibility = 16}, %out_ptr: *f32 {divisibility = 16}, %n: i32 {min = 1}) {
           %0 = program_id {axis = 0} : i32
           %1 = constant {value = 64} : i32
           %2 = mul %0, %1 : i32

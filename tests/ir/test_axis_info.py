@@ -216,6 +216,44 @@ def test_hints_are_taken_as_facts():
     assert facts(a["10"]) == facts(a["n"])
 
 
+WRAPPED = """
+kernel @k(%n: i32 {divisibility = 16, min = 1}, %m: i32 {divisibility = 16}) {
+  %0 = program_id {axis = 0} : i32
+  %1 = constant {value = 64} : i32
+  %2 = mul %0, %1 : i32
+  %3 = arange {end = 64, start = 0} : block<64xi32>
+  %4 = splat %2 : block<64xi32>
+  %5 = add %4, %3 : block<64xi32>
+  %6 = splat %n : block<64xi32>
+  %7 = rem %5, %6 : block<64xi32>
+  %8 = constant {value = 48} : block<64xi32>
+  %9 = sub %3, %8 : block<64xi32>
+  %10 = rem %9, %6 : block<64xi32>
+  %11 = splat %m : block<64xi32>
+  %12 = rem %5, %11 : block<64xi32>
+  %13 = add %n, %1 : i32
+  %14 = div %13, %1 : i32
+  %15 = div %0, %14 : i32
+  %16 = div %0, %n : i32
+  %17 = div %0, %m : i32
+  return
+}
+"""
+
+
+def test_remainders_keep_runs_of_offsets_that_are_not_negative():
+    """program_id * 64 + arange is not negative, so % n (n a positive multiple of 16) keeps runs
+    of 16, also % m, m of unknown sign (the remainder takes the dividend's sign); arange - 48 is
+    negative in part (-48 % 16 is 0, -47 % 16 is -15: no run) and keeps none. A quotient is not negative where its divisor is
+    positive ((n + 64) // 64 >= 1 with n >= 1), and unknown where the divisor may be 0 (x // 0 is -1)."""
+    a = axes(WRAPPED)
+    assert a["5"].lower == 0 and a["n"].lower == 1 and a["m"].lower is None
+    assert facts(a["7"]) == ((16,), (16,), (1,)) and a["7"].lower == 0
+    assert facts(a["10"]) == ((1,), (1,), (1,)) and a["10"].lower is None
+    assert facts(a["12"]) == ((16,), (16,), (1,))
+    assert a["14"].lower == 1 and a["15"].lower == 0 and a["16"].lower == 0 and a["17"].lower is None
+
+
 # Soundness: random expressions over one block, the facts checked on the values themselves.
 
 N = 64
@@ -264,18 +302,30 @@ def expression(draw, ex: Expressions, depth: int, shape: tuple[int, ...] = (N,))
     if len(shape) == 1 and (depth == 0 or draw(st.integers(0, 3)) == 0):
         return leaf(draw, ex, shape[0])
     ty = f"block<{'x'.join(map(str, shape))}xi32>"
-    op = draw(st.sampled_from(["add", "sub", "mul", "shl", "shr", "and"]))
+    op = draw(st.sampled_from(["add", "sub", "mul", "shl", "shr", "and", "rem", "div", "min", "max"]))
     lhs = expression(draw, ex, depth - 1, shape)
     x = ex.values[int(lhs[1:])]
-    if op in ("shl", "shr", "and"):
+    if op in ("rem", "div") and draw(st.booleans()):
+        c = draw(st.sampled_from([-7, -1, 3, 16, 48]))
+        rhs = ex.emit(f"constant {{value = {c}}} : {ty}", np.full(shape, c))
+        value = _truncating(op, x, np.full(shape, c))
+    elif op in ("shl", "shr", "and"):
         c = draw(st.integers(0, 4)) if op != "and" else draw(st.sampled_from([0, 1, 3, 7, 15, 12, -16, 255]))
         rhs = ex.emit(f"constant {{value = {c}}} : {ty}", np.full(shape, c))
         value = {"shl": x << c, "shr": x >> c, "and": x & c}[op]
     else:
         rhs = expression(draw, ex, depth - 1, shape)
         y = ex.values[int(rhs[1:])]
-        value = {"add": x + y, "sub": x - y, "mul": x * y}[op]
+        value = _truncating(op, x, y) if op in ("rem", "div") else \
+            {"add": x + y, "sub": x - y, "mul": x * y, "min": np.minimum(x, y), "max": np.maximum(x, y)}[op]
     return ex.emit(f"{op} {lhs}, {rhs} : {ty}", value)
+
+
+def _truncating(op: str, x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """x // y and x % y as kdsl's integers have them: rounded toward zero; by 0, -1 and x."""
+    safe = np.where(y == 0, 1, y)
+    q = np.sign(x) * np.sign(safe) * (np.abs(x) // np.abs(safe))
+    return np.where(y == 0, -1, q) if op == "div" else np.where(y == 0, x, x - safe * q)
 
 
 def assert_facts_hold(info: AxisInfo, values: np.ndarray) -> None:
@@ -291,10 +341,12 @@ def assert_facts_hold(info: AxisInfo, values: np.ndarray) -> None:
                 assert (v[start: start + k] == v[start]).all(), f"constancy {k} along {dim}"
     if info.value is not None:
         assert (values == info.value).all()
+    if info.lower is not None:
+        assert (values >= info.lower).all(), f"lower bound {info.lower}"
 
 
 @settings(max_examples=150, deadline=None)
-@given(st.data(), st.integers(0, 50), st.sampled_from([(16, 48), (16, 0), (1, 37), (1, 64)]),
+@given(st.data(), st.integers(0, 50), st.sampled_from([(16, 48), (16, 0), (1, 37), (1, 64), (1, -37), (16, -48)]),
        st.sampled_from([(N,), (8, 32), (16, 4)]))
 def test_facts_hold_on_the_values(data, pid, n_arg, shape):
     divisibility, n_value = n_arg
@@ -303,7 +355,8 @@ def test_facts_hold_on_the_values(data, pid, n_arg, shape):
     ty = "x".join(map(str, shape))
     bound = ex.emit(f"splat %n : block<{ty}xi32>", np.full(shape, n_value))
     ex.emit(f"cmp {top}, {bound} {{pred = \"lt\"}} : block<{ty}xi1>", ex.values[int(top[1:])] < n_value)
-    attrs = " {divisibility = 16}" if divisibility == 16 else ""
+    specialised = (["divisibility = 16"] if divisibility == 16 else []) + ([f"min = {min(n_value, 1)}"] if n_value >= 0 else [])
+    attrs = f" {{{', '.join(specialised)}}}" if specialised else ""
     text = "\n".join([f"kernel @k(%n: i32{attrs}) {{", *ex.lines, "  return", "}"])
     a = axes(text)
     for i, v in enumerate(ex.values):

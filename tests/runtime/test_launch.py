@@ -127,14 +127,22 @@ def test_divisibility_by_16_is_part_of_the_key():
     fill[(1,)](out, 1.0, 48, BLOCK=64)
     ir_16 = fill.compile(out, 1.0, 48, BLOCK=64).asm["ir"]
     ir_odd = fill.compile(out, 1.0, 47, BLOCK=64).asm["ir"]
-    assert "%n: i32 {divisibility = 16}" in ir_16
+    assert "%n: i32 {divisibility = 16, min = 1}" in ir_16
     assert "%n: i32 {divisibility" not in ir_odd
 
 
 def test_ints_equal_to_1_are_part_of_the_key():
     out = np.zeros(64, np.float32)
-    assert "%n: i32 {value = 1}" in fill.compile(out, 1.0, 1, BLOCK=64).asm["ir"]
-    assert "%n: i32 {" not in fill.compile(out, 1.0, 3, BLOCK=64).asm["ir"]
+    assert "%n: i32 {min = 1, value = 1}" in fill.compile(out, 1.0, 1, BLOCK=64).asm["ir"]
+    assert "%n: i32 {min = 1}" in fill.compile(out, 1.0, 3, BLOCK=64).asm["ir"]
+
+
+def test_the_sign_of_ints_is_part_of_the_key():
+    """0, positive and negative ints compile apart: `min` 0 or 1 bounds what index arithmetic
+    on them can be (the axis analysis keeps `x % n`'s runs only for x not negative)."""
+    out = np.zeros(64, np.float32)
+    assert "%n: i32 {divisibility = 16, min = 0}" in fill.compile(out, 1.0, 0, BLOCK=64).asm["ir"]
+    assert "%n: i32) {" in fill.compile(out, 1.0, -3, BLOCK=64).asm["ir"]
 
 
 def test_compile_exposes_ir_stages_and_llvm():

@@ -6,21 +6,27 @@ For every integer or pointer value and every dimension d of its shape (scalars h
   (pointers: by one element);
 - divisibility[d]: the largest power of two dividing the first value of every such run
   (pointers: in bytes), so with contiguity 1 it divides every value;
-- constancy[d]: along d the values come in runs of this length of one value.
+- constancy[d]: along d the values come in runs of this length of one value;
+- lower: a bound every value is at least, when known (unsigned values: 0; signed ones from
+  program ids, aranges, constants and int arguments specialised as 0 or positive, through add,
+  mul, div, rem, min, max, and, shr and loops, ignoring wrap-around as Triton does): `x % n`
+  keeps x's runs only where x is not negative, and `x // y` is not negative where y is positive.
 
 Every run starts at a multiple of its length. The facts come from `program_id * BLOCK`,
 `arange`, constants and the specialisation of pointer and integer arguments
-(`divisibility` 16, and `value` 1 for ints equal to 1, in the kernel's argument attributes,
+(`divisibility` 16, `value` 1 for ints equal to 1 and `min` 0 or 1 for ints that are 0 or
+positive, in the kernel's argument attributes,
 see runtime/binding.py),
 and are carried through splat, broadcast, expand_dims, add, sub, mul, addptr, shl, shr,
-and, comparisons and casts that widen, and through `for` loops' carried values and `if`
-results; `multiple_of` and `max_contiguous` add the user's promises. Anything else is assumed
+and, rem (`x % n` for non-negative x: runs split where n's divisibility cuts them), min/max
+and div (their signs), comparisons and casts that widen, and through `for` loops' carried values
+and `if` results; `multiple_of` and `max_contiguous` add the user's promises. Anything else is assumed
 to know nothing (1, 1, 1), except that an elementwise op keeps the constancy its operands share.
 This is an analysis: it leaves the IR as it is.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from math import gcd
 from typing import Callable
 
@@ -37,6 +43,11 @@ class AxisInfo:
     divisibility: tuple[int, ...]
     constancy: tuple[int, ...]
     value: int | None = None  # the one value of every element, when known
+    lower: int | None = None  # every value is at least this, when known
+
+    @property
+    def nonnegative(self) -> bool:
+        return self.lower is not None and self.lower >= 0
 
     @property
     def rank(self) -> int:
@@ -57,10 +68,23 @@ def unknown(v: Value) -> AxisInfo:
     return AxisInfo(ones, ones, ones)
 
 
-def uniform(v: Value, divisibility: int, value: int | None = None) -> AxisInfo:
+def uniform(v: Value, divisibility: int, value: int | None = None, lower: int | None = None) -> AxisInfo:
     """Every element the same (unknown unless `value` is given), divisible by `divisibility`."""
     dims = _dims(v)
-    return AxisInfo((1,) * len(dims), (divisibility,) * len(dims), dims, value)
+    return AxisInfo((1,) * len(dims), (divisibility,) * len(dims), dims, value,
+                    _bound(v, value if value is not None else lower))
+
+
+def _bound(v: Value, lower: int | None) -> int | None:
+    """`lower`, raised to 0 for unsigned values."""
+    elem = v.type.scalar
+    if isinstance(elem, ScalarType) and elem.is_int and not elem.is_signed:
+        return 0 if lower is None else max(lower, 0)
+    return lower
+
+
+def _both(f: Callable[[int, int], int], a: int | None, b: int | None) -> int | None:
+    return None if a is None or b is None else f(a, b)
 
 
 def _run_start_divisibility(info: AxisInfo, d: int, run: int) -> int:
@@ -84,13 +108,13 @@ class AxisAnalysis:
 
     A `for` loop's carried values start with their initial values' facts; the body is analysed
     again with the facts that hold for both those and what it yields, until nothing changes (the
-    facts only weaken, so this ends): a pointer advanced by a multiple of 16 bytes each iteration
+    facts only weaken, and a lower bound that moves is dropped, so this ends): a pointer advanced by a multiple of 16 bytes each iteration
     stays as contiguous and aligned as it began. An `if` gives what both its branches yield."""
 
     def __init__(self, fn: Function):
         self.info: dict[Value, AxisInfo] = {}
         for arg, attrs in zip(fn.args, fn.arg_attrs):
-            self.info[arg] = (uniform(arg, attrs.get("divisibility", 1), attrs.get("value"))
+            self.info[arg] = (uniform(arg, attrs.get("divisibility", 1), attrs.get("value"), attrs.get("min"))
                               if _tracked(arg) else unknown(arg))
         self._region(fn.body)
 
@@ -127,15 +151,22 @@ class AxisAnalysis:
     def _for(self, op: Operation) -> None:
         lower, _, step = (self.info[v] for v in op.operands[:3])
         iv, *carried = op.regions[0].args
-        self.info[iv] = AxisInfo((1,), (gcd(_element_divisibility(lower), _element_divisibility(step)),), (1,))
+        self.info[iv] = AxisInfo((1,), (gcd(_element_divisibility(lower), _element_divisibility(step)),), (1,),
+                                 lower=lower.lower if step.nonnegative else None)
         facts = [self.info[v] if _tracked(v) else unknown(v) for v in op.operands[3:]]
         while True:
             self.info.update(zip(carried, facts))
-            weakened = list(map(join, facts, self._region(op.regions[0])))
+            weakened = [_widen(fact, join(fact, y)) for fact, y in zip(facts, self._region(op.regions[0]))]
             if weakened == facts:
                 break
             facts = weakened
         self.info.update(zip(op.results, facts))
+
+
+def _widen(before: AxisInfo, after: AxisInfo) -> AxisInfo:
+    """A carried value's facts after one more pass over the loop: a lower bound that moved is
+    dropped (it could move at every pass: `x = x - 1`)."""
+    return after if after.lower == before.lower else replace(after, lower=None)
 
 
 def join(a: AxisInfo, b: AxisInfo) -> AxisInfo:
@@ -144,7 +175,7 @@ def join(a: AxisInfo, b: AxisInfo) -> AxisInfo:
     divisibility = tuple(gcd(_run_start_divisibility(a, d, c), _run_start_divisibility(b, d, c))
                          for d, c in enumerate(contiguity))
     return AxisInfo(contiguity, divisibility, tuple(map(gcd, a.constancy, b.constancy)),
-                    a.value if a.value == b.value else None)
+                    a.value if a.value == b.value else None, _both(min, a.lower, b.lower))
 
 
 def _tracked(v: Value) -> bool:
@@ -157,17 +188,17 @@ def _constant(op: Operation, _: list[AxisInfo]) -> AxisInfo:
     return uniform(op.result, pow2_divisor(value), value)
 
 
-def _uniform_unknown(op: Operation, _: list[AxisInfo]) -> AxisInfo:
-    return uniform(op.result, 1)
+def _program_index(op: Operation, _: list[AxisInfo]) -> AxisInfo:
+    return uniform(op.result, 1, lower=0 if op.name == "program_id" else 1)
 
 
 def _arange(op: Operation, _: list[AxisInfo]) -> AxisInfo:
     n = op.attrs["end"] - op.attrs["start"]
-    return AxisInfo((n,), (pow2_divisor(op.attrs["start"]),), (1,))
+    return AxisInfo((n,), (pow2_divisor(op.attrs["start"]),), (1,), lower=op.attrs["start"])
 
 
 def _splat(op: Operation, ops: list[AxisInfo]) -> AxisInfo:
-    return uniform(op.result, _element_divisibility(ops[0]), ops[0].value)
+    return uniform(op.result, _element_divisibility(ops[0]), ops[0].value, ops[0].lower)
 
 
 def _broadcast(op: Operation, ops: list[AxisInfo]) -> AxisInfo:
@@ -176,7 +207,7 @@ def _broadcast(op: Operation, ops: list[AxisInfo]) -> AxisInfo:
     grown = [o == 1 and n > 1 for o, n in zip(old, new)]
     return AxisInfo(tuple(1 if g else c for g, c in zip(grown, src.contiguity)),
                     tuple(_element_divisibility(src) if g else d for g, d in zip(grown, src.divisibility)),
-                    tuple(n if g else c for g, n, c in zip(grown, new, src.constancy)), src.value)
+                    tuple(n if g else c for g, n, c in zip(grown, new, src.constancy)), src.value, src.lower)
 
 
 def _expand_dims(op: Operation, ops: list[AxisInfo]) -> AxisInfo:
@@ -189,17 +220,20 @@ def _expand_dims(op: Operation, ops: list[AxisInfo]) -> AxisInfo:
         return values[:axis] + (new,) + values[axis:]
 
     return AxisInfo(insert(src.contiguity, 1), insert(src.divisibility, _element_divisibility(src)),
-                    insert(src.constancy, 1), src.value)
+                    insert(src.constancy, 1), src.value, src.lower)
 
 
 def _elementwise(op: Operation, ops: list[AxisInfo], contiguity: Callable[[int], int],
-                 divisibility: Callable[[int, int], int], value: Callable[..., int] | None = None) -> AxisInfo:
+                 divisibility: Callable[[int, int], int], value: Callable[..., int | None] | None = None,
+                 lower: int | None = None) -> AxisInfo:
     """A binary elementwise op from per-dimension rules; `divisibility(d, run)` gets the result's contiguity."""
     runs = tuple(contiguity(d) for d in range(ops[0].rank))
     known = value is not None and all(o.value is not None for o in ops)
+    result = value(*(o.value for o in ops)) if known else None
+    result = None if result is None else _wrap(result, op.result.type.scalar)
     return AxisInfo(runs, tuple(min(divisibility(d, r), MAX_DIVISIBILITY) for d, r in enumerate(runs)),
-                    tuple(gcd(*(o.constancy[d] for o in ops)) for d in range(ops[0].rank)),
-                    _wrap(value(*(o.value for o in ops)), op.result.type.scalar) if known else None)
+                    tuple(gcd(*(o.constancy[d] for o in ops)) for d in range(ops[0].rank)), result,
+                    _bound(op.result, result if result is not None else lower))
 
 
 def _wrap(value: int, t: ScalarType) -> int:
@@ -220,7 +254,8 @@ def _add_sub(op: Operation, ops: list[AxisInfo]) -> AxisInfo:
         return gcd(_run_start_divisibility(lhs, d, run), _run_start_divisibility(rhs, d, run) * scale)
 
     combine = {"add": lambda a, b: a + b, "sub": lambda a, b: a - b, "addptr": None}[op.name]
-    return _elementwise(op, ops, contiguity, divisibility, combine)
+    return _elementwise(op, ops, contiguity, divisibility, combine,
+                        _both(lambda a, b: a + b, lhs.lower, rhs.lower) if op.name == "add" else None)
 
 
 def _mul(op: Operation, ops: list[AxisInfo]) -> AxisInfo:
@@ -232,7 +267,47 @@ def _mul(op: Operation, ops: list[AxisInfo]) -> AxisInfo:
     def divisibility(d: int, run: int) -> int:
         return _run_start_divisibility(lhs, d, run) * _run_start_divisibility(rhs, d, run)
 
-    return _elementwise(op, ops, contiguity, divisibility, lambda a, b: a * b)
+    return _elementwise(op, ops, contiguity, divisibility, lambda a, b: a * b,
+                        lhs.lower * rhs.lower if lhs.nonnegative and rhs.nonnegative else None)
+
+
+def _rem(op: Operation, ops: list[AxisInfo]) -> AxisInfo:
+    """x % n with n uniform along d and x non-negative: a run of x wraps only at multiples of n, so
+    it stays in runs as long as the power of two dividing n (and aligned as x's runs start). The
+    remainder takes x's sign, so it is non-negative where x is."""
+    lhs, rhs = ops
+    dims = _dims(op.result)
+
+    def splits(d: int) -> int:
+        return min(rhs.divisibility[d], lhs.divisibility[d]) if lhs.nonnegative and _is_uniform(rhs, dims, d) else 1
+
+    def contiguity(d: int) -> int:
+        return gcd(lhs.contiguity[d], splits(d))
+
+    def divisibility(d: int, run: int) -> int:  # x - q * n, whatever q is
+        return gcd(_run_start_divisibility(lhs, d, run), _run_start_divisibility(rhs, d, run))
+
+    def value(a: int, b: int) -> int | None:
+        return None if b == 0 else (abs(a) % abs(b)) * (1 if a >= 0 else -1)
+
+    return _elementwise(op, ops, contiguity, divisibility, value, 0 if lhs.nonnegative else None)
+
+
+def _bounded(op: Operation, ops: list[AxisInfo]) -> AxisInfo:
+    """div, min and max: the constancy their operands share and their lower bound (x // y with x
+    not negative and y positive: at least x's bound over y's where y is known, else 0; a divisor
+    that may be 0 gives -1)."""
+    lhs, rhs = ops
+    if op.name == "div":
+        positive = rhs.lower is not None and rhs.lower >= 1
+        lower = (lhs.lower // rhs.value if rhs.value is not None else 0) if lhs.nonnegative and positive else None
+    elif op.name == "min":
+        lower = _both(min, lhs.lower, rhs.lower)
+    else:
+        known = [b for b in (lhs.lower, rhs.lower) if b is not None]
+        lower = max(known) if known else None
+    base = _keep_constancy(op, ops)
+    return AxisInfo(base.contiguity, base.divisibility, base.constancy, lower=_bound(op.result, lower))
 
 
 def _shift(op: Operation, ops: list[AxisInfo]) -> AxisInfo:
@@ -249,7 +324,8 @@ def _shift(op: Operation, ops: list[AxisInfo]) -> AxisInfo:
         return start << shift if op.name == "shl" else max(start >> shift, 1)
 
     return _elementwise(op, ops, contiguity, divisibility,
-                        {"shl": lambda a, b: a << b, "shr": lambda a, b: a >> b}[op.name] if shift is not None else None)
+                        {"shl": lambda a, b: a << b, "shr": lambda a, b: a >> b}[op.name] if shift is not None else None,
+                        (lhs.lower >> shift if shift is not None else 0) if op.name == "shr" and lhs.nonnegative else None)
 
 
 def _and(op: Operation, ops: list[AxisInfo]) -> AxisInfo:
@@ -264,7 +340,8 @@ def _and(op: Operation, ops: list[AxisInfo]) -> AxisInfo:
     def divisibility(d: int, run: int) -> int:
         return max(_run_start_divisibility(lhs, d, run), _run_start_divisibility(rhs, d, run))
 
-    return _elementwise(op, ops, contiguity, divisibility, lambda a, b: a & b)
+    return _elementwise(op, ops, contiguity, divisibility, lambda a, b: a & b,
+                        0 if lhs.nonnegative or rhs.nonnegative else None)
 
 
 _LESS = {"lt": False, "ge": False, "gt": True, "le": True}  # value: whether the uniform side is the left
@@ -295,24 +372,25 @@ def _multiple_of(op: Operation, ops: list[AxisInfo]) -> AxisInfo:
     """The user's promise: each run starts at a multiple of the value (its power-of-two part)."""
     (x,) = ops
     divisibility = tuple(max(d, pow2_divisor(v)) for d, v in zip(x.divisibility, hint_values(op)))
-    return AxisInfo(x.contiguity, divisibility, x.constancy, x.value)
+    return AxisInfo(x.contiguity, divisibility, x.constancy, x.value, x.lower)
 
 
 def _max_contiguous(op: Operation, ops: list[AxisInfo]) -> AxisInfo:
     """The user's promise: runs of the value (its power-of-two part, at most the dimension) increase by 1."""
     (x,) = ops
     contiguity = tuple(max(c, min(pow2_divisor(v), n)) for c, v, n in zip(x.contiguity, hint_values(op), _dims(op.result)))
-    return AxisInfo(contiguity, x.divisibility, x.constancy, x.value)
+    return AxisInfo(contiguity, x.divisibility, x.constancy, x.value, x.lower)
 
 
 def _keep_constancy(op: Operation, ops: list[AxisInfo]) -> AxisInfo:
     rank = len(_dims(op.result))
-    return AxisInfo((1,) * rank, (1,) * rank, tuple(gcd(*(o.constancy[d] for o in ops)) for d in range(rank)))
+    return AxisInfo((1,) * rank, (1,) * rank, tuple(gcd(*(o.constancy[d] for o in ops)) for d in range(rank)),
+                    lower=_bound(op.result, None))
 
 
 _RULES: dict[str, Callable[[Operation, list[AxisInfo]], AxisInfo]] = {
-    "constant": _constant, "program_id": _uniform_unknown, "num_programs": _uniform_unknown, "arange": _arange,
+    "constant": _constant, "program_id": _program_index, "num_programs": _program_index, "arange": _arange,
     "splat": _splat, "broadcast": _broadcast, "expand_dims": _expand_dims,
     "add": _add_sub, "sub": _add_sub, "addptr": _add_sub, "mul": _mul, "shl": _shift, "shr": _shift,
-    "and": _and, "cmp": _cmp, "cast": _cast, "multiple_of": _multiple_of, "max_contiguous": _max_contiguous,
+    "rem": _rem, "div": _bounded, "min": _bounded, "max": _bounded, "and": _and, "cmp": _cmp, "cast": _cast, "multiple_of": _multiple_of, "max_contiguous": _max_contiguous,
 }
