@@ -15,7 +15,7 @@ from tests.cuda.helpers import assemble_all_arches, lower_kernel, run_sim
 from tests.cuda.test_lower_mma import _copies, _matmul_tile_args, mma_matmul
 from tests.helpers import poisoned, random_array
 from tests.language.test_dot import UNIT, check_close
-from tests.language.test_tutorials import elements, matmul_kernel
+from tests.language.test_tutorials import _attn_fwd, attention_reference, elements, matmul_kernel
 
 needs_ptxas = pytest.mark.skipif(not ptxas.available(), reason="ptxas is not on the PATH")
 BLOCKS = dict(BLOCK_SIZE_M=32, BLOCK_SIZE_N=32, BLOCK_SIZE_K=32, GROUP_SIZE_M=4, ACTIVATION="")
@@ -137,3 +137,22 @@ def test_stages_that_do_not_fit_in_shared_memory_are_dropped():
     args, meta = _matmul_tile_args(128, 128, 64)
     gpu, ptx, _ = lower_kernel(mma_matmul, args, meta, arch="sm_86", num_stages=4)
     assert _waits(ptx) == [1, 0] and gpu.shared_bytes <= 101376
+
+
+@pytest.mark.parametrize("stages", [1, 3])
+def test_attention_pipelines_v_and_loads_the_transposed_k_at_its_dot(stages):
+    """The fused-attention loop's V tiles (rows contiguous along HEAD_DIM) are pipelined; K, read
+    transposed (contiguous along the carried pointers' slow dimension), is loaded as loads are at
+    its dot, in the same loop; the online softmax's answers are right either way."""
+    rng = np.random.default_rng(stages)
+    q, k, v = (rng.normal(0.0, 0.5, (1, 2, 96, 64)).astype(np.float16) for _ in range(3))
+    o, lse2 = poisoned(q.shape, np.float16), poisoned((1, 2, 96), np.float32)
+    args = (q, k, v, 0.5, lse2, o, *elements(q), *elements(k), *elements(v), *elements(o), 1, 2, 96)
+    meta = dict(HEAD_DIM=64, BLOCK_M=32, BLOCK_N=32, CAUSAL=True)
+    run_sim(_attn_fwd, (3, 2, 1), *args, num_stages=stages, **meta)
+    o_ref, lse2_ref = attention_reference(q, k, v, True, 0.5)
+    np.testing.assert_allclose(o.astype(np.float64), o_ref, rtol=0, atol=1e-2)
+    np.testing.assert_allclose(lse2, lse2_ref, rtol=1e-4, atol=1e-4)
+    _, ptx, _ = lower_kernel(_attn_fwd, args, meta, num_stages=stages)
+    assert _waits(ptx) == ([0] if stages == 1 else [stages - 2, 0])
+    assert len(_copies(ptx)) == 2 * stages  # V's 32x64 tile: two 16-byte copies a thread

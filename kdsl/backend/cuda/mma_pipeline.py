@@ -2,7 +2,9 @@
 iterations ahead into `num_stages` shared-memory slots, as Triton's pipeliner does on sm_80.
 
 A loop is pipelined (`plan`) when its body holds, at its top level, tensor-core dots with operands
-that `mma_async` copies with cp.async from loads at the body's top level, the body writes no
+that `mma_async` copies with cp.async from loads at the body's top level, in layouts that hold
+16-byte runs (other operands, such as attention's K read transposed, are loaded at their dots as
+ever), the body writes no
 memory (nothing it stores could then be what an earlier copy read), and the loads' pointers and
 masks are computed by pure ops of the body (index arithmetic, pointer arithmetic, shape ops) from
 the induction variable, values from outside the loop and carried values whose next values are
@@ -247,6 +249,13 @@ def _copy_layout(low: KernelLowering, body: Region, v: Value, layouts: list[Line
     return _copy_layout(low, body, computed, layouts)
 
 
+def _in_runs(low: KernelLowering, body: Region, load: Operation, layouts: list[LinearLayout | None]) -> bool:
+    """Whether the copies' layout holds 16-byte runs (else the dot loads the operand as loads are)."""
+    ptr = load.operands[0]
+    layout = mma_async.full_vectors(low, load) if low.rematerialized(ptr) else _copy_layout(low, body, ptr, layouts)
+    return layout is not None and mma_async.in_runs(low, load, layout)
+
+
 def plan(low: KernelLowering, loop: Operation, layouts: list[LinearLayout | None]) -> Pipeline | None:
     """The pipeline of `loop` for `low.num_stages` (None where it is not pipelined); `layouts`:
     those of the region's arguments as the loop carries them (None for scalars)."""
@@ -254,17 +263,10 @@ def plan(low: KernelLowering, loop: Operation, layouts: list[LinearLayout | None
     if low.num_stages < 2 or any(op.name in mma_async.WRITES for op in body.walk()):
         return None
     loads = [v.op for dot in body.ops if dot.name == "dot" for v in dot.operands[:2]
-             if v in low.async_copies and v.op.parent is body]
-    if not loads:
-        return None
-    sliced = _slice(body, [v for load in loads for v in load.operands[:2]])
+             if v in low.async_copies and v.op.parent is body and _in_runs(low, body, v.op, layouts)]
+    sliced = _slice(body, [v for load in loads for v in load.operands[:2]]) if loads else None
     if sliced is None:
         return None
-    for load in loads:
-        ptr = load.operands[0]
-        layout = mma_async.full_vectors(low, load) if low.rematerialized(ptr) else _copy_layout(low, body, ptr, layouts)
-        if layout is None or not mma_async.in_runs(low, load, layout):
-            return None
     slot_bytes = {load.result: -(-math.prod(load.result.type.shape) * mma_async.ELEM_BYTES // BANKS_BYTES) * BANKS_BYTES
                   for load in loads}
     limit = SHARED_LIMIT.get(int(low.arch[3:5]), SHARED_LIMIT[80])
