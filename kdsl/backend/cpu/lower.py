@@ -283,13 +283,16 @@ class KernelLowering:
         b = self.b
 
         def reduced(j: ir.Value) -> ir.Value:
-            """The reduction for output element j = o * inner + k."""
+            """The reduction for output element j = o * inner + k: from the sum's identity (-0.0 +
+            x is x), or from the first element for max and min (combining it with itself is
+            harmless), over all n elements, so that the vectorised loop needs no scalar tail."""
             base = b.add(b.mul(b.udiv(j, ir.Constant(I64, inner)), ir.Constant(I64, n * inner)),
                          b.urem(j, ir.Constant(I64, inner)))
             acc = self.entry.alloca(reg_type(elem))
-            b.store(src.load(b, base), acc)
+            first = constant(b, elem, -0.0 if elem.is_float else 0) if op.attrs["kind"] == "sum" else src.load(b, base)
+            b.store(first, acc)
             step = ir.Constant(I64, inner)
-            with counted_loop(b, ir.Constant(I64, 1), ir.Constant(I64, n), ir.Constant(I64, 1), name="reduce") as r:
+            with counted_loop(b, ir.Constant(I64, 0), ir.Constant(I64, n), ir.Constant(I64, 1), name="reduce") as r:
                 x = src.load(b, b.add(base, b.mul(r, step)))
                 b.store(_reassociable(combine(b, [b.load(acc), x], elem, elem, {})), acc)
             return b.load(acc)
