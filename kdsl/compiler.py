@@ -127,7 +127,7 @@ def _gpu_program(name: str, module: Module, options: CompileOptions) -> tuple[An
 def _cpu_program(module: Module, options: CompileOptions) -> Any:
     """The CPU program for `module`: loaded from the on-disk cache, else compiled by LLVM and stored."""
     from kdsl.backend.cpu.program import CpuBinary, CpuProgram, compile_cpu
-    from kdsl.backend.cpu.jit import host_identity
+    from kdsl.backend.cpu.host import host_identity
 
     entry = cache_key(module, options, host_identity())
     binary = cache.load(entry)

@@ -6,6 +6,7 @@ import ctypes
 import pytest
 from llvmlite import ir
 
+from kdsl.backend.cpu import elf_loader
 from kdsl.backend.cpu.jit import compile_object
 from kdsl.backend.cpu.llvm_types import I32
 from kdsl.backend.cuda.mma_operands import BANKS_BYTES, CHUNK, Tile
@@ -19,9 +20,9 @@ def offsets(tile: Tile):
     row, col = fn.args
     coords = [col, row] if tile.inner == 0 else [row, col]
     b.ret(tile.offset(b, coords))
-    jitted, _, _ = compile_object(str(module))
-    call = ctypes.CFUNCTYPE(ctypes.c_int32, ctypes.c_int32, ctypes.c_int32)(jitted.address("offset"))
-    return jitted, call
+    code = elf_loader.load(compile_object(str(module))[1], {})
+    call = ctypes.CFUNCTYPE(ctypes.c_int32, ctypes.c_int32, ctypes.c_int32)(code.address("offset"))
+    return code, call
 
 
 ROWS_COLS = [(16, 8), (16, 16), (32, 32), (64, 64), (32, 128), (128, 32), (16, 256)]

@@ -6,18 +6,23 @@ import textwrap
 
 import pytest
 
+import platform
+
 from kdsl import cache
+from kdsl.backend.cpu import host
+
+LOADER_RUNS = sys.platform == "linux" and platform.machine() == "x86_64"
 
 KERNEL_SCRIPT = textwrap.dedent('''
     import sys
     import numpy as np
     import kdsl
     import kdsl.language as kl
-    import kdsl.backend.cpu.program as program
+    import kdsl.backend.cpu.jit as jit
 
     compiled = []
-    real = program.compile_object
-    program.compile_object = lambda text: compiled.append(1) or real(text)
+    real = jit.compile_object
+    jit.compile_object = lambda text: compiled.append(1) or real(text)
 
     @kdsl.kernel
     def scale(x_ptr, out_ptr, n, factor, BLOCK: kl.constexpr):
@@ -95,7 +100,37 @@ def finished(process):
 
 
 def entry_files(cache_dir):
-    return sorted(cache_dir.glob(f"*/*{cache.SUFFIX}"))
+    """The cache's kernel entries (not the host identity it remembers, `backend.cpu.host`)."""
+    probe = host._probe()
+    identity = cache.key("host identity", probe) if probe else None
+    return sorted(p for p in cache_dir.glob(f"*/*{cache.SUFFIX}") if p.stem != identity)
+
+
+FRESH_SCRIPT = textwrap.dedent('''
+    import sys
+    import numpy as np
+    import kdsl
+    import kdsl.language as kl
+
+    @kdsl.kernel
+    def halve(x_ptr, n, BLOCK: kl.constexpr):
+        offs = kl.program_id(0) * BLOCK + kl.arange(0, BLOCK)
+        kl.store(x_ptr + offs, kl.exp(kl.load(x_ptr + offs, mask=offs < n)) * 0.5, mask=offs < n)
+
+    x = np.linspace(-2, 2, 300, dtype=np.float32)
+    halve[(3,)](x, x.size, BLOCK=128)
+    assert np.allclose(x, np.exp(np.linspace(-2, 2, 300, dtype=np.float32)) * 0.5), "wrong result"
+    print("llvmlite.binding imported:", "llvmlite.binding" in sys.modules)
+''')
+
+
+def test_a_fresh_process_with_a_warm_cache_runs_without_importing_llvm(tmp_path):
+    """Its code is loaded by `elf_loader` and its host identity remembered by the cache: the
+    process never imports llvmlite's binding (where the loader runs: x86-64 Linux)."""
+    cache_dir = tmp_path / "cache"
+    assert finished(run_kernel_script(tmp_path, cache_dir, text=FRESH_SCRIPT)) == "llvmlite.binding imported: True"
+    warm = finished(run_kernel_script(tmp_path, cache_dir, text=FRESH_SCRIPT))
+    assert warm == f"llvmlite.binding imported: {not LOADER_RUNS}"
 
 
 def test_second_process_loads_compiled_code_without_llvm(tmp_path):

@@ -4,7 +4,7 @@ A `print` op becomes a call of the C symbol `kdsl_device_print(site, x, y, z,
 operands)`: `site` is a NUL-terminated JSON description of the op (prefix, hex,
 operand types) in the kernel's constant data, `operands` an array of pointers
 to each operand's elements in memory form. The symbol is a ctypes callback
-registered with LLVM's JIT, so the lines go through Python's `sys.stdout`, in
+resolved by the loader (`elf_loader`, or LLVM's JIT linker), so the lines go through Python's `sys.stdout`, in
 program order, from any thread (the callback takes the GIL).
 """
 from __future__ import annotations
@@ -14,7 +14,6 @@ import json
 from functools import lru_cache
 from math import prod
 
-import llvmlite.binding as llvm
 import numpy as np
 
 from kdsl.interpreter.dtypes import bits_dtype, elem_bytes
@@ -46,7 +45,15 @@ def _device_print(site: bytes, x: int, y: int, z: int, operands: ctypes.Array) -
 _CALLBACK = _PRINT_TYPE(_device_print)
 
 
+def symbols() -> dict[str, int]:
+    """The C symbols compiled kernels may call, by name: their addresses."""
+    return {PRINT_SYMBOL: ctypes.cast(_CALLBACK, ctypes.c_void_p).value}
+
+
 @lru_cache(maxsize=None)
 def register_symbols() -> None:
-    """Make `kdsl_device_print` known to the JIT's linker (once per process)."""
-    llvm.add_symbol(PRINT_SYMBOL, ctypes.cast(_CALLBACK, ctypes.c_void_p).value)
+    """Make the `symbols` known to LLVM's JIT linker (once per process)."""
+    import llvmlite.binding as llvm
+
+    for name, address in symbols().items():
+        llvm.add_symbol(name, address)

@@ -1,4 +1,5 @@
-"""The host target machine, the O3 pipeline and the MCJIT execution engine.
+"""The host target machine, the O3 pipeline and the MCJIT engine that makes the object file
+(which `elf_loader` loads; `load_object` links it with LLVM where that loader cannot).
 
 Compile latency: the code generator runs at its default level rather than its
 aggressive one. (Turning LLVM's loop unroller off would halve the time again,
@@ -57,9 +58,9 @@ class Jitted:
         return self.engine.get_function_address(name)
 
 
-def compile_object(llvm_ir: str) -> tuple[Jitted, str, bytes]:
-    """Parse, verify, optimise at O3 and compile `llvm_ir` for the host: the loaded code, the
-    optimised IR and the object file (which `load_object` loads again without LLVM's compiler)."""
+def compile_object(llvm_ir: str) -> tuple[str, bytes]:
+    """Parse, verify, optimise at O3 and compile `llvm_ir` for the host: the optimised IR and the
+    object file (which `elf_loader`, or `load_object`, loads)."""
     tm = target_machine()
     mod = llvm.parse_assembly(llvm_ir)
     mod.verify()
@@ -73,7 +74,7 @@ def compile_object(llvm_ir: str) -> tuple[Jitted, str, bytes]:
     objects: list[bytes] = []
     engine.set_object_cache(notify_func=lambda _module, data: objects.append(data))
     engine.finalize_object()
-    return Jitted(engine), optimized, objects[0]
+    return optimized, objects[0]
 
 
 def load_object(data: bytes) -> Jitted:

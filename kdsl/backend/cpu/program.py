@@ -5,12 +5,10 @@ import ctypes
 from dataclasses import dataclass, field
 from typing import Callable, Sequence
 
-from llvmlite import ir
-
-from kdsl.backend.cpu.jit import Jitted, compile_object, host_triple, load_object
-from kdsl.backend.cpu.launcher import LAUNCH_NAME, emit_launcher
+from kdsl.backend.cpu import elf_loader
+from kdsl.backend.cpu.debug_runtime import symbols
+from kdsl.backend.cpu.launcher import LAUNCH_NAME
 from kdsl.backend.cpu.llvm_types import scalar_bits
-from kdsl.backend.cpu.lower import KernelLowering
 from kdsl.backend.cpu.lower_debug import STATUS_SLOTS
 from kdsl.backend.cpu.threads import get_num_threads, run_programs
 from kdsl.errors import CompilationError, LaunchError
@@ -49,13 +47,13 @@ class CpuBinary:
 class CpuProgram:
     """A compiled kernel loaded for running."""
 
-    def __init__(self, binary: CpuBinary, jitted: Jitted | None = None):
+    def __init__(self, binary: CpuBinary):
         self.binary = binary
         self.name = binary.name
         self.llvm, self.llvm_optimized = binary.llvm, binary.llvm_optimized
         self.stack_bytes, self.assert_sites = binary.stack_bytes, binary.assert_sites
-        self._jitted = jitted if jitted is not None else load_object(binary.object)
-        self._entry = _LAUNCH_TYPE(self._jitted.address(LAUNCH_NAME))
+        self._code = _load(binary.object)
+        self._entry = _LAUNCH_TYPE(self._code.address(LAUNCH_NAME))
         self._packers = [_packer(t) for t in binary.arg_types]
 
     def launch(self, values: Sequence[object], grid: Sequence[int]) -> None:
@@ -81,8 +79,25 @@ class CpuProgram:
             raise self.assert_sites[site - 1].error(self.name, (x, y, z), index)
 
 
+def _load(data: bytes) -> elf_loader.LoadedCode | object:
+    """The object file's code in memory: loaded by `elf_loader` (no LLVM), or where it cannot, by
+    LLVM's JIT linker."""
+    try:
+        return elf_loader.load(data, symbols())
+    except elf_loader.Unsupported:
+        from kdsl.backend.cpu.jit import load_object
+
+        return load_object(data)
+
+
 def compile_cpu(module: Module) -> CpuProgram:
     """Lower the (verified, inlined) kernel of `module` to native code for this host."""
+    from llvmlite import ir
+
+    from kdsl.backend.cpu.jit import compile_object, host_triple
+    from kdsl.backend.cpu.launcher import emit_launcher
+    from kdsl.backend.cpu.lower import KernelLowering
+
     fn = module.kernel
     for op in fn.walk():
         if op.name == "call":
@@ -94,7 +109,7 @@ def compile_cpu(module: Module) -> CpuProgram:
     kernel = lowering.lower()
     emit_launcher(llmod, fn, kernel)
     text = str(llmod)
-    jitted, optimized, obj = compile_object(text)
+    optimized, obj = compile_object(text)
     binary = CpuBinary(fn.name, text, optimized, obj, [arg.type for arg in fn.args],  # type: ignore[misc]
                        lowering.stack_bytes, lowering.assert_sites)
-    return CpuProgram(binary, jitted)
+    return CpuProgram(binary)
