@@ -141,8 +141,18 @@ def _copy_runs(b: ir.IRBuilder, runs: list[tuple[ir.Value, ir.Value, ir.Value | 
         b.call(declare(b.module, name, ir.VoidType(), [a.type for a in args]), args)
 
 
-def wait_all(b: ir.IRBuilder) -> None:
-    """`cp.async.commit_group; cp.async.wait_group 0`: this thread's copies have landed (a barrier
-    must still follow before other threads read them)."""
+def commit_group(b: ir.IRBuilder) -> None:
+    """`cp.async.commit_group`: this thread's copies issued since the last commit form a group."""
     b.call(declare(b.module, "llvm.nvvm.cp.async.commit.group", ir.VoidType(), []), [])
-    b.call(declare(b.module, "llvm.nvvm.cp.async.wait.group", ir.VoidType(), [I32]), [ir.Constant(I32, 0)])
+
+
+def wait_group(b: ir.IRBuilder, pending: int) -> None:
+    """`cp.async.wait_group pending`: all but this thread's `pending` newest groups have landed (a
+    barrier must still follow before other threads read them)."""
+    b.call(declare(b.module, "llvm.nvvm.cp.async.wait.group", ir.VoidType(), [I32]), [ir.Constant(I32, pending)])
+
+
+def wait_all(b: ir.IRBuilder) -> None:
+    """Commit, then wait for every group: this thread's copies have landed."""
+    commit_group(b)
+    wait_group(b, 0)

@@ -41,7 +41,6 @@ from typing import TYPE_CHECKING
 
 from llvmlite import ir
 
-from kdsl.backend.cpu.elementwise import declare
 from kdsl.backend.cpu.llvm_types import I32
 from kdsl.backend.cuda import mma_async
 from kdsl.backend.cuda.layouts import LinearLayout
@@ -126,7 +125,7 @@ class Pipeline:
         iteration = low.values[lb]
         for s in range(self.stages - 1):
             flat_state = self._prefetch(low, iteration, flat_state, ir.Constant(I32, s))
-            _commit(low.b)
+            mma_async.commit_group(low.b)
             iteration = low.b.add(iteration, low.values[step])
         return flat_state + [ir.Constant(I32, 0)]
 
@@ -156,8 +155,7 @@ class Pipeline:
         iterations ahead."""
         b = low.b
         *flat_state, slot = self.carried
-        wait = declare(b.module, "llvm.nvvm.cp.async.wait.group", ir.VoidType(), [I32])
-        b.call(wait, [ir.Constant(I32, self.stages - 2)])
+        mma_async.wait_group(b, self.stages - 2)
         barrier(b)
         self.reading = {load.result: self._tile(b, load, slot) for load in self.loads}
         step = low.values[self.loop.operands[2]]
@@ -165,7 +163,7 @@ class Pipeline:
         last = ir.Constant(I32, self.stages - 1)
         write = b.select(b.icmp_unsigned("==", slot, ir.Constant(I32, 0)), last, b.sub(slot, ir.Constant(I32, 1)))
         next_state = self._prefetch(low, ahead, flat_state, write)
-        _commit(b)
+        mma_async.commit_group(b)
         following = b.select(b.icmp_unsigned("==", slot, last), ir.Constant(I32, 0), b.add(slot, ir.Constant(I32, 1)))
         self.next_values = next_state + [following]
 
@@ -229,10 +227,6 @@ class Pipeline:
             for k in keys:
                 low.values.pop(k, None)
             low.values.update(saved)
-
-
-def _commit(b: ir.IRBuilder) -> None:
-    b.call(declare(b.module, "llvm.nvvm.cp.async.commit.group", ir.VoidType(), []), [])
 
 
 def _copy_layout(low: KernelLowering, body: Region, v: Value, layouts: list[LinearLayout | None]
