@@ -4,8 +4,9 @@ A `print` op becomes a call of the C symbol `kdsl_device_print(site, x, y, z,
 operands)`: `site` is a NUL-terminated JSON description of the op (prefix, hex,
 operand types) in the kernel's constant data, `operands` an array of pointers
 to each operand's elements in memory form. The symbol is a ctypes callback
-resolved by the loader (`elf_loader`, or LLVM's JIT linker), so the lines go through Python's `sys.stdout`, in
-program order, from any thread (the callback takes the GIL).
+resolved by the loader (`elf_loader`, or LLVM's JIT linker), so the lines go
+through Python's `sys.stdout`, in program order, from any thread (the callback
+takes the GIL).
 """
 from __future__ import annotations
 

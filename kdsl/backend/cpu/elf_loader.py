@@ -67,23 +67,26 @@ def _libc() -> ctypes.CDLL:
 @lru_cache(maxsize=None)
 def _process_symbol(name: str) -> int | None:
     """The address of `name` in what the process has loaded, else in libm or libgcc_s."""
-    found = _symbol_in(None, name)
+    found = _symbol_in(_libc(), name)
     if found is not None:
         return found
     import ctypes.util  # runs a subprocess: only where the process lacks the symbol
 
     for library in ("m", "gcc_s"):
         path = ctypes.util.find_library(library)
-        found = _symbol_in(path, name) if path is not None else None
+        try:
+            found = _symbol_in(ctypes.CDLL(path), name) if path is not None else None
+        except OSError:
+            continue
         if found is not None:
             return found
     return None
 
 
-def _symbol_in(path: str | None, name: str) -> int | None:
+def _symbol_in(library: ctypes.CDLL, name: str) -> int | None:
     try:
-        return ctypes.cast(getattr(ctypes.CDLL(path), name), ctypes.c_void_p).value
-    except (AttributeError, OSError):
+        return ctypes.cast(getattr(library, name), ctypes.c_void_p).value
+    except AttributeError:
         return None
 
 

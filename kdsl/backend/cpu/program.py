@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import ctypes
 from dataclasses import dataclass, field
-from typing import Callable, Sequence
+from typing import TYPE_CHECKING, Callable, Sequence
 
 from kdsl.backend.cpu import elf_loader
 from kdsl.backend.cpu.debug_runtime import symbols
@@ -15,6 +15,9 @@ from kdsl.errors import CompilationError, LaunchError
 from kdsl.ir.core import Module
 from kdsl.ir.types import PointerType, ScalarType
 from kdsl.runtime.device_assert import AssertSite
+
+if TYPE_CHECKING:
+    from kdsl.backend.cpu.jit import Jitted  # imports LLVM: only where the loader cannot
 
 _LAUNCH_TYPE = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_int64, ctypes.c_int64,
                                 ctypes.c_int32, ctypes.c_int32, ctypes.c_int32, ctypes.c_void_p)
@@ -79,7 +82,7 @@ class CpuProgram:
             raise self.assert_sites[site - 1].error(self.name, (x, y, z), index)
 
 
-def _load(data: bytes) -> elf_loader.LoadedCode | object:
+def _load(data: bytes) -> elf_loader.LoadedCode | Jitted:
     """The object file's code in memory: loaded by `elf_loader` (no LLVM), or where it cannot, by
     LLVM's JIT linker."""
     try:

@@ -44,6 +44,10 @@ def shuffle_xor(b: ir.IRBuilder, value: ir.Value, lane_mask: int) -> ir.Value:
     return moved if isinstance(t, ir.IntType) else b.bitcast(moved, t)
 
 
+def _banks_rows(nbytes: int) -> int:
+    return -(-nbytes // 128) * 128
+
+
 class SharedMemory:
     """The kernel's one dynamic shared-memory buffer (`extern .shared`), reused by every op that
     exchanges values through it; each use ends with a barrier. Those uses start at `floor`: below
@@ -62,14 +66,15 @@ class SharedMemory:
         self.bytes = max(self.bytes, self.floor + nbytes)
 
     def pin(self, nbytes: int) -> int:
-        """Keep `nbytes` at the floor until `unpin`: the floor rises above them; returns their start."""
+        """Keep `nbytes` at the floor until `unpin`: the floor rises above them (to a multiple of
+        128 bytes, a row of banks); returns their start."""
         start = self.floor
-        self.floor += -(-nbytes // 128) * 128
+        self.floor += _banks_rows(nbytes)
         self.bytes = max(self.bytes, self.floor)
         return start
 
     def unpin(self, nbytes: int) -> None:
-        self.floor -= -(-nbytes // 128) * 128
+        self.floor -= _banks_rows(nbytes)
 
     def address(self, b: ir.IRBuilder, index: ir.Value, t: ir.Type, pinned: bool = False) -> ir.Value:
         """The address of element `index` of the buffer seen as an array of `t`, from the floor

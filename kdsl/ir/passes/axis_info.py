@@ -108,8 +108,8 @@ class AxisAnalysis:
 
     A `for` loop's carried values start with their initial values' facts; the body is analysed
     again with the facts that hold for both those and what it yields, until nothing changes (the
-    facts only weaken, and a lower bound that moves is dropped, so this ends): a pointer advanced by a multiple of 16 bytes each iteration
-    stays as contiguous and aligned as it began. An `if` gives what both its branches yield."""
+    facts only weaken, and a lower bound that moves is dropped, so this ends): a pointer advanced
+    by a multiple of 16 bytes each iteration stays as contiguous and aligned as it began. An `if` gives what both its branches yield."""
 
     def __init__(self, fn: Function):
         self.info: dict[Value, AxisInfo] = {}
@@ -323,9 +323,9 @@ def _shift(op: Operation, ops: list[AxisInfo]) -> AxisInfo:
         start = _run_start_divisibility(lhs, d, run)
         return start << shift if op.name == "shl" else max(start >> shift, 1)
 
-    return _elementwise(op, ops, contiguity, divisibility,
-                        {"shl": lambda a, b: a << b, "shr": lambda a, b: a >> b}[op.name] if shift is not None else None,
-                        (lhs.lower >> shift if shift is not None else 0) if op.name == "shr" and lhs.nonnegative else None)
+    combine = {"shl": lambda a, b: a << b, "shr": lambda a, b: a >> b}[op.name] if shift is not None else None
+    lower = (lhs.lower >> shift if shift is not None else 0) if op.name == "shr" and lhs.nonnegative else None
+    return _elementwise(op, ops, contiguity, divisibility, combine, lower)
 
 
 def _and(op: Operation, ops: list[AxisInfo]) -> AxisInfo:
@@ -392,5 +392,6 @@ _RULES: dict[str, Callable[[Operation, list[AxisInfo]], AxisInfo]] = {
     "constant": _constant, "program_id": _program_index, "num_programs": _program_index, "arange": _arange,
     "splat": _splat, "broadcast": _broadcast, "expand_dims": _expand_dims,
     "add": _add_sub, "sub": _add_sub, "addptr": _add_sub, "mul": _mul, "shl": _shift, "shr": _shift,
-    "rem": _rem, "div": _bounded, "min": _bounded, "max": _bounded, "and": _and, "cmp": _cmp, "cast": _cast, "multiple_of": _multiple_of, "max_contiguous": _max_contiguous,
+    "rem": _rem, "div": _bounded, "min": _bounded, "max": _bounded, "and": _and, "cmp": _cmp, "cast": _cast,
+    "multiple_of": _multiple_of, "max_contiguous": _max_contiguous,
 }
