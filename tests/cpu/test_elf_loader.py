@@ -1,5 +1,5 @@
 """`elf_loader`: LLVM's objects for this host loaded without LLVM (every CPU kernel of the suite
-runs through it); what it does not handle is refused, and `program._load` then links with LLVM."""
+runs through it); what it does not handle is refused, and `program.load_code` then links with LLVM."""
 import ctypes
 import platform
 import sys
@@ -65,5 +65,5 @@ def test_what_the_loader_refuses_llvm_links():
         total = ir.GlobalVariable(module, F64, "total")
         total.initializer = ir.Constant(F64, 2.5)
         _function(module, "f", lambda b, m, x: b.fadd(b.load(total), x))
-    code = program._load(_object(counter))
+    code = program.load_code(_object(counter))
     assert isinstance(code, Jitted) and _call(code, "f", 1.0) == 3.5

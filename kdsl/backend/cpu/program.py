@@ -19,8 +19,6 @@ from kdsl.runtime.device_assert import AssertSite
 if TYPE_CHECKING:
     from kdsl.backend.cpu.jit import Jitted  # imports LLVM: only where the loader cannot
 
-_LAUNCH_TYPE = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_int64, ctypes.c_int64,
-                                ctypes.c_int32, ctypes.c_int32, ctypes.c_int32, ctypes.c_void_p)
 Packer = Callable[[object], int]
 
 # Block buffers live on the stack. A kernel needing more than this runs only on
@@ -55,8 +53,8 @@ class CpuProgram:
         self.name = binary.name
         self.llvm, self.llvm_optimized = binary.llvm, binary.llvm_optimized
         self.stack_bytes, self.assert_sites = binary.stack_bytes, binary.assert_sites
-        self._code = _load(binary.object)
-        self._entry = _LAUNCH_TYPE(self._code.address(LAUNCH_NAME))
+        self._code = load_code(binary.object)
+        self._entry = self._code.address(LAUNCH_NAME)
         self._packers = [_packer(t) for t in binary.arg_types]
 
     def launch(self, values: Sequence[object], grid: Sequence[int]) -> None:
@@ -71,18 +69,15 @@ class CpuProgram:
             return
         argv = (ctypes.c_uint64 * max(1, len(values)))(*(pack(v) for pack, v in zip(self._packers, values)))
         status = (ctypes.c_int64 * STATUS_SLOTS)()
-        argv_at, status_at = ctypes.addressof(argv), ctypes.addressof(status)
-
-        def run_range(begin: int, end: int) -> None:
-            self._entry(argv_at, begin, end, gx, gy, gz, status_at)
-        run_programs(run_range, total, min(get_num_threads(), total), self.stack_bytes + (1 << 20),
-                     caller_may_run=self.stack_bytes <= CALLER_STACK_BUDGET, stopped=lambda: status[0] != 0)
+        run_programs(self._entry, ctypes.addressof(argv), total, (gx, gy, gz), ctypes.addressof(status),
+                     min(get_num_threads(), total), self.stack_bytes + (1 << 20),
+                     caller_may_run=self.stack_bytes <= CALLER_STACK_BUDGET)
         if status[0]:
             site, x, y, z, index = status
             raise self.assert_sites[site - 1].error(self.name, (x, y, z), index)
 
 
-def _load(data: bytes) -> elf_loader.LoadedCode | Jitted:
+def load_code(data: bytes) -> elf_loader.LoadedCode | Jitted:
     """The object file's code in memory: loaded by `elf_loader` (no LLVM), or where it cannot, by
     LLVM's JIT linker."""
     try:

@@ -1,23 +1,29 @@
 """Running a launch's programs on several native threads.
 
 A launch hands out chunks of consecutive program ids, one at a time, to the
-calling thread and to workers of a pool; each chunk is one call of the
-compiled launcher through ctypes, which releases the GIL for the call, so the
-chunks run in parallel. A program always runs whole on one thread, so its
-`device_print` lines keep their order; lines of different programs may
+calling thread and to a pool of native worker threads (`pool_code`: they never
+take the GIL, and stay awake for about a millisecond after each launch, so that
+launches in a row do not pay for waking them); each chunk is one call of the
+compiled launcher. The calling thread makes one ctypes call for the whole
+launch, which releases the GIL. A program always runs whole on one thread, so
+its `device_print` lines keep their order; lines of different programs may
 interleave. A failed `device_assert` claims the launch's status, and every
-thread stops after its current program (see `lower_debug`).
+thread stops after its current program (see `lower_debug`). Launches from
+several Python threads take turns on the pool. Without Linux futexes (the pool
+waits on them) the programs run on the calling thread, or on one worker where
+their stacks need more than it has.
 
 The thread count is `len(os.sched_getaffinity(0))`, or `KDSL_NUM_THREADS`, or
 what `kdsl.set_num_threads(n)` set last.
 """
 from __future__ import annotations
 
-import itertools
+import atexit
+import ctypes
 import os
-import queue
 import threading
-from typing import Callable
+from functools import lru_cache
+from typing import Any
 
 from kdsl.errors import LaunchError
 
@@ -25,6 +31,8 @@ THREADS_ENV = "KDSL_NUM_THREADS"
 CHUNKS_PER_THREAD = 4
 MIN_WORKER_STACK = 8 << 20
 
+_LAUNCH_TYPE = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_int64, ctypes.c_int64,
+                                ctypes.c_int32, ctypes.c_int32, ctypes.c_int32, ctypes.c_void_p)
 _num_threads: int | None = None
 _pool_lock = threading.Lock()
 _pool: _Pool | None = None
@@ -57,68 +65,126 @@ def get_num_threads() -> int:
 
 
 class _Pool:
-    """Daemon worker threads with stacks of `stack` bytes, running jobs from a queue."""
+    """`size` native workers (`pool_code`) with stacks of `stack` bytes, waiting on `state`."""
 
     def __init__(self, size: int, stack: int):
+        from kdsl.backend.cpu import pool_code
+
+        code = _pool_code()
         self.size, self.stack = size, stack
-        self.jobs: queue.SimpleQueue = queue.SimpleQueue()
-        previous = threading.stack_size(stack)
+        self.state = (ctypes.c_int64 * len(pool_code.SLOTS))()
+        self.state[pool_code.SLOT["workers"]] = size
+        self._run = _RUN_TYPE(code.address(pool_code.RUN))
+        self._stop = _STOP_TYPE(code.address(pool_code.STOP))
+        self._worker_args = [(ctypes.c_int64 * 2)(ctypes.addressof(self.state), k) for k in range(size)]
+        self._threads: list[ctypes.c_ulong] = []
+        libc = _libc()
+        attr = ctypes.create_string_buffer(_PTHREAD_ATTR_BYTES)
+        libc.pthread_attr_init(attr)
+        libc.pthread_attr_setstacksize(attr, ctypes.c_size_t(stack))
         try:
-            for k in range(size):
-                threading.Thread(target=self._work, name=f"kdsl-worker-{k}", daemon=True).start()
+            for args in self._worker_args:
+                thread = ctypes.c_ulong()
+                if libc.pthread_create(ctypes.byref(thread), attr, ctypes.c_void_p(code.address(pool_code.WORKER)),
+                                       ctypes.c_void_p(ctypes.addressof(args))) != 0:
+                    self.retire()
+                    raise LaunchError(f"could not start a thread for CPU programs ({len(self._threads)} running)")
+                self._threads.append(thread)
         finally:
-            threading.stack_size(previous)
+            libc.pthread_attr_destroy(attr)
+        self._code = code
 
-    def _work(self) -> None:
-        while True:
-            job, done = self.jobs.get()
-            if job is None:
-                return
-            try:
-                job()
-            finally:
-                done.release()
-
-    def run(self, job: Callable[[], None], copies: int) -> threading.Semaphore:
-        """Start `copies` runs of `job`; the semaphore is released once per finished run."""
-        done = threading.Semaphore(0)
-        for _ in range(copies):
-            self.jobs.put((job, done))
-        return done
+    def run(self, entry: int, argv: int, total: int, chunk: int, grid: tuple[int, int, int], status: int,
+            workers: int, caller_runs: bool) -> None:
+        """Run programs 0..total on the first `workers` workers (and the caller if it `caller_runs`)."""
+        self._run(ctypes.addressof(self.state), entry, argv, total, chunk, *grid, status, workers, int(caller_runs))
 
     def retire(self) -> None:
-        for _ in range(self.size):
-            self.jobs.put((None, None))
+        """Stop the workers and wait for them to end."""
+        self._stop(ctypes.addressof(self.state))
+        for thread in self._threads:
+            _libc().pthread_join(thread, None)
+        self._threads = []
+
+
+_RUN_TYPE = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int64, ctypes.c_int64,
+                             ctypes.c_int32, ctypes.c_int32, ctypes.c_int32, ctypes.c_void_p, ctypes.c_int64,
+                             ctypes.c_int64)
+_STOP_TYPE = ctypes.CFUNCTYPE(None, ctypes.c_void_p)
+_PTHREAD_ATTR_BYTES = 128  # glibc's pthread_attr_t is 56 bytes on 64-bit machines
+
+
+@lru_cache(maxsize=None)
+def _libc() -> ctypes.CDLL:
+    libc = ctypes.CDLL(None)
+    libc.pthread_create.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p]
+    libc.pthread_join.argtypes = [ctypes.c_ulong, ctypes.c_void_p]
+    libc.pthread_attr_setstacksize.argtypes = [ctypes.c_void_p, ctypes.c_size_t]
+    return libc
+
+
+@lru_cache(maxsize=None)
+def _pool_code() -> Any:
+    """The pool's machine code: from the on-disk cache, else compiled by LLVM (and stored)."""
+    from kdsl import cache
+    from kdsl.backend.cpu import pool_code
+    from kdsl.backend.cpu.program import load_code
+
+    entry = pool_cache_key()
+    data = cache.load(entry)
+    if not isinstance(data, bytes):
+        from llvmlite import ir
+
+        from kdsl.backend.cpu.jit import compile_object, host_triple
+
+        module = ir.Module(name="kdsl_pool")
+        module.triple = host_triple()
+        pool_code.emit(module)
+        data = compile_object(str(module))[1]
+        cache.store(entry, data)
+    return load_code(data)
+
+
+def pool_cache_key() -> str:
+    """The on-disk cache's key for the pool's code."""
+    from kdsl import cache
+    from kdsl.backend.cpu.host import host_identity
+
+    return cache.key("cpu thread pool", host_identity())
 
 
 def _workers(count: int, stack: int) -> _Pool:
     """A pool of at least `count` workers with stacks of at least `stack` bytes."""
     global _pool
+    if _pool is None or _pool.size < count or _pool.stack < stack:
+        if _pool is not None:
+            _pool.retire()
+        else:
+            atexit.register(_retire)
+        _pool = _Pool(count, max(stack, MIN_WORKER_STACK))
+    return _pool
+
+
+def _retire() -> None:
+    """At exit, before the code the workers wait in is unmapped."""
     with _pool_lock:
-        if _pool is None or _pool.size < count or _pool.stack < stack:
-            if _pool is not None:
-                _pool.retire()
-            _pool = _Pool(count, max(stack, MIN_WORKER_STACK))
-        return _pool
+        if _pool is not None:
+            _pool.retire()
 
 
-def run_programs(run_range: Callable[[int, int], None], total: int, threads: int, stack: int,
-                 caller_may_run: bool, stopped: Callable[[], bool]) -> None:
-    """Call `run_range(begin, end)` over chunks covering programs 0..total on `threads` threads
-    (the caller's among them when `caller_may_run`), until done or `stopped()`."""
+def run_programs(entry: int, argv: int, total: int, grid: tuple[int, int, int], status: int, threads: int,
+                 stack: int, caller_may_run: bool) -> None:
+    """Run programs 0..total of the compiled launcher at `entry` (see `launcher`) on `threads`
+    threads (the caller's among them when `caller_may_run`), in chunks of consecutive ids, until
+    done or a program fails an assertion (`status`)."""
+    from kdsl.backend.cpu import pool_code
+
     chunk = max(1, -(-total // (threads * CHUNKS_PER_THREAD)))
-    starts = itertools.count(0, chunk)
-
-    def job() -> None:
-        for begin in starts:
-            if begin >= total or stopped():
-                return
-            run_range(begin, min(begin + chunk, total))
-    helpers = threads - 1 if caller_may_run else threads
-    done = _workers(helpers, stack).run(job, helpers)
-    try:
+    workers = threads - 1 if caller_may_run else threads
+    if workers == 0 or not pool_code.supported():
         if caller_may_run:
-            job()
-    finally:
-        for _ in range(helpers):
-            done.acquire()
+            _LAUNCH_TYPE(entry)(argv, 0, total, *grid, status)
+            return
+        workers = 1
+    with _pool_lock:
+        _workers(workers, stack).run(entry, argv, total, chunk, grid, status, workers, caller_may_run)
