@@ -4,7 +4,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 from hypothesis.extra import numpy as hnp
 
-from tests.cpu.helpers import NUMPY, run_elementwise
+from tests.cpu.helpers import NUMPY, launch, run_elementwise
 from tests.cpu.reference import CMP, FLOAT_BINARY, FLOAT_UNARY, int_binary, int_unary
 
 INT_TYPES = ["i8", "i32", "i64", "u8", "u64"]
@@ -97,3 +97,52 @@ def test_select():
     x, y = rng.standard_normal(100).astype(np.float32), rng.standard_normal(100).astype(np.float32)
     out = run_elementwise("select", [c, x, y], ["i1", "f32", "f32"], "f32")
     np.testing.assert_array_equal(out, np.where(c, x, y))
+
+
+UNIFORM_DIVIDE = """
+kernel @divide(%x: *f32, %out: *f32, %d: f32) {
+  %pid = program_id {axis = 0} : i32
+  %c = constant {value = 1024} : i32
+  %base = mul %pid, %c : i32
+  %a = arange {end = 1024, start = 0} : block<1024xi32>
+  %bs = splat %base : block<1024xi32>
+  %off = add %bs, %a : block<1024xi32>
+  %xp = splat %x : block<1024x*f32>
+  %xa = addptr %xp, %off : block<1024x*f32>
+  %v = load %xa : block<1024xf32>
+  %ds = splat %d : block<1024xf32>
+  %q = div %v, %ds : block<1024xf32>
+  %op = splat %out : block<1024x*f32>
+  %oa = addptr %op, %off : block<1024x*f32>
+  store %oa, %q
+  return
+}
+"""
+
+
+def _awkward_floats(rng: np.random.Generator, n: int) -> np.ndarray:
+    """f32 values of every magnitude (subnormal to huge), both signs, with zeros, infinities,
+    NaNs and significands of all ones among them."""
+    bits = rng.integers(0, 2**32, n, dtype=np.uint64).astype(np.uint32)
+    x = bits.view(np.float32).copy()
+    special = np.array([0.0, -0.0, np.inf, -np.inf, np.nan, 1.0, 2 - 2**-23, 2**-149, 2**-126,
+                        3.4028235e38, 1.1754942e-38], np.float32)
+    x[rng.integers(0, n, 64)] = rng.choice(special, 64)
+    return x
+
+
+def test_division_by_a_uniform_divisor_rounds_like_ieee_division():
+    """`x / d` with one d for the block multiplies by d's reciprocal in f64 (`divide_by_uniform`):
+    bit for bit numpy's f32 division, over random bit patterns and special values of both."""
+    rng = np.random.default_rng(0)
+    divisors = np.concatenate([_awkward_floats(rng, 48), np.float32([0.0, -0.0, np.inf, np.nan, 3.0, 2 - 2**-23,
+                                                                       2**-149, 1e-45, 7.0e37, 1e30])])
+    x = _awkward_floats(rng, 16 * 1024)
+    out = np.empty_like(x)
+    for d in divisors:
+        out.fill(np.nan)
+        launch(UNIFORM_DIVIDE, [x, out, float(d)], (16, 1, 1))
+        with np.errstate(all="ignore"):
+            expected = x / d
+        np.testing.assert_array_equal(out, expected, err_msg=f"divisor {d!r}")
+        assert (np.signbit(out) == np.signbit(expected))[~np.isnan(expected)].all()

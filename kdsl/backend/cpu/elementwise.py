@@ -337,6 +337,20 @@ ELEMENTWISE: dict[str, Emitter] = {
 }
 
 
+def divide_by_uniform(b: ir.IRBuilder, x: ir.Value, d: ir.Value) -> ir.Value:
+    """The f32 quotient x / d, correctly rounded, by a multiplication where d is one value for a
+    whole block: x times the f64 reciprocal of d (computed once; LLVM hoists it out of the
+    loop), rounded to f32. That is the correctly rounded quotient: the f64 product is within
+    2**-52 (relative) of x / d, and a quotient of two 24-bit significands that is not exactly
+    representable lies more than 2**-49 (relative) from every midpoint between floats, subnormal
+    ones included (Figueroa's argument for double rounding), so both round alike. Zeros,
+    infinities and NaNs come out as IEEE division gives them (x / 0 = x * inf, x / inf = x * 0).
+    tests/cpu/test_elementwise.py compares it with numpy on random and special operands."""
+    wide = ir.DoubleType()
+    reciprocal = b.fdiv(ir.Constant(wide, 1.0), b.fpext(d, wide))
+    return b.fptrunc(b.fmul(b.fpext(x, wide), reciprocal), F32)
+
+
 def bind(op: Operation, table: dict[str, Emitter] = ELEMENTWISE) -> BoundEmitter:
     """`op`'s emitter from `table` with its element types and attributes bound: call it with the
     builder and one LLVM value per operand (a scalar, or one element of each block operand)."""

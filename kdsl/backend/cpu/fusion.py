@@ -1,20 +1,25 @@
 """Which consecutive block ops the CPU lowering fuses into one element loop.
 
 Elementwise ops, `constant`, `splat`, `arange`, `load` and `store` compute
-element i of their block from element i of their operands, so a run of them
+element i of their block from element i of their operands (`broadcast` from
+its operand's element at i's coordinates), so a run of them
 over blocks of one size becomes a single loop in which each value is an SSA
 value of the iteration: no buffer round trip between them, far less IR for
 LLVM to optimise, and addresses LLVM can see are consecutive (so it
 vectorises). Each result still gets its buffer, for the ops outside the loop;
 LLVM deletes those nobody reads.
 
-Scalar arithmetic met inside a run (an offset, a loop-invariant constant) is
-moved before the run rather than cutting it: it reads only scalars, which
+A reduction of a whole block to a scalar (`sum`, `max`, `min`) closes a run
+over its source's elements: it accumulates as the loop goes, so softmax's
+`max(x)` is taken in the loop that loads x.
+
+Scalar arithmetic met inside an open run (an offset, a loop-invariant constant)
+is moved before the run rather than cutting it: it reads only scalars, which
 are all defined before the run.
 
-Memory order within a program stays that of the program: a store ends a
-group and never joins one holding a load, since element j's load would
-otherwise run after element i's store (i < j) where they may alias.
+A store closes its run too. It may share the loop of the run's loads only where
+the lowering can show, when the program runs, that element j's load never reads
+what the store of element i < j wrote (`lower.KernelLowering.emit_run`).
 """
 from __future__ import annotations
 
@@ -22,7 +27,8 @@ from kdsl.ir.core import Operation
 from kdsl.ir.ops import ELEMENTWISE, has_trait
 from kdsl.ir.types import BlockType
 
-ELEMENT_OPS = frozenset({"constant", "splat", "arange", "load", "store"})
+VIEWS = ("expand_dims", "reshape")  # ops whose result is their operand's buffer, seen with another shape
+ELEMENT_OPS = frozenset({"constant", "splat", "arange", "broadcast", "load", "store"})
 
 
 def element_op(op: Operation) -> bool:
@@ -38,25 +44,35 @@ def block_size(op: Operation) -> int | None:
     return t.numel if isinstance(t, BlockType) else None
 
 
+def whole_reduction(op: Operation) -> bool:
+    """A sum, max or min of every element of a block, to a scalar."""
+    return op.name == "reduce" and not isinstance(op.result.type, BlockType)
+
+
+def run_size(op: Operation) -> int | None:
+    """The number of elements of the loop `op` can be part of, None where it is in none."""
+    return op.operands[0].type.numel if whole_reduction(op) else block_size(op)
+
+
+def closes(op: Operation) -> bool:
+    """Whether nothing may follow `op` in its run."""
+    return op.name == "store" or whole_reduction(op)
+
+
 def _scalar_arithmetic(op: Operation) -> bool:
     return element_op(op) and op.name not in ("load", "store") and block_size(op) is None
-
-
-def _joins(group: list[Operation], op: Operation, size: int) -> bool:
-    if block_size(op) != size or group[-1].name == "store":
-        return False
-    return op.name != "store" or all(g.name != "load" for g in group)
 
 
 def schedule(ops: list[Operation]) -> list[list[Operation]]:
     """`ops` cut into runs, in order: fused groups, and single ops."""
     runs: list[list[Operation]] = []
     for op in ops:
-        size = block_size(op)
+        size = run_size(op)
         last = runs[-1] if runs else None
-        if size is None and last is not None and block_size(last[0]) is not None and _scalar_arithmetic(op):
+        open_size = run_size(last[0]) if last is not None and not closes(last[-1]) else None
+        if size is None and open_size is not None and _scalar_arithmetic(op):
             runs.insert(len(runs) - 1, [op])
-        elif size is not None and last is not None and block_size(last[0]) == size and _joins(last, op, size):
+        elif size is not None and size == open_size:
             last.append(op)
         else:
             runs.append([op])

@@ -9,14 +9,15 @@ allocas for scalars (promoted by mem2reg) and buffers for blocks.
 """
 from __future__ import annotations
 
+from contextlib import contextmanager
 from math import prod
-from typing import Callable, Union
+from typing import Callable, Iterator, NamedTuple, Union
 
 from llvmlite import ir
 
 from kdsl.backend.cpu import lower_combine, lower_shape
-from kdsl.backend.cpu.fusion import block_size, schedule
-from kdsl.backend.cpu.elementwise import ELEMENTWISE, bind
+from kdsl.backend.cpu.fusion import VIEWS, block_size, run_size, schedule, whole_reduction
+from kdsl.backend.cpu.elementwise import ELEMENTWISE, bind, divide_by_uniform
 from kdsl.backend.cpu.llvm_types import I32, I64, PTR, constant, elem_of, from_memory, mem_type, reg_type, to_memory
 from kdsl.backend.cpu.loops import Buffer, counted_loop, element_loop, memcpy, strides
 from kdsl.backend.cpu.lower_atomics import lower_atomic_cas, lower_atomic_rmw
@@ -25,10 +26,20 @@ from kdsl.backend.cpu.lower_dot import lower_dot
 from kdsl.errors import CompilationError
 from kdsl.ir.core import Function, OpResult, Operation, Region, Value
 from kdsl.ir.ops import ELEMENTWISE as ELEMENTWISE_TRAIT, has_trait
-from kdsl.ir.types import BlockType, PointerType
+from kdsl.ir.passes.axis_info import AxisAnalysis
+from kdsl.ir.types import BlockType, PointerType, ScalarType, f32
 from kdsl.runtime.device_assert import AssertSite
 
 Lowered = Union[ir.Value, Buffer]
+
+
+class _LoopIndex(NamedTuple):
+    """An element loop's linear index and, where it runs along rows, its outer and inner ones."""
+
+    index: ir.Value
+    outer: ir.Value | None
+    inner: ir.Value
+    row: int
 GRID_PARAMS = ("pid_x", "pid_y", "pid_z", "num_x", "num_y", "num_z")
 
 
@@ -60,8 +71,16 @@ class KernelLowering:
         self.grid = params[len(fn.args):-1]
         self.status = params[-1]
         self.assert_sites: list[AssertSite] = []
-        self.iteration: dict[Value, ir.Value] = {}  # the elements computed so far in a fused loop
+        self.iteration: dict[tuple[Value, int], ir.Value] = {}  # (value, id(index)): elements computed so far
         self.unmasked: set[Value] = set()  # masks known to be all true in the loop being emitted
+        self.recompute_at: set[int] = set()  # id()s of the element indices index arithmetic is recomputed at
+        self.loop: _LoopIndex | None = None  # the element loop being emitted
+        self.axis = AxisAnalysis(fn)
+        self._index_arithmetic: dict[Value, bool] = {}
+        self.users: dict[Value, list[Operation]] = {}
+        for user in fn.walk():
+            for operand in user.operands:
+                self.users.setdefault(operand, []).append(user)
 
     def lower(self) -> ir.Function:
         try:
@@ -82,9 +101,15 @@ class KernelLowering:
         return self.buffer(t) if isinstance(t, BlockType) else self.entry.alloca(reg_type(t))
 
     def element(self, v: Value, index: ir.Value) -> ir.Value:
-        """Element `index` of a block operand, or the scalar itself."""
-        if v in self.iteration:
-            return self.iteration[v]
+        """Element `index` of a block operand, or the scalar itself. Index arithmetic is
+        recomputed in a fused loop rather than read back from its buffer: a few instructions,
+        where the buffer would cost a store and a load per element and hide from LLVM that
+        addresses are consecutive."""
+        known = self.iteration.get((v, id(index)))
+        if known is not None:
+            return known
+        if id(index) in self.recompute_at and self.index_arithmetic(v):
+            return self.recomputed(v, index)
         lowered = self.values[v]
         return lowered.load(self.b, index) if isinstance(lowered, Buffer) else lowered
 
@@ -100,7 +125,7 @@ class KernelLowering:
                 if op.name == "return":
                     self.b.ret_void()
                 return op.operands
-            if len(run) > 1 or op.name in _ELEMENT_RULES or has_trait(op, ELEMENTWISE_TRAIT):
+            if len(run) > 1 or op.name in _ELEMENT_RULES or has_trait(op, ELEMENTWISE_TRAIT) or whole_reduction(op):
                 self.element_ops(run)
             else:
                 self.op(op)
@@ -117,53 +142,183 @@ class KernelLowering:
             raise err.with_context(loc=op.loc) from None
 
     def element_ops(self, run: list[Operation]) -> None:
-        """Element ops (see `fusion`): on scalars one at a time, on blocks all in one element loop.
-        Where the masks of the loop's loads and stores can be computed first, the loop up to the
-        last access comes twice: without masks, taken when they are all true (plain vector
-        accesses), and with them; the ops after it follow in a loop of their own."""
+        """Element ops (see `fusion`): on scalars one at a time, on blocks all in one element loop
+        (`emit_run`); a closing whole-block reduction accumulates in a slot as the loop goes."""
         first = run[0]
-        t = first.operands[1].type if first.name == "store" else first.result.type
-        if not isinstance(t, BlockType):
+        numel = run_size(first)
+        if numel is None:
             self.define_element(first, ir.Constant(I64, 0))
             return
+        sums = {op: self.entry.alloca(reg_type(op.result.type)) for op in run if whole_reduction(op)}
+        self.emit_run(run, sums, numel)
+        for op, acc in sums.items():
+            self.define(op, self.b.load(acc))
+
+    def emit_run(self, run: list[Operation], sums: dict[Operation, ir.Value], numel: int) -> None:
+        """The loop (or loops) of one run. Where the masks of its loads and stores can be computed
+        first, the loop comes twice: without masks, taken when they are all true (plain vector
+        accesses), and with them; ops after the last access then follow in a loop of their own,
+        unless a reduction is among them. A store after loads shares their loop only where
+        `overlap_free` shows, as the program runs, that no load reads what an earlier element's
+        store wrote; otherwise (and where it cannot tell) the store gets a loop of its own."""
         masks = _precomputable_masks(run)
-        last_access = max((k for k, op in enumerate(run) if op.name in ("load", "store")), default=len(run))
-        if masks and last_access + 1 < len(run):
-            self.element_ops(run[:last_access + 1])
-            self.element_ops(run[last_access + 1:])
+        hazards = _load_store_pairs(run)
+        if hazards:
+            checks = self.overlap_free(run, hazards, numel)
+            if checks is None:
+                self.emit_run(run[:-1], sums, numel)
+                self.emit_run(run[-1:], sums, numel)
+                return
+            if masks:
+                checks = self.b.and_(checks, self.all_true(run, masks, numel))
+            with self.b.if_else(checks, likely=True) as (fused, split):
+                with fused:
+                    self.unmasked = masks
+                    self.element_loop(run, sums, numel)
+                    self.unmasked = set()
+                with split:
+                    self.emit_run(run[:-1], sums, numel)
+                    self.emit_run(run[-1:], sums, numel)
             return
-        outs = {op: self.buffer(op.result.type) for op in run if op.results}
+        last_access = max((k for k, op in enumerate(run) if op.name in ("load", "store")), default=len(run))
+        tail = run[last_access + 1:]
+        if masks and tail and not any(whole_reduction(op) for op in tail):
+            self.emit_run(run[:last_access + 1], sums, numel)
+            self.emit_run(tail, sums, numel)
+            return
         if masks:
-            with self.b.if_else(self.all_true(masks, t.numel), likely=True) as (unmasked, masked):
+            with self.b.if_else(self.all_true(run, masks, numel), likely=True) as (unmasked, masked):
                 with unmasked:
                     self.unmasked = masks
-                    self.element_loop(run, outs, t.numel)
+                    self.element_loop(run, sums, numel)
                     self.unmasked = set()
                 with masked:
-                    self.element_loop(run, outs, t.numel)
+                    self.element_loop(run, sums, numel)
         else:
-            self.element_loop(run, outs, t.numel)
-        for op, out in outs.items():
-            self.define(op, out)
+            self.element_loop(run, sums, numel)
 
-    def element_loop(self, run: list[Operation], outs: dict[Operation, Buffer], numel: int) -> None:
-        with element_loop(self.b, numel, run[0].name) as i:
+    def element_loop(self, run: list[Operation], sums: dict[Operation, ir.Value], numel: int) -> None:
+        """One loop over the elements of `run`; the values that ops outside it read go to buffers."""
+        inside = set(run)
+        for op in run:
+            if op in sums:
+                self.b.store(self.reduction_start(op, run), sums[op])
+        with self.fused_loop(_loop_dims(run[0]), run[0].name) as i:
             for op in run:
+                if op in sums:
+                    self.b.store(self.combined(op, self.b.load(sums[op]), self.element(op.operands[0], i)), sums[op])
+                    continue
                 value = self.define_element(op, i)
-                if op in outs:
-                    self.iteration[op.result] = value
-                    outs[op].store(self.b, i, value)
-            self.iteration = {}
+                if op.results:
+                    self.iteration[(op.result, id(i))] = value
+                    if any(user not in inside for user in self.users.get(op.result, ())):
+                        self.out_buffer(op).store(self.b, i, value)
 
-    def all_true(self, masks: set[Value], numel: int) -> ir.Value:
+    @contextmanager
+    def fused_loop(self, dims: tuple[int, ...], name: str) -> Iterator[ir.Value]:
+        """A loop over the elements of a block of shape `dims`, yielding the linear index: two
+        nested loops where the last dimension is one of several (the inner one runs along rows,
+        so that LLVM sees consecutive addresses where a row is contiguous), else one."""
+        b, numel, last = self.b, prod(dims), dims[-1]
+        if 1 < last < numel:
+            with element_loop(b, numel // last, f"{name}.rows") as outer:
+                with element_loop(b, last, name) as inner:
+                    i = b.add(b.mul(outer, ir.Constant(I64, last), flags=["nuw", "nsw"]), inner, flags=["nuw", "nsw"])
+                    with self.at_element(i, _LoopIndex(i, outer, inner, last)):
+                        yield i
+        else:
+            with element_loop(b, numel, name) as i:
+                with self.at_element(i, _LoopIndex(i, None, i, numel)):
+                    yield i
+
+    @contextmanager
+    def at_element(self, index: ir.Value, loop: _LoopIndex | None = None) -> Iterator[None]:
+        """Code for element `index` (of an element loop, `loop`): index arithmetic may be recomputed
+        at it, and what is computed for it is forgotten afterwards."""
+        saved = self.iteration, self.recompute_at, self.loop
+        self.iteration, self.recompute_at, self.loop = {}, {id(index)}, loop
+        try:
+            yield
+        finally:
+            self.iteration, self.recompute_at, self.loop = saved
+
+    def coordinates(self, dims: tuple[int, ...], i: ir.Value) -> list[ir.Value]:
+        """The coordinates of linear index `i` in a block of shape `dims`; along rows in an
+        element loop, its inner index is the last coordinate."""
+        b = self.b
+        loop = self.loop
+        if loop is not None and i is loop.index and loop.outer is not None and dims[-1] == loop.row:
+            head, coords = loop.outer, [loop.inner]
+            dims = dims[:-1]
+        else:
+            head, coords = i, []
+        for dim in reversed(dims):
+            coords.append(b.urem(head, ir.Constant(I64, dim)))
+            head = b.udiv(head, ir.Constant(I64, dim))
+        return coords[::-1]
+
+    def out_buffer(self, op: Operation) -> Buffer:
+        """The buffer holding the block `op` computes, made on first use."""
+        out = self.values.get(op.result)
+        if not isinstance(out, Buffer):
+            out = self.buffer(op.result.type)
+            self.define(op, out)
+        return out
+
+    def reduction_start(self, op: Operation, run: list[Operation]) -> ir.Value:
+        """A whole-block reduction's starting value: the sum's identity (-0.0 + x is x), or for max
+        and min the block's first element (combining it with itself is harmless), computed before
+        the loop, so that the loop runs over all elements with no scalar tail."""
+        identity = _sum_identity(self.b, op)
+        if identity is not None:
+            return identity
+        zero = ir.Constant(I64, 0)
+        with self.at_element(zero):
+            return self.recomputed(op.operands[0], zero, set(run))
+
+    def combined(self, op: Operation, acc: ir.Value, x: ir.Value) -> ir.Value:
+        """`acc` combined with `x` by the reduction `op`."""
+        combine = ELEMENTWISE[{"sum": "add", "max": "max", "min": "min"}[op.attrs["kind"]]]
+        elem = op.operands[0].type.elem
+        return _reassociable(combine(self.b, [acc, x], elem, elem, {}))
+
+    def overlap_free(self, run: list[Operation], pairs: list[tuple[Operation, Operation]],
+                     numel: int) -> ir.Value | None:
+        """Whether, for each (load, store) pair, element j's load reads nothing that the store of an
+        element i < j writes, or None where this cannot be told from the first addresses: both
+        pointer blocks must be runs of consecutive elements (axis analysis). With equal element
+        sizes that holds where the store's run starts at or before the load's, else where they
+        are disjoint."""
+        b = self.b
+        ok: ir.Value = ir.Constant(ir.IntType(1), 1)
+        for load, store in pairs:
+            p, q = load.operands[0], store.operands[0]
+            if not (self.consecutive(p) and self.consecutive(q)):
+                return None
+            p_size, q_size = (elem_of(v.type).elem.bytes for v in (p, q))
+            zero = ir.Constant(I64, 0)
+            with self.at_element(zero):
+                p0, q0 = (b.ptrtoint(self.recomputed(v, zero, set(run)), I64) for v in (p, q))
+            p_end = b.add(p0, ir.Constant(I64, numel * p_size))
+            before = (b.icmp_unsigned("<=", q0, p0) if p_size == q_size
+                      else b.icmp_unsigned("<=", b.add(q0, ir.Constant(I64, numel * q_size)), p0))
+            ok = b.and_(ok, b.or_(before, b.icmp_unsigned(">=", q0, p_end)))
+        return ok
+
+    def consecutive(self, ptrs: Value) -> bool:
+        """Whether the pointer block's elements, in row-major order, are consecutive addresses."""
+        dims = ptrs.type.dims
+        return prod(dims[:-1]) == 1 and self.axis[ptrs].contiguity[-1] >= dims[-1]
+
+    def all_true(self, run: list[Operation], masks: set[Value], numel: int) -> ir.Value:
         """Whether every element of every mask is true (one vectorisable loop)."""
         b = self.b
         acc = self.entry.alloca(ir.IntType(1))
         b.store(ir.Constant(ir.IntType(1), 1), acc)
-        with element_loop(b, numel, "all_true") as i:
+        inside = set(run)
+        with self.fused_loop(_loop_dims(run[0]), "all_true") as i:
             for mask in masks:
-                b.store(b.and_(b.load(acc), self.recomputed(mask, i)), acc)
-            self.iteration = {}
+                b.store(b.and_(b.load(acc), self.recomputed(mask, i, inside)), acc)
         return b.load(acc)
 
     def define_element(self, op: Operation, i: ir.Value) -> ir.Value | None:
@@ -178,7 +333,10 @@ class KernelLowering:
         return value
 
     def elementwise(self, op: Operation, i: ir.Value) -> ir.Value:
-        return bind(op)(self.b, [self.element(v, i) for v in op.operands])
+        args = [self.element(v, i) for v in op.operands]
+        if op.name == "div" and _is_block_of(op.result, f32) and _uniform(op.operands[1]):
+            return divide_by_uniform(self.b, *args)
+        return bind(op)(self.b, args)
 
     def fill(self, t: BlockType, value: Callable[[ir.Value], ir.Value], name: str) -> Buffer:
         """A new buffer with element i set to `value(i)`."""
@@ -203,20 +361,19 @@ class KernelLowering:
     def splat(self, op: Operation, i: ir.Value) -> ir.Value:
         return self.values[op.operands[0]]
 
-    def broadcast(self, op: Operation) -> None:
-        src: Buffer = self.values[op.operands[0]]
-        out_t: BlockType = op.result.type
-        out_strides, src_strides = strides(out_t.dims), strides(src.type.dims)
-
-        def source_element(i: ir.Value) -> ir.Value:
-            index = ir.Constant(I64, 0)
-            for dim, n, out_stride, src_stride in zip(src.type.dims, out_t.dims, out_strides, src_strides):
-                if dim == 1:
-                    continue
-                coord = self.b.urem(self.b.udiv(i, ir.Constant(I64, out_stride)), ir.Constant(I64, n))
-                index = self.b.add(index, self.b.mul(coord, ir.Constant(I64, src_stride)))
-            return src.load(self.b, index)
-        self.define(op, self.fill(out_t, source_element, "broadcast"))
+    def broadcast(self, op: Operation, i: ir.Value) -> ir.Value:
+        """The source's element at the coordinates of element i, those of its size-1 dimensions 0."""
+        src = op.operands[0]
+        src_dims, dims = src.type.dims, op.result.type.dims
+        if src_dims == dims:
+            return self.element(src, i)
+        b = self.b
+        index: ir.Value = ir.Constant(I64, 0)
+        for coord, dim, stride in zip(self.coordinates(dims, i), src_dims, strides(src_dims)):
+            if dim != 1:
+                index = b.add(index, b.mul(coord, ir.Constant(I64, stride)))
+        self.recompute_at.add(id(index))
+        return self.element(src, index)
 
     def expand_dims(self, op: Operation) -> None:
         src: Buffer = self.values[op.operands[0]]
@@ -236,9 +393,10 @@ class KernelLowering:
         ptr, mask, other = (op.operands + [None, None])[:3]
         elem = elem_of(op.result.type)
         b = self.b
+        address = self.element(ptr, i)
 
         def load_one() -> ir.Value:
-            return from_memory(b, b.load(self.element(ptr, i), typ=mem_type(elem)), elem)
+            return from_memory(b, b.load(address, typ=mem_type(elem)), elem)
         if mask is None:
             return load_one()
         if mask in self.unmasked:
@@ -257,51 +415,61 @@ class KernelLowering:
         ptr, value, mask = (op.operands + [None])[:3]
         elem = elem_of(value.type)
         b = self.b
-        address = self.recomputed(ptr, i)
+        address = self.element(ptr, i)
+        stored = to_memory(b, self.element(value, i), elem)
         if mask is None or mask in self.unmasked:
-            b.store(to_memory(b, self.element(value, i), elem), address)
+            b.store(stored, address)
             return
-        with b.if_then(self.recomputed(mask, i)):
-            b.store(to_memory(b, self.element(value, i), elem), address)
+        with b.if_then(self.element(mask, i)):
+            b.store(stored, address)
 
-    def recomputed(self, v: Value, i: ir.Value) -> ir.Value:
-        """Element `i` of a store's address or mask, recomputed in the store's loop from the element
-        ops (loads aside) that made it: cheap, and it shows LLVM consecutive addresses to vectorise."""
-        if isinstance(v, OpResult) and v not in self.iteration and v.op.name != "load" and block_size(v.op):
-            for operand in v.op.operands:
-                self.recomputed(operand, i)
-            self.iteration[v] = self.define_element(v.op, i)
+    def recomputed(self, v: Value, i: ir.Value, within: set[Operation] | None = None) -> ir.Value:
+        """Element `i` of `v`, recomputed from the ops of `within` that made it or, without
+        `within`, from index arithmetic; other operands are read from their buffers."""
+        key = (v, id(i))
+        if key not in self.iteration and isinstance(v, OpResult) and (
+                v.op in within if within is not None else self.index_arithmetic(v)):
+            if v.op.name in VIEWS:
+                self.iteration[key] = self.recomputed(v.op.operands[0], i, within)
+            else:
+                if v.op.name != "broadcast":  # its operand is read at other indices
+                    for operand in v.op.operands:
+                        self.recomputed(operand, i, within)
+                self.iteration[key] = self.define_element(v.op, i)
         return self.element(v, i)
 
+    def index_arithmetic(self, v: Value) -> bool:
+        """Whether `v` is an integer, boolean or pointer block made by element ops other than loads
+        from blocks that are no element ops' results (so their buffers always exist)."""
+        known = self._index_arithmetic.get(v)
+        if known is None:
+            known = (isinstance(v, OpResult) and (_made_in_loop(v) or v.op.name in VIEWS) and v.op.name != "load"
+                     and (isinstance(v.type.elem, PointerType) or not v.type.elem.is_float)
+                     and all(not (_made_in_loop(o) or _is_view(o)) or self.index_arithmetic(o)
+                             for o in v.op.operands))
+            self._index_arithmetic[v] = known
+        return known
+
     def reduce(self, op: Operation) -> None:
-        """Combine along `axis`: the source is viewed as (outer, axis, inner), in order."""
+        """Combine along `axis` into a block (reductions of a whole block are run by `emit_run`):
+        the source is viewed as (outer, axis, inner), in order."""
         src: Buffer = self.values[op.operands[0]]
         axis, dims = op.attrs["axis"], src.type.dims
         outer, n, inner = prod(dims[:axis]), dims[axis], prod(dims[axis + 1:])
-        combine = ELEMENTWISE[{"sum": "add", "max": "max", "min": "min"}[op.attrs["kind"]]]
-        elem = src.type.elem
         b = self.b
 
         def reduced(j: ir.Value) -> ir.Value:
-            """The reduction for output element j = o * inner + k: from the sum's identity (-0.0 +
-            x is x), or from the first element for max and min (combining it with itself is
-            harmless), over all n elements, so that the vectorised loop needs no scalar tail."""
+            """The reduction for output element j = o * inner + k, started as `reduction_start` says."""
             base = b.add(b.mul(b.udiv(j, ir.Constant(I64, inner)), ir.Constant(I64, n * inner)),
                          b.urem(j, ir.Constant(I64, inner)))
-            acc = self.entry.alloca(reg_type(elem))
-            first = constant(b, elem, -0.0 if elem.is_float else 0) if op.attrs["kind"] == "sum" else src.load(b, base)
-            b.store(first, acc)
+            acc = self.entry.alloca(reg_type(src.type.elem))
+            b.store(_sum_identity(self.b, op) or src.load(b, base), acc)
             step = ir.Constant(I64, inner)
             with counted_loop(b, ir.Constant(I64, 0), ir.Constant(I64, n), ir.Constant(I64, 1), name="reduce") as r:
-                x = src.load(b, b.add(base, b.mul(r, step)))
-                b.store(_reassociable(combine(b, [b.load(acc), x], elem, elem, {})), acc)
+                b.store(self.combined(op, b.load(acc), src.load(b, b.add(base, b.mul(r, step)))), acc)
             return b.load(acc)
-        t = op.result.type
-        if isinstance(t, BlockType):
-            assert t.numel == outer * inner
-            self.define(op, self.fill(t, reduced, "reduced"))
-        else:
-            self.define(op, reduced(ir.Constant(I64, 0)))
+        assert op.result.type.numel == outer * inner
+        self.define(op, self.fill(op.result.type, reduced, "reduced"))
 
     # control flow ----------------------------------------------------------
     def write_slots(self, slots: list[Lowered], values: list[Value]) -> None:
@@ -378,6 +546,42 @@ def _reassociable(value: ir.Value) -> ir.Value:
     return value
 
 
+def _sum_identity(b: ir.IRBuilder, op: Operation) -> ir.Value | None:
+    """The identity a sum starts from, None for max and min."""
+    elem = op.operands[0].type.elem
+    return constant(b, elem, -0.0 if elem.is_float else 0) if op.attrs["kind"] == "sum" else None
+
+
+def _is_block_of(v: Value, elem: ScalarType) -> bool:
+    return isinstance(v.type, BlockType) and v.type.elem == elem
+
+
+def _uniform(v: Value) -> bool:
+    """Whether every element of `v` is one value: a scalar, or a block splat from one."""
+    return not isinstance(v.type, BlockType) or isinstance(v, OpResult) and v.op.name == "splat"
+
+
+def _is_view(v: Value) -> bool:
+    return isinstance(v, OpResult) and v.op.name in VIEWS
+
+
+def _loop_dims(op: Operation) -> tuple[int, ...]:
+    """The shape of the block an element loop starting with `op` runs over."""
+    return (op.operands[1] if op.name == "store" else op.operands[0] if whole_reduction(op) else op.result).type.dims
+
+
+def _made_in_loop(v: Value) -> bool:
+    """Whether `v` is a block computed by an element op (in an element loop)."""
+    return isinstance(v, OpResult) and block_size(v.op) is not None
+
+
+def _load_store_pairs(run: list[Operation]) -> list[tuple[Operation, Operation]]:
+    """(load, store) for each load of `run` followed by its closing store."""
+    if run[-1].name != "store":
+        return []
+    return [(op, run[-1]) for op in run if op.name == "load"]
+
+
 def _precomputable_masks(run: list[Operation]) -> set[Value]:
     """The block masks of `run`'s loads and stores, when all of them can be computed before the
     run: none of them depends on a load of the run."""
@@ -405,13 +609,13 @@ _ELEMENT_RULES: dict[str, Callable[[KernelLowering, Operation, ir.Value], ir.Val
     "constant": KernelLowering.constant,
     "arange": KernelLowering.arange,
     "splat": KernelLowering.splat,
+    "broadcast": KernelLowering.broadcast,
     "load": KernelLowering.load,
     "store": KernelLowering.store,
 }
 _HANDLERS: dict[str, Callable[[KernelLowering, Operation], None]] = {
     "program_id": KernelLowering.program_id,
     "num_programs": KernelLowering.num_programs,
-    "broadcast": KernelLowering.broadcast,
     "expand_dims": KernelLowering.expand_dims,
     "reduce": KernelLowering.reduce,
     "for": KernelLowering.for_,
