@@ -34,7 +34,14 @@ def target_machine() -> llvm.TargetMachine:
     _initialize()
     target = llvm.Target.from_default_triple()
     return target.create_target_machine(cpu=llvm.get_host_cpu_name(),
-                                        features=llvm.get_host_cpu_features().flatten(), opt=2)
+                                        features=llvm.get_host_cpu_features().flatten() + ",-prefer-256-bit", opt=2)
+
+
+@lru_cache(maxsize=None)
+def vector_bits() -> int:
+    """The widest vectors the host computes on: 512 bits with AVX-512, else 256."""
+    _initialize()
+    return 512 if "+avx512f" in llvm.get_host_cpu_features().flatten().split(",") else 256
 
 
 def host_triple() -> str:

@@ -6,10 +6,12 @@ rounding per step; elsewhere a product and a sum rounded in the result type, as 
 integer arithmetic do everywhere else). Operands widen exactly to the result type first.
 
 Where the result is f32 or f64 from operands LLVM holds as floats (f16, f32, f64) and N
-fills whole 256-bit vectors, a register-tiled micro-kernel computes it: per tile of MR rows
-and NR vectors of columns, the MR x NR accumulator vectors stay in registers through the K
-loop (LLVM promotes them out of the loop: `out` is a buffer of its own), each k step
-broadcasting MR elements of `a` and loading NR vectors of a row of `b`. Otherwise a loop
+fills whole vectors of the host (512 bits with AVX-512, else 256), a register-tiled
+micro-kernel computes it: per tile of MR rows and NR vectors of columns, the MR x NR
+accumulator vectors stay in registers through the K loop (LLVM promotes them out of the
+loop: `out` is a buffer no operand shares), each k step broadcasting MR elements of `a` and
+loading NR vectors of a row of `b`. `out` is the accumulator's own buffer where nothing else
+reads the accumulator (`acc = dot(a, b, acc)` in a loop), else a copy of it. Otherwise a loop
 over m, k and then n (contiguous rows of `b` and `out`, which LLVM vectorises) does it.
 Both orders give the same results: each element's steps run in the same order.
 """
@@ -20,17 +22,19 @@ from typing import TYPE_CHECKING, NamedTuple
 from llvmlite import ir
 
 from kdsl.backend.cpu.elementwise import cast, multiply_add, reg_type
+from kdsl.backend.cpu.fusion import VIEWS
+from kdsl.backend.cpu.jit import vector_bits
 from kdsl.backend.cpu.llvm_types import I32, I64
 from kdsl.backend.cpu.loops import Buffer, element_loop, memcpy
-from kdsl.ir.core import Operation
+from kdsl.ir.core import OpResult, Operation
 from kdsl.ir.types import ScalarType
 
 if TYPE_CHECKING:
     from kdsl.backend.cpu.lower import KernelLowering
 
-VECTOR_BITS = 256
-MAX_TILE_ROWS = 4  # 4 rows x 2 vectors: 8 accumulators + 2 operands of AVX2's 16 registers
-MAX_TILE_VECTORS = 2
+MAX_TILE_ROWS = 4
+# 4 rows x 2 vectors: 8 accumulators + 2 operands of AVX2's 16 registers; AVX-512 has 32
+MAX_TILE_VECTORS = {256: 2, 512: 4}
 _LLVM_FLOATS = ("f16", "f32", "f64")
 
 
@@ -44,10 +48,15 @@ def lower_dot(lowering: "KernelLowering", op: Operation) -> None:
     acc: Buffer = lowering.values[op.operands[2]]
     *batch, m_size, k_size = lhs.type.dims
     n_size = rhs.type.dims[-1]
-    out = lowering.buffer(acc.type)
     b = lowering.b
-    memcpy(b, out.ptr, acc.ptr, acc.nbytes())
-    width = _vector_width(lhs.type.elem, acc.type.elem)
+    acc_value = op.operands[2]
+    if lowering.users[acc_value] == [op] and not (isinstance(acc_value, OpResult) and acc_value.op.name in VIEWS):
+        out = acc
+    else:
+        out = lowering.buffer(acc.type)
+        memcpy(b, out.ptr, acc.ptr, acc.nbytes())
+    bits = vector_bits()
+    width = _vector_width(lhs.type.elem, acc.type.elem, bits)
     body = _tiled if width and n_size % width == 0 else _rows
     with element_loop(b, batch[0] if batch else 1, "dot.batch") as batch_index:
         bases = [b.mul(batch_index, _const(size)) for size in (m_size * k_size, k_size * n_size, m_size * n_size)]
@@ -69,11 +78,11 @@ class _Matmul(NamedTuple):
     n_size: int
 
 
-def _vector_width(src: ScalarType, dst: ScalarType) -> int:
+def _vector_width(src: ScalarType, dst: ScalarType, bits: int) -> int:
     """Elements per vector for the micro-kernel, 0 where it does not apply."""
     if dst.name not in ("f32", "f64") or src.name not in _LLVM_FLOATS or src.bits > dst.bits:
         return 0
-    return VECTOR_BITS // dst.bits
+    return bits // dst.bits
 
 
 def _rows(b: ir.IRBuilder, mm: _Matmul, width: int) -> None:
@@ -94,7 +103,8 @@ def _tiled(b: ir.IRBuilder, mm: _Matmul, width: int) -> None:
     lhs, rhs, out, lhs_base, rhs_base, out_base, m_size, k_size, n_size = mm
     src, dst = lhs.type.elem, out.type.elem
     rows = min(MAX_TILE_ROWS, m_size)
-    vectors = MAX_TILE_VECTORS if n_size % (MAX_TILE_VECTORS * width) == 0 else 1
+    most = MAX_TILE_VECTORS[width * dst.bits]
+    vectors = next(v for v in (most, 2, 1) if n_size % (v * width) == 0)
     vector = ir.VectorType(reg_type(dst), width)
     src_vector = ir.VectorType(reg_type(src), width)
 
