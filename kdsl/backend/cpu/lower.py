@@ -108,6 +108,8 @@ class KernelLowering:
         known = self.iteration.get((v, id(index)))
         if known is not None:
             return known
+        if v in self.unmasked:
+            return ir.Constant(ir.IntType(1), 1)
         if id(index) in self.recompute_at and self.index_arithmetic(v):
             return self.recomputed(v, index)
         lowered = self.values[v]
@@ -156,12 +158,15 @@ class KernelLowering:
 
     def emit_run(self, run: list[Operation], sums: dict[Operation, ir.Value], numel: int) -> None:
         """The loop (or loops) of one run. Where the masks of its loads and stores can be computed
-        first, the loop comes twice: without masks, taken when they are all true (plain vector
-        accesses), and with them; ops after the last access then follow in a loop of their own,
+        first (and for the conditions of its selects that are index arithmetic, such as a
+        `where(mask, x - mean, 0)`), the loop comes twice: without them, taken when they are all
+        true (plain vector accesses, no selects), and with them; ops after the last access then follow in a loop of their own,
         unless a reduction is among them. A store after loads shares their loop only where
         `overlap_free` shows, as the program runs, that no load reads what an earlier element's
         store wrote; otherwise (and where it cannot tell) the store gets a loop of its own."""
-        masks = _precomputable_masks(run)
+        masks = _precomputable_masks(run) | {op.operands[0] for op in run if op.name == "select"
+                                             and isinstance(op.operands[0].type, BlockType)
+                                             and self.index_arithmetic(op.operands[0])}
         hazards = _load_store_pairs(run)
         if hazards:
             checks = self.overlap_free(run, hazards, numel)
