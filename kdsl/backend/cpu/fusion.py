@@ -25,10 +25,25 @@ from __future__ import annotations
 
 from kdsl.ir.core import Operation
 from kdsl.ir.ops import ELEMENTWISE, has_trait
-from kdsl.ir.types import BlockType
+from kdsl.ir.types import BlockType, ScalarType
 
 VIEWS = ("expand_dims", "reshape")  # ops whose result is their operand's buffer, seen with another shape
 ELEMENT_OPS = frozenset({"constant", "splat", "arange", "broadcast", "load", "store"})
+
+
+# Float element ops of a few instructions, recomputed where used rather than kept in buffers.
+CHEAP_FLOAT_OPS = frozenset({"constant", "splat", "broadcast", "add", "sub", "mul", "neg", "abs", "min", "max",
+                             "select", "cmp", "cast", "bitcast", "fma", "multiple_of", "max_contiguous"})
+
+
+def recomputable_op(op: Operation) -> bool:
+    """Whether the lowering may compute `op`'s elements again where they are used: an element op
+    on blocks other than a load or store whose result is integer, boolean or pointer (index arithmetic) or
+    which is one of the cheap float ops."""
+    if block_size(op) is None or op.name in ("load", "store"):
+        return False
+    elem = op.result.type.scalar
+    return not (isinstance(elem, ScalarType) and elem.is_float) or op.name in CHEAP_FLOAT_OPS
 
 
 def element_op(op: Operation) -> bool:

@@ -1,11 +1,14 @@
 """kdsl IR → LLVM IR: one LLVM function per kernel.
 
-Scalars become LLVM SSA values. Each block value is a `Buffer` (an `alloca`
-in the entry block, sized by its type) and each block op a loop over its
-elements; runs of element ops share one loop (`fusion`). Element ops on
-scalars and on block elements share their rules (`_ELEMENT_RULES`, with the
-emitters of `kdsl.backend.cpu.elementwise`). `for`/`if` carry values through slots:
-allocas for scalars (promoted by mem2reg) and buffers for blocks.
+Scalars become LLVM SSA values. Block ops become loops over their elements; runs of element
+ops share one loop (`fusion`), and a block read outside its run goes to a `Buffer` (an
+`alloca` in the entry block, sized by its type). Not every such block does: index arithmetic
+and cheap float ops (`fusion.recomputable_op`) are computed again in the loops that read them,
+and a load is loaded again where no op writes memory between it and its readers, so that the
+row softmax and layer norm read in three loops is loaded in each (from the cache), not copied.
+Element ops on scalars and on block elements share their rules (`_ELEMENT_RULES`, with the
+emitters of `kdsl.backend.cpu.elementwise`). `for`/`if` carry values through slots: allocas
+for scalars (promoted by mem2reg) and buffers for blocks.
 """
 from __future__ import annotations
 
@@ -16,7 +19,7 @@ from typing import Callable, Iterator, NamedTuple, Union
 from llvmlite import ir
 
 from kdsl.backend.cpu import lower_combine, lower_shape
-from kdsl.backend.cpu.fusion import VIEWS, block_size, run_size, schedule, whole_reduction
+from kdsl.backend.cpu.fusion import VIEWS, block_size, recomputable_op, run_size, schedule, whole_reduction
 from kdsl.backend.cpu.elementwise import ELEMENTWISE, bind, divide_by_uniform
 from kdsl.backend.cpu.llvm_types import I32, I64, PTR, constant, elem_of, from_memory, mem_type, reg_type, to_memory
 from kdsl.backend.cpu.loops import Buffer, counted_loop, element_loop, memcpy, strides
@@ -76,7 +79,10 @@ class KernelLowering:
         self.recompute_at: set[int] = set()  # id()s of the element indices index arithmetic is recomputed at
         self.loop: _LoopIndex | None = None  # the element loop being emitted
         self.axis = AxisAnalysis(fn)
-        self._index_arithmetic: dict[Value, bool] = {}
+        self._index_arithmetic: dict[tuple[Value, bool], bool] = {}
+        self.reloads = True  # whether loads of `reloadable` are loaded again (not after a staged store)
+        self.recompute_off: set[Value] = set()  # values read from their buffers even where recomputable
+        self.reloadable: set[Value] = set()  # loads loaded again where used, not kept in buffers
         self.users: dict[Value, list[Operation]] = {}
         for user in fn.walk():
             for operand in user.operands:
@@ -110,10 +116,19 @@ class KernelLowering:
             return known
         if v in self.unmasked:
             return ir.Constant(ir.IntType(1), 1)
-        if id(index) in self.recompute_at and self.index_arithmetic(v):
-            return self.recomputed(v, index)
+        if id(index) in self.recompute_at and v not in self.recompute_off:
+            if v in self.reloadable and self.reloads:
+                return self.reloaded(v, index)
+            if self.index_arithmetic(v):
+                return self.recomputed(v, index)
         lowered = self.values[v]
         return lowered.load(self.b, index) if isinstance(lowered, Buffer) else lowered
+
+    def reloaded(self, v: Value, index: ir.Value) -> ir.Value:
+        """Element `index` of a load of an earlier run, loaded again (from the cache, likely)."""
+        value = self.define_element(v.op, index)
+        self.iteration[(v, id(index))] = value
+        return value
 
     def define(self, op: Operation, value: Lowered) -> None:
         self.values[op.result] = value
@@ -121,6 +136,8 @@ class KernelLowering:
     # regions ---------------------------------------------------------------
     def region(self, region: Region) -> list[Value]:
         """Lower a region's ops; returns the terminator's operands."""
+        self.reloadable |= {v for v in _reloadable_loads(region.ops, self.users)
+                            if all(self.available(o) for o in v.op.operands)}
         for run in schedule(region.ops):
             op = run[0]
             if op.name in ("yield", "return", "condition"):
@@ -160,19 +177,21 @@ class KernelLowering:
         """The loop (or loops) of one run. Where the masks of its loads and stores can be computed
         first (and for the conditions of its selects that are index arithmetic, such as a
         `where(mask, x - mean, 0)`), the loop comes twice: without them, taken when they are all
-        true (plain vector accesses, no selects), and with them; ops after the last access then follow in a loop of their own,
-        unless a reduction is among them. A store after loads shares their loop only where
-        `overlap_free` shows, as the program runs, that no load reads what an earlier element's
-        store wrote; otherwise (and where it cannot tell) the store gets a loop of its own."""
-        masks = _precomputable_masks(run) | {op.operands[0] for op in run if op.name == "select"
+        true (plain vector accesses, no selects), and with them; ops after the last access then
+        follow in a loop of their own, unless a reduction is among them. A store after loads
+        (the run's, or earlier ones it loads again) shares their loop only where `overlap_free`
+        shows, as the program runs, that no load reads what an earlier element's store wrote;
+        otherwise (and where it cannot tell) `staged_store`."""
+        again = self.reloaded_loads(run)
+        masks = _precomputable_masks(run, again) | {op.operands[0] for op in run if op.name == "select"
                                              and isinstance(op.operands[0].type, BlockType)
                                              and self.index_arithmetic(op.operands[0])}
-        hazards = _load_store_pairs(run)
+        hazards = [(load, run[-1]) for load in again + [op for op in run if op.name == "load"]
+                   if run[-1].name == "store"]
         if hazards:
             checks = self.overlap_free(run, hazards, numel)
             if checks is None:
-                self.emit_run(run[:-1], sums, numel)
-                self.emit_run(run[-1:], sums, numel)
+                self.staged_store(run, sums, numel)
                 return
             if masks:
                 checks = self.b.and_(checks, self.all_true(run, masks, numel))
@@ -182,8 +201,7 @@ class KernelLowering:
                     self.element_loop(run, sums, numel)
                     self.unmasked = set()
                 with split:
-                    self.emit_run(run[:-1], sums, numel)
-                    self.emit_run(run[-1:], sums, numel)
+                    self.staged_store(run, sums, numel)
             return
         last_access = max((k for k, op in enumerate(run) if op.name in ("load", "store")), default=len(run))
         tail = run[last_access + 1:]
@@ -202,8 +220,33 @@ class KernelLowering:
         else:
             self.element_loop(run, sums, numel)
 
-    def element_loop(self, run: list[Operation], sums: dict[Operation, ir.Value], numel: int) -> None:
-        """One loop over the elements of `run`; the values that ops outside it read go to buffers."""
+    def staged_store(self, run: list[Operation], sums: dict[Operation, ir.Value], numel: int) -> None:
+        """A run closed by a store, in two loops: the rest of the run, which also puts the
+        elements of the store's operands in buffers of their own, then the store from those,
+        after every load."""
+        store = run[-1]
+        staged = {o: self.buffer(o.type) for o in store.operands if isinstance(o.type, BlockType)}
+
+        def stage(i: ir.Value) -> None:
+            for operand, buffer in staged.items():
+                buffer.store(self.b, i, self.element(operand, i))
+        self.element_loop(run[:-1], sums, numel, stage)
+        kept = {o: self.values.get(o) for o in staged}
+        self.values.update(staged)
+        self.reloads, self.recompute_off = False, set(staged)
+        try:
+            self.element_loop([store], {}, numel)
+        finally:
+            self.reloads, self.recompute_off = True, set()
+            self.values.update({o: v for o, v in kept.items() if v is not None})
+            for o, v in kept.items():
+                if v is None:
+                    del self.values[o]
+
+    def element_loop(self, run: list[Operation], sums: dict[Operation, ir.Value], numel: int,
+                     then: Callable[[ir.Value], None] | None = None) -> None:
+        """One loop over the elements of `run` (and `then(i)` after each); the values that ops
+        outside it read go to buffers."""
         inside = set(run)
         for op in run:
             if op in sums:
@@ -216,8 +259,10 @@ class KernelLowering:
                 value = self.define_element(op, i)
                 if op.results:
                     self.iteration[(op.result, id(i))] = value
-                    if any(user not in inside for user in self.users.get(op.result, ())):
+                    if op.result not in self.reloadable and any(user not in inside for user in self.users.get(op.result, ())):
                         self.out_buffer(op).store(self.b, i, value)
+            if then is not None:
+                then(i)
 
     @contextmanager
     def fused_loop(self, dims: tuple[int, ...], name: str) -> Iterator[ir.Value]:
@@ -443,17 +488,41 @@ class KernelLowering:
                 self.iteration[key] = self.define_element(v.op, i)
         return self.element(v, i)
 
+    def available(self, v: Value) -> bool:
+        """Whether `v`'s elements can be had in any element loop: a scalar, a block no element op
+        made (it has its buffer), or index arithmetic."""
+        return not isinstance(v.type, BlockType) or not _made_in_loop(v) or self.index_arithmetic(v)
+
     def index_arithmetic(self, v: Value) -> bool:
-        """Whether `v` is an integer, boolean or pointer block made by element ops other than loads
-        from blocks that are no element ops' results (so their buffers always exist)."""
-        known = self._index_arithmetic.get(v)
+        """Whether `v` is made by ops that may compute it again where it is used (`recomputable_op`,
+        views) from loads that may load again and blocks that are no element ops' results (so
+        their buffers always exist)."""
+        known = self._index_arithmetic.get((v, self.reloads))
         if known is None:
-            known = (isinstance(v, OpResult) and (_made_in_loop(v) or v.op.name in VIEWS) and v.op.name != "load"
-                     and (isinstance(v.type.elem, PointerType) or not v.type.elem.is_float)
-                     and all(not (_made_in_loop(o) or _is_view(o)) or self.index_arithmetic(o)
-                             for o in v.op.operands))
-            self._index_arithmetic[v] = known
+            known = (isinstance(v, OpResult) and (recomputable_op(v.op) or v.op.name in VIEWS)
+                     and all(not (_made_in_loop(o) or _is_view(o)) or (self.reloads and o in self.reloadable)
+                             or self.index_arithmetic(o) for o in v.op.operands))
+            self._index_arithmetic[(v, self.reloads)] = known
         return known
+
+    def reloaded_loads(self, run: list[Operation]) -> list[Operation]:
+        """The loads of earlier runs that `run` loads again, directly or through what it computes
+        again (index arithmetic)."""
+        inside, seen, found = set(run), set(), []
+
+        def visit(v: Value) -> None:
+            if not isinstance(v, OpResult) or v.op in inside or v in seen:
+                return
+            seen.add(v)
+            if v in self.reloadable:
+                found.append(v.op)
+            elif self.index_arithmetic(v):
+                for operand in v.op.operands:
+                    visit(operand)
+        for op in run:
+            for operand in op.operands:
+                visit(operand)
+        return found
 
     def reduce(self, op: Operation) -> None:
         """Combine along `axis` into a block (reductions of a whole block are run by `emit_run`):
@@ -580,16 +649,54 @@ def _made_in_loop(v: Value) -> bool:
     return isinstance(v, OpResult) and block_size(v.op) is not None
 
 
-def _load_store_pairs(run: list[Operation]) -> list[tuple[Operation, Operation]]:
-    """(load, store) for each load of `run` followed by its closing store."""
-    if run[-1].name != "store":
-        return []
-    return [(op, run[-1]) for op in run if op.name == "load"]
+def _writes_memory(op: Operation) -> bool:
+    return op.name in ("store", "atomic_rmw", "atomic_cas") or any(
+        _writes_memory(inner) for region in op.regions for inner in region.ops)
 
 
-def _precomputable_masks(run: list[Operation]) -> set[Value]:
-    """The block masks of `run`'s loads and stores, when all of them can be computed before the
-    run: none of them depends on a load of the run."""
+def _reloadable_loads(ops: list[Operation], users: dict[Value, list[Operation]]) -> set[Value]:
+    """The block loads of a region that may be loaded again where used instead of being kept in
+    a buffer: every user is an element op of the same region, and no op after the load writes
+    memory before its last user, which may be a store (checked against the load as against its
+    run's own loads: `overlap_free`, `staged_store`)."""
+    position = {op: k for k, op in enumerate(ops)}
+    writes = [k for k, op in enumerate(ops) if _writes_memory(op)]
+    found = set()
+    for k, op in enumerate(ops):
+        if op.name != "load" or not isinstance(op.result.type, BlockType):
+            continue
+        last = _last_use(op.result, position, users, {})
+        if last is not None and not any(k < w < last or w == last and ops[w].name != "store" for w in writes):
+            found.add(op.result)
+    return found
+
+
+def _last_use(v: Value, position: dict[Operation, int], users: dict[Value, list[Operation]],
+              known: dict[Value, int | None]) -> int | None:
+    """The position of the last op of the region that reads `v`, directly or through ops that may
+    compute their elements again where they are used; None where an op elsewhere, or one that is
+    no element op, reads it."""
+    if v not in known:
+        last: int | None = -1
+        for user in users.get(v, []):
+            if user not in position or run_size(user) is None or user.name == "load":
+                last = None
+                break
+            at: int | None = position[user]
+            if recomputable_op(user):
+                further = _last_use(user.result, position, users, known)
+                at = None if further is None else max(at, further)
+            if at is None:
+                last = None
+                break
+            last = max(last, at)
+        known[v] = last
+    return known[v]
+
+
+def _precomputable_masks(run: list[Operation], again: list[Operation]) -> set[Value]:
+    """The block masks of `run`'s loads (and of the loads it loads `again`) and stores, when all
+    of them can be computed before the run: none of them depends on a load of the run."""
     inside = {op.result: op for op in run if op.results}
     known: dict[Value, bool] = {}
 
@@ -600,8 +707,9 @@ def _precomputable_masks(run: list[Operation]) -> set[Value]:
             op = inside[v]
             known[v] = op.name != "load" and all(before_run(o) for o in op.operands)
         return known[v]
-    masks = {op.operands[{"load": 1, "store": 2}[op.name]] for op in run
-             if op.name in ("load", "store") and len(op.operands) > {"load": 1, "store": 2}[op.name]}
+    accesses = again + [op for op in run if op.name in ("load", "store")]
+    masks = {op.operands[{"load": 1, "store": 2}[op.name]] for op in accesses
+             if len(op.operands) > {"load": 1, "store": 2}[op.name]}
     blocks = {m for m in masks if isinstance(m.type, BlockType)}
     return blocks if blocks and all(before_run(m) for m in blocks) else set()
 

@@ -29,7 +29,7 @@ SLOTS = ("generation", "launch", "argv", "total", "chunk", "next", "gx", "gy", "
          "active", "stop", "wanted", "workers")
 SLOT = {name: index for index, name in enumerate(SLOTS)}
 RUN, WORKER, STOP = "kdsl_pool_run", "kdsl_pool_worker", "kdsl_pool_stop"
-SPINS = 1 << 16  # polls of a futex word before sleeping on it: about a millisecond
+SPINS = 1 << 14  # polls of a futex word before sleeping on it: about 150 us here
 FUTEX_SYSCALL = {"x86_64": 202, "aarch64": 98}
 FUTEX_WAIT_PRIVATE, FUTEX_WAKE_PRIVATE = 128, 129
 LAUNCH_TYPE = ir.FunctionType(ir.VoidType(), [PTR, I64, I64, I32, I32, I32, PTR])

@@ -2,7 +2,7 @@
 
 A launch hands out chunks of consecutive program ids, one at a time, to the
 calling thread and to a pool of native worker threads (`pool_code`: they never
-take the GIL, and stay awake for about a millisecond after each launch, so that
+take the GIL, and stay awake for about 150 microseconds after each launch, so that
 launches in a row do not pay for waking them); each chunk is one call of the
 compiled launcher. The calling thread makes one ctypes call for the whole
 launch, which releases the GIL. A program always runs whole on one thread, so

@@ -1,0 +1,101 @@
+"""Fused element loops keep the block semantics of a program: every load of a block happens
+before the stores that follow it, however the input and output overlap, and loads that the
+lowering loads again (instead of keeping them in buffers) see memory as it was."""
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import kdsl
+import kdsl.language as kl
+
+BLOCK = 256
+PAD = 600
+
+
+@kdsl.kernel
+def shifted_softmax(x_ptr, y_ptr, n, shift, BLOCK: kl.constexpr):
+    offs = kl.arange(0, BLOCK)
+    mask = offs < n
+    x = kl.load(x_ptr + offs, mask=mask, other=-float("inf"))
+    num = kl.exp(x - kl.max(x, axis=0))
+    kl.store(y_ptr + shift + offs, num / kl.sum(num, axis=0), mask=mask)
+
+
+@kdsl.kernel
+def shifted_affine(x_ptr, w_ptr, y_ptr, n, shift, BLOCK: kl.constexpr):
+    offs = kl.arange(0, BLOCK)
+    mask = offs < n
+    x = kl.load(x_ptr + offs, mask=mask, other=0.0)
+    mean = kl.sum(x, axis=0) / n
+    xc = kl.where(mask, x - mean, 0.0)
+    w = kl.load(w_ptr + offs, mask=mask)
+    kl.store(y_ptr + shift + offs, xc * w + 1.0, mask=mask)
+
+
+def _softmax(x):
+    e = np.exp(x.astype(np.float64) - x.max())
+    return e / e.sum()
+
+
+def _affine(x, w):
+    x64 = x.astype(np.float64)
+    return (x64 - x64.mean()) * w + 1.0
+
+
+@settings(max_examples=25, deadline=None)
+@given(shift=st.one_of(st.sampled_from([0, 1, -1, 15, -16, BLOCK - 1, BLOCK, -BLOCK]), st.integers(-PAD, PAD)),
+       n=st.sampled_from([BLOCK, BLOCK - 3, 1]), seed=st.integers(0, 2**32 - 1))
+def test_a_store_overlapping_the_loads_in_any_way_sees_the_old_values(shift, n, seed):
+    """One buffer is both input and output, the output shifted by `shift` elements (earlier,
+    later, in place, partly or wholly past the input): the results are those of loading first."""
+    rng = np.random.default_rng(seed)
+    memory = rng.standard_normal(BLOCK + 2 * PAD).astype(np.float32)
+    w = rng.standard_normal(BLOCK).astype(np.float32)
+    x = memory[PAD:PAD + n].copy()
+    for kernel, expected in ((shifted_softmax, _softmax(x)), (shifted_affine, _affine(x, w[:n]))):
+        data = memory.copy()
+        window = data[PAD:]
+        args = (window, window, n, shift) if kernel is shifted_softmax else (window, w, window, n, shift)
+        kernel[(1,)](*args, BLOCK=BLOCK)
+        got = data[PAD + shift:PAD + shift + n]
+        np.testing.assert_allclose(got, expected, rtol=2e-5, atol=1e-6)
+        untouched = np.ones(data.size, bool)
+        untouched[PAD + shift:PAD + shift + n] = False
+        np.testing.assert_array_equal(data[untouched], memory[untouched])
+
+
+@kdsl.kernel
+def load_clear_use(a_ptr, b_ptr, BLOCK: kl.constexpr):
+    offs = kl.arange(0, BLOCK)
+    x = kl.load(a_ptr + offs)
+    total = kl.sum(x, axis=0)
+    kl.store(a_ptr + offs, kl.zeros((BLOCK,), kl.float32))
+    kl.store(b_ptr + offs, x / total + 1.0)
+
+
+def test_a_load_used_after_a_store_to_its_memory_keeps_the_value_it_loaded():
+    a = np.random.default_rng(1).random(BLOCK).astype(np.float32) + 0.5
+    original = a.copy()
+    b = np.full(BLOCK, np.nan, np.float32)
+    load_clear_use[(1,)](a, b, BLOCK=BLOCK)
+    np.testing.assert_array_equal(a, 0)
+    np.testing.assert_allclose(b, original / original.astype(np.float64).sum() + 1.0, rtol=1e-6)
+
+
+@kdsl.kernel
+def rows_in_place(x_ptr, n_cols, BLOCK_M: kl.constexpr, BLOCK_N: kl.constexpr):
+    rows = kl.program_id(0) * BLOCK_M + kl.arange(0, BLOCK_M)
+    cols = kl.arange(0, BLOCK_N)
+    ptrs = x_ptr + rows[:, None] * n_cols + cols[None, :]
+    mask = (cols < n_cols)[None, :]
+    x = kl.load(ptrs, mask=mask, other=0.0)
+    kl.store(ptrs, x * 2.0 - kl.sum(x, axis=1)[:, None], mask=mask)
+
+
+@pytest.mark.parametrize("n_cols", [32, 29])
+def test_tiles_updated_in_place(n_cols):
+    x = np.random.default_rng(n_cols).standard_normal((16, n_cols)).astype(np.float32)
+    expected = x.astype(np.float64) * 2 - x.astype(np.float64).sum(axis=1, keepdims=True)
+    rows_in_place[(4,)](x, n_cols, BLOCK_M=4, BLOCK_N=32)
+    np.testing.assert_allclose(x, expected, rtol=1e-5, atol=1e-5)
