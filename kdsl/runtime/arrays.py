@@ -8,8 +8,7 @@ keep their meaning there.
 from __future__ import annotations
 
 import ctypes
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -36,9 +35,8 @@ _TORCH: dict[str, ScalarType] = {
 }
 
 
-@dataclass(frozen=True)
-class ArrayArg:
-    """An array argument as the runtime sees it."""
+class ArrayArg(NamedTuple):
+    """An array argument as the runtime sees it (a named tuple: one is made per array per launch)."""
 
     address: int
     dtype: ScalarType
@@ -51,6 +49,9 @@ class UnsupportedArray(TypeError):
 
 
 def numpy_dtype(dtype: np.dtype) -> ScalarType:
+    known = _NUMPY.get(dtype) if isinstance(dtype, np.dtype) else None
+    if known is not None:
+        return known
     try:
         dtype = np.dtype(dtype)
         return _NUMPY.get(dtype) or _NUMPY_BY_NAME[dtype.name]
@@ -64,7 +65,7 @@ def scalar_dtype(value: np.generic) -> ScalarType:
 
 def adapt_array(obj: Any) -> ArrayArg | None:
     """`obj` as an ArrayArg, or None when it is not an array at all (numpy scalars are numbers)."""
-    if isinstance(obj, np.generic):
+    if isinstance(obj, (int, float, np.generic)):
         return None
     if isinstance(obj, np.ndarray):
         return ArrayArg(obj.__array_interface__["data"][0], numpy_dtype(obj.dtype), "cpu",

@@ -10,7 +10,7 @@ from kdsl.backend.cpu.debug_runtime import symbols
 from kdsl.backend.cpu.launcher import LAUNCH_NAME
 from kdsl.backend.cpu.llvm_types import scalar_bits
 from kdsl.backend.cpu.lower_debug import STATUS_SLOTS
-from kdsl.backend.cpu.threads import get_num_threads, run_programs
+from kdsl.backend.cpu.threads import LAUNCH_TYPE, get_num_threads, run_programs
 from kdsl.errors import CompilationError, LaunchError
 from kdsl.ir.core import Module
 from kdsl.ir.types import PointerType, ScalarType
@@ -55,6 +55,7 @@ class CpuProgram:
         self.stack_bytes, self.assert_sites = binary.stack_bytes, binary.assert_sites
         self._code = load_code(binary.object)
         self._entry = self._code.address(LAUNCH_NAME)
+        self._direct = LAUNCH_TYPE(self._entry)
         self._packers = [_packer(t) for t in binary.arg_types]
 
     def launch(self, values: Sequence[object], grid: Sequence[int]) -> None:
@@ -69,7 +70,7 @@ class CpuProgram:
             return
         argv = (ctypes.c_uint64 * max(1, len(values)))(*(pack(v) for pack, v in zip(self._packers, values)))
         status = (ctypes.c_int64 * STATUS_SLOTS)()
-        run_programs(self._entry, ctypes.addressof(argv), total, (gx, gy, gz), ctypes.addressof(status),
+        run_programs(self._entry, self._direct, ctypes.addressof(argv), total, (gx, gy, gz), ctypes.addressof(status),
                      min(get_num_threads(), total), self.stack_bytes + (1 << 20),
                      caller_may_run=self.stack_bytes <= CALLER_STACK_BUDGET)
         if status[0]:

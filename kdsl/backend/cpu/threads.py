@@ -23,7 +23,7 @@ import ctypes
 import os
 import threading
 from functools import lru_cache
-from typing import Any
+from typing import Any, Callable
 
 from kdsl.errors import LaunchError
 
@@ -31,7 +31,7 @@ THREADS_ENV = "KDSL_NUM_THREADS"
 CHUNKS_PER_THREAD = 4
 MIN_WORKER_STACK = 8 << 20
 
-_LAUNCH_TYPE = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_int64, ctypes.c_int64,
+LAUNCH_TYPE = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_int64, ctypes.c_int64,
                                 ctypes.c_int32, ctypes.c_int32, ctypes.c_int32, ctypes.c_void_p)
 _num_threads: int | None = None
 _pool_lock = threading.Lock()
@@ -172,10 +172,10 @@ def _retire() -> None:
             _pool.retire()
 
 
-def run_programs(entry: int, argv: int, total: int, grid: tuple[int, int, int], status: int, threads: int,
-                 stack: int, caller_may_run: bool) -> None:
-    """Run programs 0..total of the compiled launcher at `entry` (see `launcher`) on `threads`
-    threads (the caller's among them when `caller_may_run`), in chunks of consecutive ids, until
+def run_programs(entry: int, direct: Callable[..., None], argv: int, total: int, grid: tuple[int, int, int],
+                 status: int, threads: int, stack: int, caller_may_run: bool) -> None:
+    """Run programs 0..total of the compiled launcher at `entry` (see `launcher`; `direct` calls
+    it from Python) on `threads` threads (the caller's among them when `caller_may_run`), in chunks of consecutive ids, until
     done or a program fails an assertion (`status`)."""
     from kdsl.backend.cpu import pool_code
 
@@ -183,7 +183,7 @@ def run_programs(entry: int, argv: int, total: int, grid: tuple[int, int, int], 
     workers = threads - 1 if caller_may_run else threads
     if workers == 0 or not pool_code.supported():
         if caller_may_run:
-            _LAUNCH_TYPE(entry)(argv, 0, total, *grid, status)
+            direct(argv, 0, total, *grid, status)
             return
         workers = 1
     with _pool_lock:
