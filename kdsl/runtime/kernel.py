@@ -9,7 +9,7 @@ from kdsl.compiler import CompiledKernel, CompileOptions, compile_kernel, resolv
 from kdsl.errors import KdslError, LaunchError
 from kdsl.frontend.source import KernelSource, read_source
 from kdsl.interpreter.context import active_session
-from kdsl.runtime.binding import BoundLaunch, bind, resolve_grid, target_for
+from kdsl.runtime.binding import BoundLaunch, bind, quick_signature, resolve_grid, target_for
 
 LAUNCH_OPTIONS = ("target", "num_warps", "num_stages")
 
@@ -24,6 +24,8 @@ class Kernel:
         functools.update_wrapper(self, fn)
         self._source: KernelSource | None = None
         self._cache: dict[tuple, CompiledKernel] = {}
+        self._quick: dict[tuple, CompiledKernel] = {}  # see `quick_key`
+        self._positional_runtime: dict[int, bool] = {}
         self._lock = threading.Lock()
 
     @property
@@ -46,7 +48,16 @@ class Kernel:
         return functools.partial(self.run, grid=grid)
 
     def run(self, *args: Any, grid: Any, **kwargs: Any) -> None:
-        """Launch over `grid` (see API.md); launch options travel in `kwargs`."""
+        """Launch over `grid` (see API.md); launch options travel in `kwargs`. A CPU launch like
+        an earlier one (`quick_key`) skips the binding and goes straight to its program."""
+        quick = self.quick_key(args, kwargs)
+        if quick is not None:
+            compiled = self._quick.get(quick[0])
+            dims = _plain_grid(grid)
+            if compiled is not None and dims is not None:
+                if 0 not in dims:
+                    compiled.program.launch(quick[1], dims)
+                return
         options_in = self._launch_options(kwargs, LAUNCH_OPTIONS)
         bound = bind(self.source, args, kwargs)
         options = self._options(bound, **options_in)
@@ -58,9 +69,29 @@ class Kernel:
                 interpret(self, bound, dims)
             return
         compiled = self._compiled(bound, options)
+        if quick is not None and compiled.target == "cpu":
+            self._quick[quick[0]] = compiled
         if 0 in dims:
             return
         compiled.launch(bound, dims)
+
+    def quick_key(self, args: tuple, kwargs: dict[str, Any]) -> tuple[tuple, list[int | float]] | None:
+        """The fast path's key for a launch and its raw argument values, where it applies: every
+        positional argument a runtime one (`binding.quick_signature`), every keyword a
+        compile-time constant (no launch options), all hashable. Constants other than ints and
+        strings enter by type and repr, as in `BoundLaunch.key` (1, 1.0 and True compile apart)."""
+        source = self.source
+        if any(k in LAUNCH_OPTIONS or k not in source.constexprs for k in kwargs):
+            return None
+        if len(args) not in self._positional_runtime:
+            self._positional_runtime[len(args)] = not any(p in source.constexprs for p in source.params[:len(args)])
+        if not self._positional_runtime[len(args)]:
+            return None
+        quick = quick_signature(args)
+        if quick is None:
+            return None
+        return (quick[0], tuple((k, v) if type(v) in (int, str) else (k, type(v).__name__, repr(v))
+                                for k, v in kwargs.items())), quick[1]
 
     def compile(self, *args: Any, target: str = "cpu", arch: str | None = None, stages: bool = False,
                 cubin: bool = False, **kwargs: Any) -> CompiledKernel:
@@ -102,6 +133,16 @@ class Kernel:
                     compiled = compile_kernel(self, bound, options)
                     self._cache[key] = compiled
         return compiled
+
+
+def _plain_grid(grid: Any) -> tuple[int, int, int] | None:
+    """A grid given as a tuple of 1 to 3 valid ints, padded to three; None for anything else."""
+    if type(grid) is not tuple or not 1 <= len(grid) <= 3:
+        return None
+    for d in grid:
+        if type(d) is not int or not 0 <= d < 2**31:
+            return None
+    return grid + (1,) * (3 - len(grid))  # type: ignore[return-value]
 
 
 def kernel(fn: Callable) -> Kernel:

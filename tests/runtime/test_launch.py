@@ -6,6 +6,7 @@ import pytest
 
 import kdsl
 import kdsl.language as kl
+from kdsl.runtime.binding import bind
 
 
 @kdsl.kernel
@@ -159,3 +160,45 @@ def test_numpy_scalars_and_bools_are_runtime_arguments():
     out = np.full(16, np.nan, np.float64)
     fill[(1,)](out, np.float64(0.125), np.int64(16), BLOCK=16)
     np.testing.assert_array_equal(out, 0.125)
+
+
+@kdsl.kernel
+def scaled_copy(x_ptr, out_ptr, n, factor, BLOCK: kl.constexpr, SCALE: kl.constexpr):
+    offs = kl.program_id(0) * BLOCK + kl.arange(0, BLOCK)
+    mask = offs < n
+    x = kl.load(x_ptr + offs, mask=mask)
+    kl.store(out_ptr + offs, x * factor * SCALE if SCALE != 1 else x * factor, mask=mask)
+
+
+QUICK_LAUNCHES = [
+    (np.float32, 0, 100, 2.0, 1), (np.float32, 1, 100, 2.0, 1), (np.float32, 0, 96, 2.0, 1),
+    (np.float32, 0, 1, 2.0, 1), (np.float32, 0, 0, 2.0, 1), (np.float64, 0, 100, 2.0, 1),
+    (np.float32, 0, 100, 2.0, 1.0), (np.float32, 0, 100, 2.0, True), (np.float32, 0, 100, 2.0, 3),
+]
+
+
+def test_repeated_launches_take_the_kernel_the_full_binding_takes():
+    """A CPU launch like an earlier one skips the binding (`Kernel.quick_key`); every argument
+    that changes the specialization (dtype, alignment, divisibility, ints equal to 1, 0 or
+    positive, the constants' types and values) still picks the kernel the full path picks."""
+    rng = np.random.default_rng(5)
+    for dtype, shift, n, factor, scale in QUICK_LAUNCHES * 2:
+        memory = rng.standard_normal(160).astype(dtype)
+        x = memory[shift:shift + 128]
+        out = np.full(128, np.nan, dtype)
+        scaled_copy[(4,)](x, out, n, factor, BLOCK=32, SCALE=scale)
+        np.testing.assert_allclose(out[:n], x[:n] * factor * scale, rtol=1e-6)
+        assert np.isnan(out[n:]).all()
+        key, _ = scaled_copy.quick_key((x, out, n, factor), {"BLOCK": 32, "SCALE": scale})
+        bound = bind(scaled_copy.source, (x, out, n, factor), {"BLOCK": 32, "SCALE": scale})
+        assert scaled_copy._quick[key] is scaled_copy._compiled(bound, scaled_copy._options(bound))
+    assert len(scaled_copy._quick) == len(QUICK_LAUNCHES) == len(scaled_copy._cache)
+
+
+def test_launches_the_fast_path_does_not_take_still_work():
+    out = np.full(64, np.nan, np.float32)
+    fill[(1,)](out, 2.0, 64, BLOCK=64, num_warps=2)  # a launch option
+    fill[lambda meta: (1,)](out, 3.0, 64, BLOCK=64)  # a grid function
+    fill[(1,)](out, 4.0, np.int64(64), BLOCK=64)  # a numpy scalar
+    fill[(1,)](out, 5.0, 2**40, BLOCK=64)  # an int beyond i32
+    np.testing.assert_array_equal(out, 5.0)
