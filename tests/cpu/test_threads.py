@@ -166,3 +166,44 @@ def test_thread_count_from_setting_environment_and_affinity(num_threads, monkeyp
     monkeypatch.setenv(threads.THREADS_ENV, "zero")
     with pytest.raises(kdsl.LaunchError, match=threads.THREADS_ENV):
         kdsl.get_num_threads()
+
+
+def test_launches_from_several_python_threads_at_once_each_get_their_results(num_threads):
+    """Python threads launching at once take turns on the worker pool; each launch's programs,
+    arguments and results stay its own."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    num_threads(2)
+    rng = np.random.default_rng(11)
+    inputs = [(random_array(rng, 3000 + 97 * k, np.float32), random_array(rng, 3000 + 97 * k, np.float32))
+              for k in range(12)]
+
+    def launch(pair):
+        x, y = pair
+        out = poisoned(x.size, np.float32)
+        for _ in range(20):
+            scaled_add[(kdsl.cdiv(x.size, 64),)](x, y, out, x.size, BLOCK=64)
+        return out
+    with ThreadPoolExecutor(6) as pool:
+        outputs = list(pool.map(launch, inputs))
+    for (x, y), out in zip(inputs, outputs):
+        np.testing.assert_allclose(out, x.astype(np.float64) * 2 + y, rtol=1e-6)
+
+
+@kdsl.kernel
+def first_compile(x_ptr, out_ptr, BLOCK: kl.constexpr):
+    offs = kl.arange(0, BLOCK)
+    kl.store(out_ptr + offs, kl.load(x_ptr + offs) * 3)
+
+
+def test_one_kernel_compiled_from_several_threads_at_once_compiles_once(num_threads, monkeypatch):
+    from concurrent.futures import ThreadPoolExecutor
+
+    monkeypatch.setenv("KDSL_CACHE_DIR", "off")
+    x = np.arange(128, dtype=np.float32)
+    outs = [poisoned(128, np.float32) for _ in range(8)]
+    with ThreadPoolExecutor(8) as pool:
+        list(pool.map(lambda out: first_compile[(1,)](x, out, BLOCK=128), outs))
+    for out in outs:
+        np.testing.assert_array_equal(out, x * 3)
+    assert len(first_compile._cache) == 1
