@@ -20,10 +20,15 @@ are all defined before the run.
 A store closes its run too. It may share the loop of the run's loads only where
 the lowering can show, when the program runs, that element j's load never reads
 what the store of element i < j wrote (`lower.KernelLowering.emit_run`).
+
+The analyses the lowering asks of a region: which ops it may compute again where
+their results are read (`recomputable_op`), which loads it may load again there
+(`reloadable_loads`), and which masks of a run can be known before it
+(`precomputable_masks`).
 """
 from __future__ import annotations
 
-from kdsl.ir.core import Operation
+from kdsl.ir.core import Operation, Value
 from kdsl.ir.ops import ELEMENTWISE, has_trait
 from kdsl.ir.types import BlockType, ScalarType
 
@@ -92,3 +97,68 @@ def schedule(ops: list[Operation]) -> list[list[Operation]]:
         else:
             runs.append([op])
     return runs
+
+
+def _writes_memory(op: Operation) -> bool:
+    return op.name in ("store", "atomic_rmw", "atomic_cas") or any(
+        _writes_memory(inner) for region in op.regions for inner in region.ops)
+
+
+def reloadable_loads(ops: list[Operation], users: dict[Value, list[Operation]]) -> set[Value]:
+    """The block loads of a region that may be loaded again where used instead of being kept in
+    a buffer: every user is an element op of the same region, and no op after the load writes
+    memory before its last user, which may be a store (checked against the load as against its
+    run's own loads: `lower.KernelLowering.overlap_free`, `staged_store`)."""
+    position = {op: k for k, op in enumerate(ops)}
+    writes = [k for k, op in enumerate(ops) if _writes_memory(op)]
+    found = set()
+    for k, op in enumerate(ops):
+        if op.name != "load" or not isinstance(op.result.type, BlockType):
+            continue
+        last = _last_use(op.result, position, users, {})
+        if last is not None and not any(k < w < last or w == last and ops[w].name != "store" for w in writes):
+            found.add(op.result)
+    return found
+
+
+def _last_use(v: Value, position: dict[Operation, int], users: dict[Value, list[Operation]],
+              known: dict[Value, int | None]) -> int | None:
+    """The position of the last op of the region that reads `v`, directly or through ops that may
+    compute their elements again where they are used; None where an op elsewhere, or one that is
+    no element op, reads it."""
+    if v not in known:
+        last: int | None = -1
+        for user in users.get(v, []):
+            if user not in position or run_size(user) is None or user.name == "load":
+                last = None
+                break
+            at: int | None = position[user]
+            if recomputable_op(user):
+                further = _last_use(user.result, position, users, known)
+                at = None if further is None else max(at, further)
+            if at is None:
+                last = None
+                break
+            last = max(last, at)
+        known[v] = last
+    return known[v]
+
+
+def precomputable_masks(run: list[Operation], again: list[Operation]) -> set[Value]:
+    """The block masks of `run`'s loads (and of the loads it loads `again`) and stores, when all
+    of them can be computed before the run: none of them depends on a load of the run."""
+    inside = {op.result: op for op in run if op.results}
+    known: dict[Value, bool] = {}
+
+    def before_run(v: Value) -> bool:
+        if v not in inside:
+            return True
+        if v not in known:
+            op = inside[v]
+            known[v] = op.name != "load" and all(before_run(o) for o in op.operands)
+        return known[v]
+    accesses = again + [op for op in run if op.name in ("load", "store")]
+    masks = {op.operands[{"load": 1, "store": 2}[op.name]] for op in accesses
+             if len(op.operands) > {"load": 1, "store": 2}[op.name]}
+    blocks = {m for m in masks if isinstance(m.type, BlockType)}
+    return blocks if blocks and all(before_run(m) for m in blocks) else set()

@@ -19,7 +19,8 @@ from typing import Callable, Iterator, NamedTuple, Union
 from llvmlite import ir
 
 from kdsl.backend.cpu import lower_combine, lower_shape
-from kdsl.backend.cpu.fusion import VIEWS, block_size, recomputable_op, run_size, schedule, whole_reduction
+from kdsl.backend.cpu.fusion import (VIEWS, block_size, precomputable_masks, recomputable_op, reloadable_loads,
+                                     run_size, schedule, whole_reduction)
 from kdsl.backend.cpu.elementwise import ELEMENTWISE, bind, divide_by_uniform
 from kdsl.backend.cpu.llvm_types import I32, I64, PTR, constant, elem_of, from_memory, mem_type, reg_type, to_memory
 from kdsl.backend.cpu.loops import Buffer, counted_loop, element_loop, memcpy, strides
@@ -107,10 +108,10 @@ class KernelLowering:
         return self.buffer(t) if isinstance(t, BlockType) else self.entry.alloca(reg_type(t))
 
     def element(self, v: Value, index: ir.Value) -> ir.Value:
-        """Element `index` of a block operand, or the scalar itself. Index arithmetic is
-        recomputed in a fused loop rather than read back from its buffer: a few instructions,
-        where the buffer would cost a store and a load per element and hide from LLVM that
-        addresses are consecutive."""
+        """Element `index` of a block operand, or the scalar itself. In a fused loop, index
+        arithmetic (and cheap float ops) is computed again and a `reloadable` load loaded again
+        rather than read back from a buffer: a few instructions, where the buffer would cost a
+        store and a load per element and hide from LLVM that addresses are consecutive."""
         known = self.iteration.get((v, id(index)))
         if known is not None:
             return known
@@ -136,7 +137,7 @@ class KernelLowering:
     # regions ---------------------------------------------------------------
     def region(self, region: Region) -> list[Value]:
         """Lower a region's ops; returns the terminator's operands."""
-        self.reloadable |= {v for v in _reloadable_loads(region.ops, self.users)
+        self.reloadable |= {v for v in reloadable_loads(region.ops, self.users)
                             if all(self.available(o) for o in v.op.operands)}
         for run in schedule(region.ops):
             op = run[0]
@@ -183,7 +184,7 @@ class KernelLowering:
         shows, as the program runs, that no load reads what an earlier element's store wrote;
         otherwise (and where it cannot tell) `staged_store`."""
         again = self.reloaded_loads(run)
-        masks = _precomputable_masks(run, again) | {op.operands[0] for op in run if op.name == "select"
+        masks = precomputable_masks(run, again) | {op.operands[0] for op in run if op.name == "select"
                                              and isinstance(op.operands[0].type, BlockType)
                                              and self.index_arithmetic(op.operands[0])}
         hazards = [(load, run[-1]) for load in again + [op for op in run if op.name == "load"]
@@ -647,71 +648,6 @@ def _loop_dims(op: Operation) -> tuple[int, ...]:
 def _made_in_loop(v: Value) -> bool:
     """Whether `v` is a block computed by an element op (in an element loop)."""
     return isinstance(v, OpResult) and block_size(v.op) is not None
-
-
-def _writes_memory(op: Operation) -> bool:
-    return op.name in ("store", "atomic_rmw", "atomic_cas") or any(
-        _writes_memory(inner) for region in op.regions for inner in region.ops)
-
-
-def _reloadable_loads(ops: list[Operation], users: dict[Value, list[Operation]]) -> set[Value]:
-    """The block loads of a region that may be loaded again where used instead of being kept in
-    a buffer: every user is an element op of the same region, and no op after the load writes
-    memory before its last user, which may be a store (checked against the load as against its
-    run's own loads: `overlap_free`, `staged_store`)."""
-    position = {op: k for k, op in enumerate(ops)}
-    writes = [k for k, op in enumerate(ops) if _writes_memory(op)]
-    found = set()
-    for k, op in enumerate(ops):
-        if op.name != "load" or not isinstance(op.result.type, BlockType):
-            continue
-        last = _last_use(op.result, position, users, {})
-        if last is not None and not any(k < w < last or w == last and ops[w].name != "store" for w in writes):
-            found.add(op.result)
-    return found
-
-
-def _last_use(v: Value, position: dict[Operation, int], users: dict[Value, list[Operation]],
-              known: dict[Value, int | None]) -> int | None:
-    """The position of the last op of the region that reads `v`, directly or through ops that may
-    compute their elements again where they are used; None where an op elsewhere, or one that is
-    no element op, reads it."""
-    if v not in known:
-        last: int | None = -1
-        for user in users.get(v, []):
-            if user not in position or run_size(user) is None or user.name == "load":
-                last = None
-                break
-            at: int | None = position[user]
-            if recomputable_op(user):
-                further = _last_use(user.result, position, users, known)
-                at = None if further is None else max(at, further)
-            if at is None:
-                last = None
-                break
-            last = max(last, at)
-        known[v] = last
-    return known[v]
-
-
-def _precomputable_masks(run: list[Operation], again: list[Operation]) -> set[Value]:
-    """The block masks of `run`'s loads (and of the loads it loads `again`) and stores, when all
-    of them can be computed before the run: none of them depends on a load of the run."""
-    inside = {op.result: op for op in run if op.results}
-    known: dict[Value, bool] = {}
-
-    def before_run(v: Value) -> bool:
-        if v not in inside:
-            return True
-        if v not in known:
-            op = inside[v]
-            known[v] = op.name != "load" and all(before_run(o) for o in op.operands)
-        return known[v]
-    accesses = again + [op for op in run if op.name in ("load", "store")]
-    masks = {op.operands[{"load": 1, "store": 2}[op.name]] for op in accesses
-             if len(op.operands) > {"load": 1, "store": 2}[op.name]}
-    blocks = {m for m in masks if isinstance(m.type, BlockType)}
-    return blocks if blocks and all(before_run(m) for m in blocks) else set()
 
 
 def _same_buffer(slot: Lowered, value: Buffer) -> bool:
