@@ -207,3 +207,23 @@ def test_one_kernel_compiled_from_several_threads_at_once_compiles_once(num_thre
     for out in outs:
         np.testing.assert_array_equal(out, x * 3)
     assert len(first_compile._cache) == 1
+
+
+def test_a_forked_child_launches_on_a_pool_of_its_own(num_threads):
+    """The workers stay in the parent when a process forks (as multiprocessing does by default on
+    Linux): a child's launches must not wait for them."""
+    import multiprocessing
+
+    num_threads(2)
+    x = np.arange(4096, dtype=np.float32)
+    out = poisoned(x.size, np.float32)
+    scaled_add[(64,)](x, x, out, x.size, BLOCK=64)  # the parent's pool is running
+    with multiprocessing.get_context("fork").Pool(1) as pool:
+        child = pool.apply_async(_launch_in_child, (x,)).get(timeout=60)
+    np.testing.assert_array_equal(child, x * 3)
+
+
+def _launch_in_child(x):
+    out = poisoned(x.size, np.float32)
+    scaled_add[(64,)](x, x, out, x.size, BLOCK=64)
+    return out

@@ -9,9 +9,9 @@ launch, which releases the GIL. A program always runs whole on one thread, so
 its `device_print` lines keep their order; lines of different programs may
 interleave. A failed `device_assert` claims the launch's status, and every
 thread stops after its current program (see `lower_debug`). Launches from
-several Python threads take turns on the pool. Without Linux futexes (the pool
-waits on them) the programs run on the calling thread, or on one worker where
-their stacks need more than it has.
+several Python threads take turns on the pool; a forked child starts its own.
+Without Linux futexes (the pool waits on them) the programs run on the calling
+thread, or on one worker where their stacks need more than it has.
 
 The thread count is `len(os.sched_getaffinity(0))`, or `KDSL_NUM_THREADS`, or
 what `kdsl.set_num_threads(n)` set last.
@@ -163,6 +163,16 @@ def _workers(count: int, stack: int) -> _Pool:
             atexit.register(_retire)
         _pool = _Pool(count, max(stack, MIN_WORKER_STACK))
     return _pool
+
+
+def _forget_pool() -> None:
+    """In a forked child: the workers stayed in the parent (their state too), so the next launch
+    starts a pool of its own."""
+    global _pool, _pool_lock
+    _pool, _pool_lock = None, threading.Lock()
+
+
+os.register_at_fork(after_in_child=_forget_pool)
 
 
 def _retire() -> None:
