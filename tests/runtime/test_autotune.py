@@ -10,6 +10,15 @@ from kdsl.testing import do_bench
 SLOW_REPEAT = 10000  # so many more adds that no timing noise makes this config look faster
 
 
+@pytest.fixture(autouse=True)
+def one_thread(monkeypatch):
+    """Tuning times launches; on one thread a launch never waits for a worker that another
+    process (pytest-xdist's other worker, say) has pushed off its core."""
+    from kdsl.backend.cpu import threads
+
+    monkeypatch.setattr(threads, "_num_threads", 1)
+
+
 @kdsl.autotune(configs=[kdsl.Config({"REPEAT": SLOW_REPEAT}), kdsl.Config({"REPEAT": 1})], key=["n"], warmup=1,
                rep=5)
 @kdsl.kernel
