@@ -1,9 +1,13 @@
-"""Tools for measuring and checking kernels."""
+"""Tools for measuring and checking kernels: `do_bench`, and `compare_targets` (kdsl.compare)."""
 from __future__ import annotations
 
 import statistics
 import time
 from typing import Callable
+
+from kdsl.compare import Comparison, Difference, compare_targets
+
+__all__ = ["Comparison", "Difference", "compare_targets", "do_bench", "wall_time_ms"]
 
 
 def wall_time_ms(fn: Callable[[], object]) -> float:

@@ -10,21 +10,25 @@ import inspect
 import os
 import sys
 import traceback
+from contextlib import contextmanager
+from contextvars import ContextVar
 from types import TracebackType
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import kdsl
 from kdsl.errors import CompilationError, DeviceAssertionError, Loc
 from kdsl.frontend.builtins import BuiltinCall, call_builtin, range_bounds
 from kdsl.interpreter.context import ACTIVE
 from kdsl.interpreter.evaluator import EvalValue, EvaluatingBuilder
-from kdsl.interpreter.memory import CheckedMemory
+from kdsl.interpreter.memory import CheckedMemory, WriteLog
 from kdsl.interpreter.pyenv import interpreted, kernel_range
 from kdsl.interpreter.tensor import InterpTensor, plain, wrap
 from kdsl.ir.types import PointerType
 from kdsl.runtime.arrays import adapt_array
 from kdsl.runtime.binding import BoundLaunch
 
+# Set by `recording_writes`: interpreted launches record which store wrote each address.
+WRITE_LOG: ContextVar[WriteLog | None] = ContextVar("kdsl_write_log", default=None)
 _KDSL_DIR = os.path.dirname(os.path.abspath(kdsl.__file__)) + os.sep
 
 
@@ -60,7 +64,7 @@ class Session:
         self.kernel_name = kernel_name
         self.grid = grid
         self.pid = (0, 0, 0)
-        self.memory = CheckedMemory(self._where)
+        self.memory = CheckedMemory(self._where, WRITE_LOG.get())
         self.builder = EvaluatingBuilder(self)
         self._functions: dict[Callable, Callable] = {}
 
@@ -92,6 +96,18 @@ class Session:
         if name == "range":
             return kernel_range(*range_bounds(args_, kwargs_))
         return wrap(call_builtin(BuiltinCall(self.builder, None), name, args_, kwargs_))
+
+
+@contextmanager
+def recording_writes() -> Iterator[WriteLog]:
+    """Interpreted launches inside the `with` record into the log it gives which store wrote
+    each address."""
+    log = WriteLog()
+    token = WRITE_LOG.set(log)
+    try:
+        yield log
+    finally:
+        WRITE_LOG.reset(token)
 
 
 def interpret(kernel: Any, bound: BoundLaunch, grid: tuple[int, int, int]) -> None:

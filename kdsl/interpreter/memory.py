@@ -56,6 +56,31 @@ def _layout(obj: Any, itemsize: int) -> tuple[tuple[int, ...], tuple[int, ...]]:
     return shape, tuple(strides)
 
 
+class WriteLog:
+    """Which store wrote each address last, in an interpreted launch: the source line of every
+    write, by address (what `kdsl.testing.compare_targets` reports next to a difference)."""
+
+    def __init__(self) -> None:
+        self.sites: list[tuple[str | None, int | None]] = []
+        self._site_index: dict[tuple[str | None, int | None], int] = {}
+        self._last: dict[int, int] = {}
+
+    def site(self, where: dict[str, Any]) -> int:
+        key = (where.get("file"), where.get("line"))
+        if key not in self._site_index:
+            self._site_index[key] = len(self.sites)
+            self.sites.append(key)
+        return self._site_index[key]
+
+    def record(self, addresses: np.ndarray, site: int) -> None:
+        self._last.update(dict.fromkeys(addresses.tolist(), site))
+
+    def writer(self, address: int) -> tuple[str | None, int | None] | None:
+        """(file, line) of the last store to the element at `address`, None if none wrote it."""
+        site = self._last.get(address)
+        return None if site is None else self.sites[site]
+
+
 class CheckedMemory:
     """Reads and writes raw bits at uint64 addresses inside registered spans only.
 
@@ -63,8 +88,9 @@ class CheckedMemory:
     line, program id).
     """
 
-    def __init__(self, where: Callable[[], dict[str, Any]]):
+    def __init__(self, where: Callable[[], dict[str, Any]], writes: WriteLog | None = None):
         self.where = where
+        self.writes = writes
         self.spans: list[Span] = []
         self._views: list[np.ndarray] = []
 
@@ -102,9 +128,12 @@ class CheckedMemory:
         """Store `bits` at each address where `mask` holds (lanes in order: the last write wins)."""
         nbytes = bits.dtype.itemsize
         self._check_writable(addresses, mask)
+        site = self.writes.site(self.where()) if self.writes is not None else None
         for view, offsets, lanes in self._locate(addresses, nbytes, mask, "store"):
             raw = np.ascontiguousarray(bits.reshape(-1)[lanes]).view(np.uint8).reshape(-1, nbytes)
             view[offsets[:, None] + np.arange(nbytes)] = raw
+            if site is not None:
+                self.writes.record(view.ctypes.data + offsets, site)
 
     def _locate(self, addresses: np.ndarray, nbytes: int, mask: np.ndarray,
                 what: str) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
