@@ -10,12 +10,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from kdsl import cache
-from kdsl.errors import LaunchError
+from kdsl.errors import LaunchError, Loc
 from kdsl.frontend.codegen import build_module
 from kdsl.ir.core import Module
 from kdsl.ir.passes import default_passes, run_pipeline
+from kdsl.ir.passes.provenance import Provenance
 from kdsl.ir.printer import print_module
 from kdsl.ir.verifier import verify_module
+from kdsl.runtime.arrays import adapt_array
 from kdsl.runtime.binding import BoundLaunch
 
 TARGETS = ("cpu", "cuda", "sim", "interpret")
@@ -46,12 +48,28 @@ class CompiledKernel:
     target: str
     asm: dict[str, Any] = field(default_factory=dict)
     program: Any = None
+    writes: dict[int, Loc | None] = field(default_factory=dict)  # arguments stored through: `provenance`
 
     def launch(self, bound: BoundLaunch, grid: tuple[int, int, int]) -> None:
+        self.check_writable(bound)
         if self.target == "cpu":
             self.program.launch(bound.values, grid)
         else:
             self.program.launch(bound, grid)
+
+    def check_writable(self, bound: BoundLaunch) -> None:
+        """Refuse a read-only array (numpy's `writeable=False`) for an argument the kernel
+        stores through, naming the store."""
+        for index, loc in self.writes.items():
+            if _read_only(bound.arrays[index]):
+                where = f" at {loc.file}:{loc.line}:\n{loc.excerpt()}" if loc is not None and loc.line > 0 else ""
+                raise LaunchError(f"'{self.name}': argument '{bound.runtime[index][0]}' is a read-only array, "
+                                  f"but the kernel stores through it{where}")
+
+
+def _read_only(value: Any) -> bool:
+    array = adapt_array(value)
+    return array is not None and array.readonly
 
 
 def resolve_arch(target: str, arch: str | None, bound: BoundLaunch) -> str | None:
@@ -92,14 +110,15 @@ def compile_kernel(kernel: Any, bound: BoundLaunch, options: CompileOptions) -> 
     asm: dict[str, Any] = {"ir": print_module(module)}
     if stages is not None:
         asm["ir_stages"] = stages
+    writes = Provenance(module.kernel).stores(module.kernel)
     if options.target in GPU_TARGETS:
         program, gpu_asm = _gpu_program(kernel.source.name, module, options)
         asm.update(gpu_asm)
-        return CompiledKernel(kernel.source.name, options.target, asm, program)
+        return CompiledKernel(kernel.source.name, options.target, asm, program, writes)
     program = _cpu_program(module, options)
     asm["llvm"] = program.llvm
     asm["llvm_optimized"] = program.llvm_optimized
-    return CompiledKernel(kernel.source.name, options.target, asm, program)
+    return CompiledKernel(kernel.source.name, options.target, asm, program, writes)
 
 
 def cache_key(module: Module, options: CompileOptions, machine: str) -> str:

@@ -130,14 +130,15 @@ def _runtime(kernel: str, param: str, value: Any, bound: BoundLaunch) -> None:
 def quick_signature(args: tuple) -> tuple[tuple, list[int | float]] | None:
     """For a launch whose arguments are all numpy arrays, Python floats and ints that fit in
     i32: what `_runtime` would specialise them on (dtype and alignment; divisibility, equality
-    to 1 and sign), and their raw values, without building a `BoundLaunch`; None for any other
+    to 1 and sign) and whether arrays are writable (`CompiledKernel.check_writable`), and their
+    raw values, without building a `BoundLaunch`; None for any other
     argument. The launch fast path (`Kernel.run`) keys its compiled kernels on this."""
     signature, values = [], []
     for value in args:
         kind = type(value)
         if kind is np.ndarray:
             address = value.__array_interface__["data"][0]
-            signature.append((value.dtype, address % DIVISIBILITY == 0))
+            signature.append((value.dtype, address % DIVISIBILITY == 0, value.flags.writeable))
             values.append(address)
         elif kind is int and -2**31 <= value < 2**31:
             signature.append((int, value % DIVISIBILITY == 0, value == 1, min(value, 1) if value >= 0 else None))

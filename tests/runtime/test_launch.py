@@ -202,3 +202,29 @@ def test_launches_the_fast_path_does_not_take_still_work():
     fill[(1,)](out, 4.0, np.int64(64), BLOCK=64)  # a numpy scalar
     fill[(1,)](out, 5.0, 2**40, BLOCK=64)  # an int beyond i32
     np.testing.assert_array_equal(out, 5.0)
+
+
+@kdsl.kernel
+def count_into(x_ptr, out_ptr, counts_ptr, BLOCK: kl.constexpr):
+    offs = kl.arange(0, BLOCK)
+    x = kl.load(x_ptr + offs)
+    kl.store(out_ptr + offs, x + 1.0)
+    kl.atomic_add(counts_ptr, 1)
+
+
+@pytest.mark.parametrize("target", ["cpu", "sim"])
+def test_read_only_arrays_may_be_read_but_not_stored_through(target):
+    x = np.ones(32, np.float32)
+    x.flags.writeable = False
+    out, counts = np.zeros(32, np.float32), np.zeros(1, np.int32)
+    count_into[(1,)](x, out, counts, BLOCK=32, target=target)  # a read-only input is fine
+    np.testing.assert_array_equal(out, 2.0)
+    for position, line in ((1, "kl.store(out_ptr + offs, x + 1.0)"), (2, "kl.atomic_add(counts_ptr, 1)")):
+        args = [x, out.copy(), counts.copy()]
+        args[position] = args[position].copy()
+        args[position].flags.writeable = False
+        with pytest.raises(kdsl.LaunchError) as info:
+            count_into[(1,)](*args, BLOCK=32, target=target)
+        name = ("x_ptr", "out_ptr", "counts_ptr")[position]
+        assert f"argument '{name}' is a read-only array, but the kernel stores through it" in str(info.value)
+        assert line in str(info.value) and "^^^" in str(info.value)
