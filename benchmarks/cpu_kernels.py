@@ -1,9 +1,11 @@
 """The tutorial workloads on the CPU: kdsl side by side with numpy, torch and numba, in one process.
 
-    python -m benchmarks.cpu_kernels [--quick] [--plots DIR]
+    python -m benchmarks.cpu_kernels [--quick] [--rounds N] [--plots DIR]
 
 Prints the machine's limits first (memory bandwidth from a large `numpy.copyto`, bytes read
-plus written; numpy's BLAS matmul rate), then per workload each implementation's median time,
+plus written; numpy's BLAS matmul rate), then per workload each implementation's median time
+(over N rounds, default 3, 1 with --quick, that take the implementations in turn, so that a
+slow spell of the machine does not fall on one of them only),
 its rate, the fraction of the limit it reaches and kdsl's speed-up over it (>1: kdsl is
 faster), then compile latency: kdsl's cold compile, a fresh process's first result with a warm
 on-disk cache, `import kdsl`, and numba's cold `@njit` for comparison (kdsl's disk cache is off
@@ -23,6 +25,7 @@ for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS", "NUMB
     os.environ.setdefault(_var, str(THREADS))
 os.environ["KDSL_CACHE_DIR"] = "off"  # compile times measured here are cold ones
 
+import statistics  # noqa: E402
 import subprocess  # noqa: E402
 import tempfile  # noqa: E402
 import textwrap  # noqa: E402
@@ -135,9 +138,11 @@ class Result:
 
 
 def measure(workload: str, work: float, unit: str, limit: float, runs: dict[str, Callable[[], object]],
-            note: str = "") -> Result:
-    """Median times of `runs` (each doing `work` bytes or flops), printed against `limit`."""
-    times = {impl: do_bench(fn, warmup=50, rep=400) for impl, fn in runs.items()}
+            rounds: int, note: str = "") -> Result:
+    """Median times of `runs` (each doing `work` bytes or flops) over `rounds` rounds that take
+    them in turn, printed against `limit`."""
+    timed = [{impl: do_bench(fn, warmup=50, rep=400) for impl, fn in runs.items()} for _ in range(rounds)]
+    times = {impl: statistics.median(r[impl] for r in timed) for impl in runs}
     rates = {impl: work / ms / 1e6 for impl, ms in times.items()}
     print(f"\n{workload}{note}")
     for impl, ms in times.items():
@@ -222,7 +227,8 @@ def fresh_process_ms() -> tuple[float, float]:
     return float(np.median(imports)), float(np.median(firsts))
 
 
-def main(quick: bool = False, plots: Path = Path(__file__).parent / "results") -> None:
+def main(quick: bool = False, plots: Path = Path(__file__).parent / "results", rounds: int | None = None) -> None:
+    rounds = rounds or (1 if quick else 3)
     kdsl.set_num_threads(THREADS)
     if torch is not None:
         torch.set_num_threads(THREADS)
@@ -251,7 +257,7 @@ def main(quick: bool = False, plots: Path = Path(__file__).parent / "results") -
     if "vector_add" in peers:
         peers["vector_add"](x, y, out)
         runs["numba"] = lambda: peers["vector_add"](x, y, out)
-    results.append(measure(f"vector add fp32, 2^{n.bit_length() - 1} elements", 12 * n, "GB/s", bandwidth, runs,
+    results.append(measure(f"vector add fp32, 2^{n.bit_length() - 1} elements", 12 * n, "GB/s", bandwidth, runs, rounds,
                            f"  (kdsl cold compile {compile_ms:.0f} ms)"))
 
     rows, cols = (1024 if quick else 4096), 1024
@@ -274,7 +280,7 @@ def main(quick: bool = False, plots: Path = Path(__file__).parent / "results") -
     if "softmax" in peers:
         peers["softmax"](m, res)
         runs["numba"] = lambda: peers["softmax"](m, res)
-    results.append(measure(f"row softmax fp32, {rows}x{cols}", 8 * rows * cols, "GB/s", bandwidth, runs,
+    results.append(measure(f"row softmax fp32, {rows}x{cols}", 8 * rows * cols, "GB/s", bandwidth, runs, rounds,
                            f"  (kdsl cold compile {compile_ms:.0f} ms)"))
 
     w, b = rng.standard_normal(cols, dtype=np.float32), rng.standard_normal(cols, dtype=np.float32)
@@ -296,7 +302,7 @@ def main(quick: bool = False, plots: Path = Path(__file__).parent / "results") -
     if "layer_norm" in peers:
         peers["layer_norm"](m, w, b, res, 1e-5)
         runs["numba"] = lambda: peers["layer_norm"](m, w, b, res, 1e-5)
-    results.append(measure(f"layer norm forward fp32, {rows}x{cols}", 8 * rows * cols, "GB/s", bandwidth, runs,
+    results.append(measure(f"layer norm forward fp32, {rows}x{cols}", 8 * rows * cols, "GB/s", bandwidth, runs, rounds,
                            f"  (kdsl cold compile {compile_ms:.0f} ms)"))
 
     a = rng.standard_normal((n_mm, n_mm), dtype=np.float32)
@@ -325,7 +331,7 @@ def main(quick: bool = False, plots: Path = Path(__file__).parent / "results") -
                 ta, tb = torch.from_numpy(a), torch.from_numpy(bm)
                 runs["torch"] = lambda: torch.mm(ta, tb)
         name = f"{'matmul + bias + relu' if fused else 'matmul'} fp32, {n_mm}^3"
-        results.append(measure(name, 2 * n_mm**3, "GFLOP/s", blas, runs,
+        results.append(measure(name, 2 * n_mm**3, "GFLOP/s", blas, runs, rounds,
                                f"  (kdsl tuned in {tune_s:.1f} s: {matmul.best_config})"))
 
     print("\ncompile latency")
@@ -346,4 +352,5 @@ def main(quick: bool = False, plots: Path = Path(__file__).parent / "results") -
 
 if __name__ == "__main__":
     directory = Path(sys.argv[sys.argv.index("--plots") + 1]) if "--plots" in sys.argv else None
-    main(quick="--quick" in sys.argv, **({"plots": directory} if directory else {}))
+    rounds = int(sys.argv[sys.argv.index("--rounds") + 1]) if "--rounds" in sys.argv else None
+    main(quick="--quick" in sys.argv, rounds=rounds, **({"plots": directory} if directory else {}))
