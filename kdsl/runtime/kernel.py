@@ -69,11 +69,11 @@ class Kernel:
                 interpret(self, bound, dims)
             return
         compiled = self._compiled(bound, options)
-        if quick is not None and compiled.target == "cpu":
-            self._quick[quick[0]] = compiled
         if 0 in dims:
             return
         compiled.launch(bound, dims)
+        if quick is not None and compiled.target == "cpu":  # a launch that passed every check
+            self._quick[quick[0]] = compiled
 
     def quick_key(self, args: tuple, kwargs: dict[str, Any]) -> tuple[tuple, list[int | float]] | None:
         """The fast path's key for a launch and its raw argument values, where it applies: every
