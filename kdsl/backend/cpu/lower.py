@@ -24,6 +24,7 @@ from kdsl.backend.cpu.fusion import (VIEWS, block_size, precomputable_masks, rec
 from kdsl.backend.cpu.elementwise import ELEMENTWISE, bind, divide_by_uniform
 from kdsl.backend.cpu.llvm_types import I32, I64, PTR, constant, elem_of, from_memory, mem_type, reg_type, to_memory
 from kdsl.backend.cpu.loops import Buffer, counted_loop, element_loop, memcpy, strides
+from kdsl.backend.cpu.lower_shape import coordinate
 from kdsl.backend.cpu.lower_atomics import lower_atomic_cas, lower_atomic_rmw
 from kdsl.backend.cpu.lower_debug import lower_assert, lower_print
 from kdsl.backend.cpu.lower_dot import lower_dot
@@ -44,6 +45,8 @@ class _LoopIndex(NamedTuple):
     outer: ir.Value | None
     inner: ir.Value
     row: int
+
+
 GRID_PARAMS = ("pid_x", "pid_y", "pid_z", "num_x", "num_y", "num_z")
 
 
@@ -77,10 +80,10 @@ class KernelLowering:
         self.assert_sites: list[AssertSite] = []
         self.iteration: dict[tuple[Value, int], ir.Value] = {}  # (value, id(index)): elements computed so far
         self.unmasked: set[Value] = set()  # masks known to be all true in the loop being emitted
-        self.recompute_at: set[int] = set()  # id()s of the element indices index arithmetic is recomputed at
+        self.recompute_at: set[int] = set()  # id()s of the element indices `recomputable` values are computed at
         self.loop: _LoopIndex | None = None  # the element loop being emitted
         self.axis = AxisAnalysis(fn)
-        self._index_arithmetic: dict[tuple[Value, bool], bool] = {}
+        self._recomputable: dict[tuple[Value, bool], bool] = {}
         self.reloads = True  # whether loads of `reloadable` are loaded again (not after a staged store)
         self.recompute_off: set[Value] = set()  # values read from their buffers even where recomputable
         self.reloadable: set[Value] = set()  # loads loaded again where used, not kept in buffers
@@ -120,7 +123,7 @@ class KernelLowering:
         if id(index) in self.recompute_at and v not in self.recompute_off:
             if v in self.reloadable and self.reloads:
                 return self.reloaded(v, index)
-            if self.index_arithmetic(v):
+            if self.recomputable(v):
                 return self.recomputed(v, index)
         lowered = self.values[v]
         return lowered.load(self.b, index) if isinstance(lowered, Buffer) else lowered
@@ -186,7 +189,7 @@ class KernelLowering:
         again = self.reloaded_loads(run)
         masks = precomputable_masks(run, again) | {op.operands[0] for op in run if op.name == "select"
                                              and isinstance(op.operands[0].type, BlockType)
-                                             and self.index_arithmetic(op.operands[0])}
+                                             and self.recomputable(op.operands[0])}
         hazards = [(load, run[-1]) for load in again + [op for op in run if op.name == "load"]
                    if run[-1].name == "store"]
         if hazards:
@@ -198,9 +201,7 @@ class KernelLowering:
                 checks = self.b.and_(checks, self.all_true(run, masks, numel))
             with self.b.if_else(checks, likely=True) as (fused, split):
                 with fused:
-                    self.unmasked = masks
-                    self.element_loop(run, sums, numel)
-                    self.unmasked = set()
+                    self.unmasked_loop(run, sums, numel, masks)
                 with split:
                     self.staged_store(run, sums, numel)
             return
@@ -213,13 +214,18 @@ class KernelLowering:
         if masks:
             with self.b.if_else(self.all_true(run, masks, numel), likely=True) as (unmasked, masked):
                 with unmasked:
-                    self.unmasked = masks
-                    self.element_loop(run, sums, numel)
-                    self.unmasked = set()
+                    self.unmasked_loop(run, sums, numel, masks)
                 with masked:
                     self.element_loop(run, sums, numel)
         else:
             self.element_loop(run, sums, numel)
+
+    def unmasked_loop(self, run: list[Operation], sums: dict[Operation, ir.Value], numel: int,
+                      masks: set[Value]) -> None:
+        """`element_loop` where `masks` are known to be all true."""
+        self.unmasked = masks
+        self.element_loop(run, sums, numel)
+        self.unmasked = set()
 
     def staged_store(self, run: list[Operation], sums: dict[Operation, ir.Value], numel: int) -> None:
         """A run closed by a store, in two loops: the rest of the run, which also puts the
@@ -239,10 +245,11 @@ class KernelLowering:
             self.element_loop([store], {}, numel)
         finally:
             self.reloads, self.recompute_off = True, set()
-            self.values.update({o: v for o, v in kept.items() if v is not None})
             for o, v in kept.items():
                 if v is None:
                     del self.values[o]
+                else:
+                    self.values[o] = v
 
     def element_loop(self, run: list[Operation], sums: dict[Operation, ir.Value], numel: int,
                      then: Callable[[ir.Value], None] | None = None) -> None:
@@ -284,7 +291,7 @@ class KernelLowering:
 
     @contextmanager
     def at_element(self, index: ir.Value, loop: _LoopIndex | None = None) -> Iterator[None]:
-        """Code for element `index` (of an element loop, `loop`): index arithmetic may be recomputed
+        """Code for element `index` (of an element loop, `loop`): `recomputable` values may be computed
         at it, and what is computed for it is forgotten afterwards."""
         saved = self.iteration, self.recompute_at, self.loop
         self.iteration, self.recompute_at, self.loop = {}, {id(index)}, loop
@@ -296,17 +303,10 @@ class KernelLowering:
     def coordinates(self, dims: tuple[int, ...], i: ir.Value) -> list[ir.Value]:
         """The coordinates of linear index `i` in a block of shape `dims`; along rows in an
         element loop, its inner index is the last coordinate."""
-        b = self.b
         loop = self.loop
         if loop is not None and i is loop.index and loop.outer is not None and dims[-1] == loop.row:
-            head, coords = loop.outer, [loop.inner]
-            dims = dims[:-1]
-        else:
-            head, coords = i, []
-        for dim in reversed(dims):
-            coords.append(b.urem(head, ir.Constant(I64, dim)))
-            head = b.udiv(head, ir.Constant(I64, dim))
-        return coords[::-1]
+            return self.coordinates(dims[:-1], loop.outer) + [loop.inner]
+        return [coordinate(self.b, i, stride, dim) for stride, dim in zip(strides(dims), dims)]
 
     def out_buffer(self, op: Operation) -> Buffer:
         """The buffer holding the block `op` computes, made on first use."""
@@ -476,10 +476,10 @@ class KernelLowering:
 
     def recomputed(self, v: Value, i: ir.Value, within: set[Operation] | None = None) -> ir.Value:
         """Element `i` of `v`, recomputed from the ops of `within` that made it or, without
-        `within`, from index arithmetic; other operands are read from their buffers."""
+        `within`, from what is `recomputable`; other operands are read from their buffers."""
         key = (v, id(i))
         if key not in self.iteration and isinstance(v, OpResult) and (
-                v.op in within if within is not None else self.index_arithmetic(v)):
+                v.op in within if within is not None else self.recomputable(v)):
             if v.op.name in VIEWS:
                 self.iteration[key] = self.recomputed(v.op.operands[0], i, within)
             else:
@@ -491,24 +491,24 @@ class KernelLowering:
 
     def available(self, v: Value) -> bool:
         """Whether `v`'s elements can be had in any element loop: a scalar, a block no element op
-        made (it has its buffer), or index arithmetic."""
-        return not isinstance(v.type, BlockType) or not _made_in_loop(v) or self.index_arithmetic(v)
+        made (it has its buffer), or one that is `recomputable`."""
+        return not isinstance(v.type, BlockType) or not _made_in_loop(v) or self.recomputable(v)
 
-    def index_arithmetic(self, v: Value) -> bool:
+    def recomputable(self, v: Value) -> bool:
         """Whether `v` is made by ops that may compute it again where it is used (`recomputable_op`,
         views) from loads that may load again and blocks that are no element ops' results (so
         their buffers always exist)."""
-        known = self._index_arithmetic.get((v, self.reloads))
+        known = self._recomputable.get((v, self.reloads))
         if known is None:
             known = (isinstance(v, OpResult) and (recomputable_op(v.op) or v.op.name in VIEWS)
                      and all(not (_made_in_loop(o) or _is_view(o)) or (self.reloads and o in self.reloadable)
-                             or self.index_arithmetic(o) for o in v.op.operands))
-            self._index_arithmetic[(v, self.reloads)] = known
+                             or self.recomputable(o) for o in v.op.operands))
+            self._recomputable[(v, self.reloads)] = known
         return known
 
     def reloaded_loads(self, run: list[Operation]) -> list[Operation]:
         """The loads of earlier runs that `run` loads again, directly or through what it computes
-        again (index arithmetic)."""
+        again (`recomputable`)."""
         inside, seen, found = set(run), set(), []
 
         def visit(v: Value) -> None:
@@ -517,7 +517,7 @@ class KernelLowering:
             seen.add(v)
             if v in self.reloadable:
                 found.append(v.op)
-            elif self.index_arithmetic(v):
+            elif self.recomputable(v):
                 for operand in v.op.operands:
                     visit(operand)
         for op in run:
