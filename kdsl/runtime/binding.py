@@ -115,24 +115,31 @@ def _runtime(kernel: str, param: str, value: Any, bound: BoundLaunch) -> None:
     else:
         ty, raw = _scalar(kernel, param, value)
         if isinstance(raw, int) and not isinstance(raw, bool):
-            if raw % DIVISIBILITY == 0:
-                attrs["divisibility"] = DIVISIBILITY
-            if raw == 1:  # Triton's equal-to-1 specialisation: a stride of 1 makes pointers contiguous
-                attrs["value"] = 1
-            if raw >= 0:  # sizes and strides: offsets computed from them keep their runs under `%`
-                attrs["min"] = min(raw, 1)
+            attrs = int_attrs(raw)
     bound.runtime.append((param, ty))
     bound.values.append(raw)
     bound.arrays.append(value if array is not None else None)
     bound.arg_attrs.append(attrs)
 
 
+def int_attrs(raw: int) -> dict[str, int]:
+    """What an int argument's code is specialised on (its IR argument attributes)."""
+    attrs = {}
+    if raw % DIVISIBILITY == 0:
+        attrs["divisibility"] = DIVISIBILITY
+    if raw == 1:  # Triton's equal-to-1 specialisation: a stride of 1 makes pointers contiguous
+        attrs["value"] = 1
+    if raw >= 0:  # sizes and strides: offsets computed from them keep their runs under `%`
+        attrs["min"] = min(raw, 1)
+    return attrs
+
+
 def quick_signature(args: tuple) -> tuple[tuple, list[int | float]] | None:
     """For a launch whose arguments are all numpy arrays, Python floats and ints that fit in
-    i32: what `_runtime` would specialise them on (dtype and alignment; divisibility, equality
-    to 1 and sign) and whether arrays are writable (`CompiledKernel.check_writable`), and their
-    raw values, without building a `BoundLaunch`; None for any other
-    argument. The launch fast path (`Kernel.run`) keys its compiled kernels on this."""
+    i32: what `_runtime` would specialise them on (dtype and alignment; `int_attrs`) and
+    whether arrays are writable (`CompiledKernel.check_writable`), and their raw values,
+    without building a `BoundLaunch`; None for any other argument. The launch fast path
+    (`Kernel.run`) keys its compiled kernels on this."""
     signature, values = [], []
     for value in args:
         kind = type(value)
@@ -141,7 +148,7 @@ def quick_signature(args: tuple) -> tuple[tuple, list[int | float]] | None:
             signature.append((value.dtype, address % DIVISIBILITY == 0, value.flags.writeable))
             values.append(address)
         elif kind is int and -2**31 <= value < 2**31:
-            signature.append((int, value % DIVISIBILITY == 0, value == 1, min(value, 1) if value >= 0 else None))
+            signature.append((int, *int_attrs(value).items()))
             values.append(value)
         elif kind is float:
             signature.append(float)

@@ -185,16 +185,32 @@ def _retire() -> None:
 def run_programs(entry: int, direct: Callable[..., None], argv: int, total: int, grid: tuple[int, int, int],
                  status: int, threads: int, stack: int, caller_may_run: bool) -> None:
     """Run programs 0..total of the compiled launcher at `entry` (see `launcher`; `direct` calls
-    it from Python) on `threads` threads (the caller's among them when `caller_may_run`), in chunks of consecutive ids, until
-    done or a program fails an assertion (`status`)."""
+    it from Python) on `threads` threads (the caller's among them when `caller_may_run`), in
+    chunks of consecutive ids, until done or a program fails an assertion (`status`)."""
     from kdsl.backend.cpu import pool_code
 
-    chunk = max(1, -(-total // (threads * CHUNKS_PER_THREAD)))
+    if not pool_code.supported():
+        _on_one_thread(lambda: direct(argv, 0, total, *grid, status), None if caller_may_run else stack)
+        return
     workers = threads - 1 if caller_may_run else threads
-    if workers == 0 or not pool_code.supported():
-        if caller_may_run:
-            direct(argv, 0, total, *grid, status)
-            return
-        workers = 1
+    if workers == 0:
+        direct(argv, 0, total, *grid, status)
+        return
+    chunk = max(1, -(-total // (threads * CHUNKS_PER_THREAD)))
     with _pool_lock:
         _workers(workers, stack).run(entry, argv, total, chunk, grid, status, workers, caller_may_run)
+
+
+def _on_one_thread(run: Callable[[], None], stack: int | None) -> None:
+    """`run()` on the calling thread, or where `stack` bytes are needed, on a thread of its own
+    with that much stack (the ctypes call inside releases the GIL)."""
+    if stack is None:
+        run()
+        return
+    previous = threading.stack_size(max(stack, MIN_WORKER_STACK))
+    try:
+        thread = threading.Thread(target=run, name="kdsl-program")
+        thread.start()
+    finally:
+        threading.stack_size(previous)
+    thread.join()
