@@ -110,7 +110,7 @@ def compile_kernel(kernel: Any, bound: BoundLaunch, options: CompileOptions) -> 
     asm: dict[str, Any] = {"ir": print_module(module)}
     if stages is not None:
         asm["ir_stages"] = stages
-    writes = Provenance(module.kernel).stores(module.kernel)
+    writes = Provenance(module.kernel).stores()
     if options.target in GPU_TARGETS:
         program, gpu_asm = _gpu_program(kernel.source.name, module, options)
         asm.update(gpu_asm)

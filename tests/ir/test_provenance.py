@@ -16,7 +16,7 @@ def provenance(text: str):
     printer = Printer()
     printer.function(fn)
     names = {name[1:]: analysis.of[v] for v, name in printer.names.items() if v in analysis.of}
-    return names, set(analysis.stores(fn))
+    return names, set(analysis.stores())
 
 
 def test_arithmetic_shapes_and_select_carry_their_arguments():

@@ -29,19 +29,25 @@ def _initialize() -> None:
     register_symbols()
 
 
+@lru_cache(maxsize=None)
+def host_features() -> str:
+    """The host CPU's features as LLVM names them ("+avx2,+fma,..."), asked once."""
+    _initialize()
+    return llvm.get_host_cpu_features().flatten()
+
+
 def target_machine() -> llvm.TargetMachine:
-    """A new host target machine: an MCJIT engine takes ownership of the one it is given."""
+    """A new host target machine: an MCJIT engine takes ownership of the one it is given. LLVM
+    may pick 512-bit vectors where the host has them (`-prefer-256-bit`)."""
     _initialize()
     target = llvm.Target.from_default_triple()
-    return target.create_target_machine(cpu=llvm.get_host_cpu_name(),
-                                        features=llvm.get_host_cpu_features().flatten() + ",-prefer-256-bit", opt=2)
+    return target.create_target_machine(cpu=llvm.get_host_cpu_name(), features=host_features() + ",-prefer-256-bit",
+                                        opt=2)
 
 
-@lru_cache(maxsize=None)
 def vector_bits() -> int:
     """The widest vectors the host computes on: 512 bits with AVX-512, else 256."""
-    _initialize()
-    return 512 if "+avx512f" in llvm.get_host_cpu_features().flatten().split(",") else 256
+    return 512 if "+avx512f" in host_features().split(",") else 256
 
 
 def host_triple() -> str:
@@ -52,7 +58,7 @@ def host_triple() -> str:
 def host_identity() -> str:
     """What the code generated for this host depends on: triple, CPU, its features, LLVM's version."""
     version = ".".join(map(str, llvm.llvm_version_info))
-    return f"{host_triple()} {llvm.get_host_cpu_name()} {llvm.get_host_cpu_features().flatten()} llvm {version}"
+    return f"{host_triple()} {llvm.get_host_cpu_name()} {host_features()} llvm {version}"
 
 
 @dataclass

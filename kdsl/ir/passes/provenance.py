@@ -35,6 +35,7 @@ class Provenance:
     """The arguments every pointer value of `fn` may point into (None: unknown)."""
 
     def __init__(self, fn: Function):
+        self.fn = fn
         self.of: dict[Value, Arguments | None] = {}
         for index, arg in enumerate(fn.args):
             if _is_pointer(arg):
@@ -44,11 +45,11 @@ class Provenance:
     def __getitem__(self, value: Value) -> Arguments | None:
         return self.of.get(value, Arguments())
 
-    def stores(self, fn: Function) -> dict[int, Loc | None]:
+    def stores(self) -> dict[int, Loc | None]:
         """Each argument some store or atomic surely writes through, with the first such op's place;
         accesses whose provenance is unknown name no argument."""
         written: dict[int, Loc | None] = {}
-        for op in fn.walk():
+        for op in self.fn.walk():
             if op.name in WRITES:
                 for index in sorted(self[op.operands[0]] or ()):
                     written.setdefault(index, op.loc)
