@@ -7,7 +7,9 @@ plus written; numpy's BLAS matmul rate), then per workload each implementation's
 (over N rounds, default 3, 1 with --quick, that take the implementations in turn, so that a
 slow spell of the machine does not fall on one of them only),
 its rate, the fraction of the limit it reaches and kdsl's speed-up over it (>1: kdsl is
-faster), then compile latency: kdsl's cold compile, a fresh process's first result with a warm
+faster), with kdsl twice: as launched by default, its memory accesses checked against the
+arrays' bounds, and with `checked=False` ("kdsl unchecked"; the line under the table gives the
+checks' cost), then compile latency: kdsl's cold compile, a fresh process's first result with a warm
 on-disk cache, `import kdsl`, and numba's cold `@njit` for comparison (kdsl's disk cache is off
 in this process, so its compiles are cold). Every result is checked
 against numpy before it is timed. Everything runs on the same number of threads: kdsl's
@@ -128,6 +130,9 @@ def _numba_kernels() -> dict[str, Callable]:
     return {"vector_add": vector_add, "softmax": row_softmax, "layer_norm": row_layer_norm}
 
 
+UNCHECKED = "kdsl unchecked"
+
+
 @dataclass
 class Result:
     workload: str
@@ -146,9 +151,20 @@ def measure(workload: str, work: float, unit: str, limit: float, runs: dict[str,
     rates = {impl: work / ms / 1e6 for impl, ms in times.items()}
     print(f"\n{workload}{note}")
     for impl, ms in times.items():
-        print(f"  {impl:<12} {ms:9.3f} ms  {rates[impl]:7.1f} {unit:<7} {rates[impl] / limit:5.2f} of the limit"
+        print(f"  {impl:<15} {ms:9.3f} ms  {rates[impl]:7.1f} {unit:<7} {rates[impl] / limit:5.2f} of the limit"
               f"   kdsl speed-up x{ms / times['kdsl']:5.2f}")
+    print(f"  checked accesses cost {100 * (times['kdsl'] / times[UNCHECKED] - 1):+.1f}% of kdsl's time")
     return Result(workload, unit, limit, rates, times)
+
+
+def kdsl_runs(launch: Callable[..., object]) -> dict[str, Callable[[], object]]:
+    """kdsl's entries for a workload: `launch()` (accesses checked, the default) and
+    `launch(checked=False)`; each is run once here, so that compiling is not timed, the
+    unchecked one first, so that the result checked against numpy is the default's."""
+    runs = {"kdsl": lambda: launch(), UNCHECKED: lambda: launch(checked=False)}
+    for run in reversed(runs.values()):
+        run()
+    return runs
 
 
 def plot(result: Result, directory: Path) -> Path | None:
@@ -160,7 +176,7 @@ def plot(result: Result, directory: Path) -> Path | None:
 
     fig, ax = plt.subplots(figsize=(6, 3.2))
     names = list(result.rates)
-    ax.bar(names, [result.rates[n] for n in names], color=["C0" if n == "kdsl" else "C7" for n in names])
+    ax.bar(names, [result.rates[n] for n in names], color=["C0" if n.startswith("kdsl") else "C7" for n in names])
     ax.axhline(result.limit, color="C3", linestyle="--", label=f"machine limit {result.limit:.0f} {result.unit}")
     ax.set_ylabel(result.unit)
     ax.set_title(result.workload, fontsize=10)
@@ -247,8 +263,7 @@ def main(quick: bool = False, plots: Path = Path(__file__).parent / "results", r
     x, y = rng.standard_normal(n, dtype=np.float32), rng.standard_normal(n, dtype=np.float32)
     out = np.full_like(x, np.nan)
     compile_ms = cold_compile_ms(add, x, y, out, n, BLOCK=4096)
-    runs: dict[str, Callable[[], object]] = {"kdsl": lambda: add[(kdsl.cdiv(n, 4096),)](x, y, out, n, BLOCK=4096)}
-    runs["kdsl"]()
+    runs = kdsl_runs(lambda **checked: add[(kdsl.cdiv(n, 4096),)](x, y, out, n, BLOCK=4096, **checked))
     np.testing.assert_array_equal(out, x + y)
     runs["numpy"] = lambda: np.add(x, y, out=out)
     if torch is not None:
@@ -264,8 +279,7 @@ def main(quick: bool = False, plots: Path = Path(__file__).parent / "results", r
     m = rng.standard_normal((rows, cols), dtype=np.float32)
     res = np.full_like(m, np.nan)
     compile_ms = cold_compile_ms(softmax, res, m, cols, BLOCK=1024)
-    runs = {"kdsl": lambda: softmax[(rows,)](res, m, cols, BLOCK=1024)}
-    runs["kdsl"]()
+    runs = kdsl_runs(lambda **checked: softmax[(rows,)](res, m, cols, BLOCK=1024, **checked))
     e = np.exp(m - m.max(axis=1, keepdims=True))
     np.testing.assert_allclose(res, e / e.sum(axis=1, keepdims=True), rtol=1e-5, atol=1e-7)
 
@@ -285,8 +299,7 @@ def main(quick: bool = False, plots: Path = Path(__file__).parent / "results", r
 
     w, b = rng.standard_normal(cols, dtype=np.float32), rng.standard_normal(cols, dtype=np.float32)
     compile_ms = cold_compile_ms(layer_norm, m, w, b, res, cols, 1e-5, BLOCK=1024)
-    runs = {"kdsl": lambda: layer_norm[(rows,)](m, w, b, res, cols, 1e-5, BLOCK=1024)}
-    runs["kdsl"]()
+    runs = kdsl_runs(lambda **checked: layer_norm[(rows,)](m, w, b, res, cols, 1e-5, BLOCK=1024, **checked))
     mean = m.mean(axis=1, keepdims=True)
     ref = (m - mean) / np.sqrt(((m - mean) ** 2).mean(axis=1, keepdims=True) + 1e-5) * w + b
     np.testing.assert_allclose(res, ref, rtol=1e-4, atol=1e-4)
@@ -311,15 +324,14 @@ def main(quick: bool = False, plots: Path = Path(__file__).parent / "results", r
     c = np.full_like(a, np.nan)
     exact = a.astype(np.float64) @ bm.astype(np.float64)
     for fused in (False, True):
-        def launch(fused: bool = fused) -> None:
+        def launch(fused: bool = fused, **checked: bool) -> None:
             matmul[lambda meta: (n_mm // meta["BM"], n_mm // meta["BN"])](a, bm, c, bias, n_mm, n_mm, n_mm,
-                                                                           BIAS_RELU=fused)
+                                                                           BIAS_RELU=fused, **checked)
         start = time.perf_counter()
-        launch()
+        runs = kdsl_runs(launch)
         tune_s = time.perf_counter() - start
         expected = np.maximum(exact + bias, 0) if fused else exact
         np.testing.assert_allclose(c, expected, rtol=1e-4, atol=1e-3 * np.sqrt(n_mm))
-        runs = {"kdsl": launch}
         if fused:
             runs["numpy"] = lambda: np.maximum(a @ bm + bias, 0, out=c)
             if torch is not None:

@@ -35,9 +35,10 @@ class CompileOptions:
     num_stages: int = 3
     stages: bool = False
     cubin: bool = False
+    checked: bool = True  # the CPU's accesses checked against the arrays' bounds
 
     def key(self) -> tuple:
-        return (self.target, self.arch, self.num_warps, self.num_stages, self.stages, self.cubin)
+        return (self.target, self.arch, self.num_warps, self.num_stages, self.stages, self.cubin, self.checked)
 
 
 @dataclass
@@ -53,7 +54,7 @@ class CompiledKernel:
     def launch(self, bound: BoundLaunch, grid: tuple[int, int, int]) -> None:
         self.check_writable(bound)
         if self.target == "cpu":
-            self.program.launch(bound.values, grid)
+            self.program.launch(bound.values, grid, bound.arrays)
         else:
             self.program.launch(bound, grid)
 
@@ -138,7 +139,7 @@ def _gpu_program(name: str, module: Module, options: CompileOptions) -> tuple[An
     if isinstance(cached, tuple) and len(cached) == 2 and isinstance(cached[0], GpuProgram):
         return cached
     built = compile_gpu(lower_for_gpu(name, module, options), name, options.target, options.arch,
-                        cubin=options.cubin)
+                        cubin=options.cubin, accesses=Provenance(module.kernel).accesses())
     cache.store(entry, built)
     return built
 
@@ -152,6 +153,6 @@ def _cpu_program(module: Module, options: CompileOptions) -> Any:
     binary = cache.load(entry)
     if isinstance(binary, CpuBinary):
         return CpuProgram(binary)
-    program = compile_cpu(module)
+    program = compile_cpu(module, options.checked)
     cache.store(entry, program.binary)
     return program

@@ -76,7 +76,7 @@ class Session:
 
     def _where(self) -> dict[str, Any]:
         loc = current_user_line()
-        return {"kernel": self.kernel_name, "pid": self.pid, "file": loc.file if loc else None,
+        return {"kernel": self.kernel_name, "pid": self.pid, "loc": loc, "file": loc.file if loc else None,
                 "line": loc.line if loc else None}
 
     def assertion_failed(self, index: tuple[int, ...] | None, message: str) -> None:

@@ -8,52 +8,13 @@ those spans; an address outside every span, or misaligned for its type, raises
 from __future__ import annotations
 
 import ctypes
-from dataclasses import dataclass
 from typing import Any, Callable, Iterator
 
 import numpy as np
 
-from kdsl.errors import LaunchError, MemoryAccessError
+from kdsl.errors import LaunchError
 from kdsl.runtime.arrays import ArrayArg
-
-
-@dataclass
-class Span:
-    """Bytes [lo, hi) of host memory, and the argument whose first element is at `base`."""
-
-    lo: int
-    hi: int
-    name: str
-    base: int
-    itemsize: int
-    readonly: bool = False
-
-
-def array_span(obj: Any, address: int, itemsize: int) -> tuple[int, int] | None:
-    """The byte range [lo, hi) the elements of `obj` cover; None when it has no elements."""
-    shape, strides = _layout(obj, itemsize)
-    if any(d == 0 for d in shape):
-        return None
-    lo = address + sum(min(0, (d - 1) * s) for d, s in zip(shape, strides))
-    hi = address + sum(max(0, (d - 1) * s) for d, s in zip(shape, strides)) + itemsize
-    return lo, hi
-
-
-def _layout(obj: Any, itemsize: int) -> tuple[tuple[int, ...], tuple[int, ...]]:
-    """Shape and byte strides of an array-like object."""
-    if isinstance(obj, np.ndarray):
-        return obj.shape, obj.strides
-    if hasattr(obj, "stride") and hasattr(obj, "shape") and callable(obj.stride):
-        return tuple(obj.shape), tuple(s * itemsize for s in obj.stride())
-    iface = getattr(obj, "__array_interface__", None) or getattr(obj, "__cuda_array_interface__", None)
-    if iface is None:
-        array = np.from_dlpack(obj)
-        return array.shape, array.strides
-    shape = tuple(iface["shape"])
-    strides = iface.get("strides")
-    if strides is None:
-        strides = tuple(int(np.prod(shape[i + 1:], dtype=np.int64)) * itemsize for i in range(len(shape)))
-    return shape, tuple(strides)
+from kdsl.runtime.bounds import Span, array_span, out_of_bounds
 
 
 class WriteLog:
@@ -99,9 +60,9 @@ class CheckedMemory:
         if array.device != "cpu":
             raise LaunchError(f"argument '{name}': the interpret target reads host memory only; "
                               f"this array lives on '{array.device}'")
-        span = array_span(obj, array.address, array.dtype.bytes)
-        if span is not None:
-            self.spans.append(Span(span[0], span[1], name, array.address, array.dtype.bytes, array.readonly))
+        lo, hi = array_span(obj, array.address, array.dtype.bytes)
+        if lo < hi:
+            self.spans.append(Span(lo, hi, name, array.address, array.dtype.bytes, array.readonly))
         self._rebuild()
 
     def _rebuild(self) -> None:
@@ -164,22 +125,5 @@ class CheckedMemory:
                 self._fail(int(addr[np.argmax(hit)]), "store", f"into the read-only array '{span.name}'")
 
     def _fail(self, address: int, what: str, problem: str) -> None:
-        details = dict(self.where())
-        span = self._nearest(address)
-        if span is not None:
-            offset = (address - span.base) // span.itemsize
-            place = f"'{span.name}' + {offset} elements (address {address:#x})"
-            details.update(offset=offset, argument=span.name)
-        else:
-            place = f"address {address:#x}"
-            details.update(offset=None, argument=None)
-        details["address"] = address
-        where = f"{details['file']}:{details['line']}" if details.get("line") else "an unknown line"
-        raise MemoryAccessError(f"kernel '{details.get('kernel')}', program {details.get('pid')}, {where}: "
-                                f"{what} of {place}: {problem}", **details)
-
-    def _nearest(self, address: int) -> Span | None:
-        if not self.spans:
-            return None
-        return min(self.spans, key=lambda s: 0 if s.lo <= address < s.hi else min(abs(address - s.lo),
-                                                                                   abs(address - s.hi)))
+        where = self.where()
+        raise out_of_bounds(where["kernel"], where["pid"], where["loc"], what, address, self.spans, problem)

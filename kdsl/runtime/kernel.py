@@ -11,7 +11,7 @@ from kdsl.frontend.source import KernelSource, read_source
 from kdsl.interpreter.context import active_session
 from kdsl.runtime.binding import BoundLaunch, bind, quick_signature, resolve_grid, target_for
 
-LAUNCH_OPTIONS = ("target", "num_warps", "num_stages")
+LAUNCH_OPTIONS = ("target", "num_warps", "num_stages", "checked")
 
 
 class Kernel:
@@ -56,7 +56,7 @@ class Kernel:
             dims = _plain_grid(grid)
             if compiled is not None and dims is not None:
                 if 0 not in dims:
-                    compiled.program.launch(quick[1], dims)
+                    compiled.program.launch(quick[1], dims, args)
                 return
         options_in = self._launch_options(kwargs, LAUNCH_OPTIONS)
         bound = bind(self.source, args, kwargs)
@@ -78,10 +78,11 @@ class Kernel:
     def quick_key(self, args: tuple, kwargs: dict[str, Any]) -> tuple[tuple, list[int | float]] | None:
         """The fast path's key for a launch and its raw argument values, where it applies: every
         positional argument a runtime one (`binding.quick_signature`), every keyword a
-        compile-time constant (no launch options), all hashable. Constants other than ints and
-        strings enter by type and repr, as in `BoundLaunch.key` (1, 1.0 and True compile apart)."""
+        compile-time constant (no launch options but `checked`), all hashable. Constants other
+        than ints and strings enter by type and repr, as in `BoundLaunch.key` (1, 1.0 and True
+        compile apart)."""
         source = self.source
-        if any(k in LAUNCH_OPTIONS or k not in source.constexprs for k in kwargs):
+        if any(k != "checked" and (k in LAUNCH_OPTIONS or k not in source.constexprs) for k in kwargs):
             return None
         if len(args) not in self._positional_runtime:
             self._positional_runtime[len(args)] = not any(p in source.constexprs for p in source.params[:len(args)])
@@ -101,7 +102,7 @@ class Kernel:
         GPU targets ("sim", "cuda": no GPU needed with `arch=`) add "ptx", and with `cubin=True`
         where ptxas is installed, "cubin" and ptxas's resource report "ptxas".
         """
-        options_in = self._launch_options(kwargs, ("num_warps", "num_stages"))
+        options_in = self._launch_options(kwargs, ("num_warps", "num_stages", "checked"))
         bound = bind(self.source, args, kwargs)
         options = self._options(bound, target=target, arch=arch, stages=stages, cubin=cubin, **options_in)
         return self._compiled(bound, options)
@@ -119,6 +120,8 @@ class Kernel:
             value = rest.get(name)
             if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 1):
                 raise LaunchError(f"'{self.source.name}': {name} must be a positive int, got {value!r}")
+        if not isinstance(rest.get("checked", True), bool):
+            raise LaunchError(f"'{self.source.name}': checked must be True or False, got {rest['checked']!r}")
         target = target_for(self.source.name, target, bound.devices)
         return CompileOptions(target=target, arch=resolve_arch(target, arch, bound),
                               **{k: v for k, v in rest.items() if v is not None})

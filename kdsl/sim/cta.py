@@ -81,7 +81,7 @@ class CtaState:
     def fault(self, text: str, lane: int, address: int, why: str) -> MemoryAccessError:
         return MemoryAccessError(f"{text}: {why} at address {address:#x} in {self.where(lane)}",
                                  instruction=text, thread=tuple(int(x) for x in self.tid[lane]),
-                                 block=self.block(lane), address=address)
+                                 block=self.block(lane), address=address, why=why)
 
     def resolve(self, space: str, addrs: np.ndarray, size: int, text: str, lanes: np.ndarray) -> list[Access]:
         """Byte offsets for an access of `size` bytes at `addrs` (one per lane in `lanes`)."""
@@ -138,6 +138,7 @@ class Op:
     negated: bool = False
     control: bool = False
     warp_sync: bool = False
+    source: tuple[str, int, int] | None = None  # the instruction's `.loc`: file, line, column
 
 
 def _park_or_join(pc: np.ndarray, p: int, m: np.ndarray, alone: np.ndarray) -> np.ndarray:
@@ -159,8 +160,20 @@ def _park_or_join(pc: np.ndarray, p: int, m: np.ndarray, alone: np.ndarray) -> n
 
 
 def run(ops: list[Op], st: CtaState) -> None:
-    """Step the CTA until every thread has exited."""
+    """Step the CTA until every thread has exited. A memory fault gets the source line of the
+    faulting instruction (`source`) where the PTX gives one."""
     pc = np.zeros(st.n, np.int64)
+    try:
+        _step(ops, st, pc)
+    except MemoryAccessError as err:
+        source = ops[int(pc.min())].source
+        if source is not None and "source" not in err.details:
+            err.details["source"] = err.source = source
+            err.args = (f"{err.args[0]} ({source[0]}:{source[1]})",)
+        raise
+
+
+def _step(ops: list[Op], st: CtaState, pc: np.ndarray) -> None:
     end = len(ops)
     warps = -(-st.n // 32)
     alone = np.zeros(st.n, bool)  # parked lanes whose warp-mates cannot arrive: they run on alone

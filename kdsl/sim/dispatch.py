@@ -43,7 +43,7 @@ def decode(inst: Instruction, ctx: DecodeContext) -> Op:
         fn = _raiser(err)
     except (KeyError, IndexError, StopIteration, AttributeError, ValueError) as err:
         fn = _raiser(ctx.unsupported(f"cannot decode: {type(err).__name__} {err}"))
-    return Op(fn, inst.text, guard, inst.guard_negated, control, _warp_synchronous(inst))
+    return Op(fn, inst.text, guard, inst.guard_negated, control, _warp_synchronous(inst), inst.source)
 
 
 def _raiser(err: UnsupportedInstruction):

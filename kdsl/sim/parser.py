@@ -70,6 +70,7 @@ class Instruction:
     text: str
     guard: Reg | None = None
     guard_negated: bool = False
+    source: tuple[str, int, int] | None = None  # (file, line, column) of the latest `.loc`, if any
 
 
 @dataclass
@@ -267,7 +268,7 @@ def _operand(tok: str, scopes: _Scopes) -> Operand:
     return Sym(t)
 
 
-def _instruction(stmt: str, scopes: _Scopes) -> Instruction:
+def _instruction(stmt: str, scopes: _Scopes, source: tuple[str, int, int] | None) -> Instruction:
     guard, neg = None, False
     m = re.match(r"@(!?)(%[\w$.#]+)\s+", stmt)
     rest = stmt
@@ -287,7 +288,7 @@ def _instruction(stmt: str, scopes: _Scopes) -> Instruction:
                     for x in _split_commas(ops_text)]
     else:
         operands = [_operand(x, scopes) for x in _split_commas(ops_text)]
-    return Instruction(pieces[0], tuple(pieces[1:]), operands, " ".join(stmt.split()), guard, neg)
+    return Instruction(pieces[0], tuple(pieces[1:]), operands, " ".join(stmt.split()), guard, neg, source)
 
 
 _DECL = re.compile(
@@ -359,7 +360,7 @@ def _function_header(header: str) -> Function:
                     _params(m.group("ret") or ""))
 
 
-_IGNORED = (".loc", ".file", ".pragma", ".section", ".maxntid", ".reqntid", ".minnctapersm",
+_IGNORED = (".pragma", ".section", ".maxntid", ".reqntid", ".minnctapersm",
             ".maxnreg", ".maxclusterrank", ".reqnctapercluster", ".explicitcluster", ".noreturn")
 
 
@@ -368,7 +369,10 @@ def parse(text: str) -> ParsedModule:
     module = ParsedModule()
     text = _COMMENTS.sub("", text)
     text = re.sub(r"\.section\s+[^{;]*?\{[^}]*\}", "", text)
-    text = re.sub(r"^\s*\.(loc|file)\b[^\n]*$", "", text, flags=re.M)
+    files = dict(re.findall(r'^\s*\.file\s+(\d+)\s+"([^"]*)"', text, flags=re.M))
+    text = re.sub(r"^\s*\.file\b[^\n]*$", "", text, flags=re.M)
+    text = re.sub(r"^(\s*\.loc\b[^\n;]*)$", r"\1;", text, flags=re.M)
+    source: tuple[str, int, int] | None = None
     text = re.sub(r"^(\s*\.(?:version|target|address_size)\b[^\n;]*)$", r"\1;", text, flags=re.M)
     func: Function | None = None
     scopes = _Scopes()
@@ -398,6 +402,9 @@ def parse(text: str) -> ParsedModule:
             continue
         stmt = payload
         first = stmt.split(None, 1)[0]
+        if first == ".loc":
+            source = _source_line(stmt, files)
+            continue
         if first in _IGNORED or first.startswith("@@"):
             continue
         if func is None:
@@ -414,8 +421,17 @@ def parse(text: str) -> ParsedModule:
         elif re.match(r"[\w$]+\s*:\s*\.callprototype", stmt):
             continue
         else:
-            func.body.append(_instruction(stmt, scopes))
+            func.body.append(_instruction(stmt, scopes, source))
     return module
+
+
+def _source_line(stmt: str, files: dict[str, str]) -> tuple[str, int, int] | None:
+    """What a `.loc file line column` directive (§11.6.1) says, None for line 0 (no line, as LLVM
+    marks code it merged from several) or an unknown file."""
+    m = re.match(r"\.loc\s+(\d+)\s+(\d+)\s+(\d+)", stmt)
+    if not m or m.group(1) not in files or int(m.group(2)) == 0:
+        return None
+    return files[m.group(1)], int(m.group(2)), int(m.group(3))
 
 
 def _top_level(module: ParsedModule, stmt: str) -> None:

@@ -20,12 +20,12 @@ NUMPY = {
 def compiled(text: str) -> CpuProgram:
     module = parse_module(text)
     verify_module(module)
-    return compile_cpu(module)
+    return compile_cpu(module, checked=True)
 
 
 def launch(text: str, args: Sequence[object], grid: Sequence[int] = (1, 1, 1)) -> None:
     values = [a.ctypes.data if isinstance(a, np.ndarray) else a for a in args]
-    compiled(text).launch(values, tuple(grid))
+    compiled(text).launch(values, tuple(grid), args)
 
 
 def poisoned(n: int, dtype) -> np.ndarray:

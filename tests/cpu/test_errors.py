@@ -31,9 +31,9 @@ def test_remaining_call_is_an_internal_error():
 def test_wrong_argument_count_and_grid():
     text = elementwise_kernel("add", ["f32", "f32"], "f32")
     with pytest.raises(LaunchError, match="takes 4 arguments"):
-        compiled(text).launch([0, 0], (1, 1, 1))
+        compiled(text).launch([0, 0], (1, 1, 1), [0, 0])
     with pytest.raises(LaunchError, match="non-negative"):
-        compiled(text).launch([0, 0, 0, 0], (-1, 1, 1))
+        compiled(text).launch([0, 0, 0, 0], (-1, 1, 1), [0, 0, 0, 0])
 
 
 SCALAR_DIV = """

@@ -14,22 +14,22 @@ PAD = 600
 
 
 @kdsl.kernel
-def shifted_softmax(x_ptr, y_ptr, n, shift, BLOCK: kl.constexpr):
-    offs = kl.arange(0, BLOCK)
-    mask = offs < n
+def shifted_softmax(x_ptr, y_ptr, n, start, shift, BLOCK: kl.constexpr):
+    offs = start + kl.arange(0, BLOCK)
+    mask = offs < start + n
     x = kl.load(x_ptr + offs, mask=mask, other=-float("inf"))
     num = kl.exp(x - kl.max(x, axis=0))
     kl.store(y_ptr + shift + offs, num / kl.sum(num, axis=0), mask=mask)
 
 
 @kdsl.kernel
-def shifted_affine(x_ptr, w_ptr, y_ptr, n, shift, BLOCK: kl.constexpr):
-    offs = kl.arange(0, BLOCK)
-    mask = offs < n
+def shifted_affine(x_ptr, w_ptr, y_ptr, n, start, shift, BLOCK: kl.constexpr):
+    offs = start + kl.arange(0, BLOCK)
+    mask = offs < start + n
     x = kl.load(x_ptr + offs, mask=mask, other=0.0)
     mean = kl.sum(x, axis=0) / n
     xc = kl.where(mask, x - mean, 0.0)
-    w = kl.load(w_ptr + offs, mask=mask)
+    w = kl.load(w_ptr + offs - start, mask=mask)
     kl.store(y_ptr + shift + offs, xc * w + 1.0, mask=mask)
 
 
@@ -55,8 +55,7 @@ def test_a_store_overlapping_the_loads_in_any_way_sees_the_old_values(shift, n, 
     x = memory[PAD:PAD + n].copy()
     for kernel, expected in ((shifted_softmax, _softmax(x)), (shifted_affine, _affine(x, w[:n]))):
         data = memory.copy()
-        window = data[PAD:]
-        args = (window, window, n, shift) if kernel is shifted_softmax else (window, w, window, n, shift)
+        args = (data, data, n, PAD, shift) if kernel is shifted_softmax else (data, w, data, n, PAD, shift)
         kernel[(1,)](*args, BLOCK=BLOCK)
         got = data[PAD + shift:PAD + shift + n]
         np.testing.assert_allclose(got, expected, rtol=2e-5, atol=1e-6)

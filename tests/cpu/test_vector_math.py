@@ -39,7 +39,7 @@ def run_exp(x, base2, scaling, monkeypatch):
     module = parse_module(elementwise_kernel("exp2" if base2 else "exp", ["f32"], "f32", block=4096))
     verify_module(module)
     out = np.full_like(x, np.nan)
-    compile_cpu(module).launch([x.ctypes.data, out.ctypes.data, x.size], (kdsl.cdiv(x.size, 4096), 1, 1))
+    compile_cpu(module).launch([x.ctypes.data, out.ctypes.data, x.size], (kdsl.cdiv(x.size, 4096), 1, 1), [x, out, x.size])
     return out
 
 

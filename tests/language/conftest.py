@@ -34,8 +34,8 @@ def pytest_generate_tests(metafunc):
 
 
 def _recording(compile_gpu):
-    def compile_and_record(kernel, name, target, arch, cubin=False):
-        built = compile_gpu(kernel, name, target, arch, cubin=cubin)
+    def compile_and_record(kernel, name, target, arch, **options):
+        built = compile_gpu(kernel, name, target, arch, **options)
         ptx = {a: built[1]["ptx"] if a == arch else llvm_to_ptx(kernel.llvm_ir, a)[1] for a in ASSEMBLED_FOR}
         _compiled.append((built[0].entry, ptx))
         return built

@@ -5,6 +5,7 @@ from hypothesis import given, settings, strategies as st
 
 import kdsl.sim as sim
 from kdsl.errors import MemoryAccessError
+from kdsl.sim.parser import parse
 
 HEAD = ".version 8.0\n.target sm_80\n.address_size 64\n"
 
@@ -153,6 +154,20 @@ def test_out_of_bounds_fault_names_instruction_thread_and_address():
     msg = str(info.value)
     assert "ld.global.b32 %a, [%rd4]" in msg and "thread (4, 0, 0)" in msg and "block (0, 0, 0)" in msg
     assert "0x" in msg and info.value.address > 0
+
+
+def test_a_fault_names_the_source_line_of_the_loc_before_it():
+    """`.loc file line column` (PTX ISA §11.6.1) places the instructions after it; `.file` may come
+    after the function, as NVPTX writes it; line 0 places nothing."""
+    ptx = unary_kernel("mov.u32 %d, %a;").replace(
+        "  ld.global.b32 %a, [%rd4];", "\t.loc\t1 0 5\n  add.s64 %rd4, %rd4, 0;\n\t.loc\t1 12 7\n  ld.global.b32 %a, [%rd4];")
+    ptx += '\t.file\t1 "/src/kernels.py"\n'
+    with pytest.raises(MemoryAccessError) as info:
+        sim.launch_ptx(ptx, "k", (1, 1, 1), (8, 1, 1), [np.zeros(4, np.uint32), np.zeros(8, np.uint32)])
+    assert info.value.source == ("/src/kernels.py", 12, 7) and "(/src/kernels.py:12)" in str(info.value)
+    parsed = parse(ptx).functions["k"].body
+    placed = {inst.text: inst.source for inst in parsed if not isinstance(inst, str)}
+    assert placed["add.s64 %rd4, %rd4, 0"] is None and placed["st.global.b32 [%rd6], %d"] == ("/src/kernels.py", 12, 7)
 
 
 def test_misaligned_fault():

@@ -26,12 +26,14 @@ from kdsl.backend.cpu.llvm_types import I32, I64, PTR, constant, elem_of, from_m
 from kdsl.backend.cpu.loops import Buffer, counted_loop, element_loop, memcpy, strides
 from kdsl.backend.cpu.lower_shape import coordinate
 from kdsl.backend.cpu.lower_atomics import lower_atomic_cas, lower_atomic_rmw
+from kdsl.backend.cpu.lower_bounds import BoundsChecks
 from kdsl.backend.cpu.lower_debug import lower_assert, lower_print
 from kdsl.backend.cpu.lower_dot import lower_dot
 from kdsl.errors import CompilationError
 from kdsl.ir.core import Function, OpResult, Operation, Region, Value
 from kdsl.ir.ops import ELEMENTWISE as ELEMENTWISE_TRAIT, has_trait
 from kdsl.ir.passes.axis_info import AxisAnalysis
+from kdsl.ir.passes.provenance import ACCESSES
 from kdsl.ir.types import BlockType, PointerType, ScalarType, f32
 from kdsl.runtime.device_assert import AssertSite
 
@@ -47,24 +49,28 @@ class _LoopIndex(NamedTuple):
     row: int
 
 
+# a cache line, and the widest vector: a 512-bit access to a buffer never spans two lines
+BUFFER_ALIGN = 64
 GRID_PARAMS = ("pid_x", "pid_y", "pid_z", "num_x", "num_y", "num_z")
 
 
-def kernel_signature(fn: Function) -> ir.FunctionType:
+def kernel_signature(fn: Function, checked: bool) -> ir.FunctionType:
     """The kernel's LLVM type: its arguments, then program ids and grid sizes (i32), then
-    the launch's status (see `lower_debug`)."""
+    the launch's status (see `lower_debug`) and, where its accesses are checked, the
+    arguments' spans (see `lower_bounds`)."""
     for arg in fn.args:
         if arg.type.is_block:
             raise CompilationError(f"kernel argument of block type {arg.type}", fn.loc, fn.name)
-    return ir.FunctionType(ir.VoidType(), [reg_type(a.type) for a in fn.args] + [I32] * 6 + [PTR])
+    return ir.FunctionType(ir.VoidType(), [reg_type(a.type) for a in fn.args] + [I32] * 6 + [PTR] * (1 + checked))
 
 
 class KernelLowering:
-    """Emits one kdsl kernel into an LLVM function named `name`."""
+    """Emits one kdsl kernel into an LLVM function named `name`, its accesses checked (`lower_bounds`)
+    where `checked`."""
 
-    def __init__(self, module: ir.Module, fn: Function, name: str):
+    def __init__(self, module: ir.Module, fn: Function, name: str, checked: bool = True):
         self.fn = fn
-        self.func = ir.Function(module, kernel_signature(fn), name=name)
+        self.func = ir.Function(module, kernel_signature(fn, checked), name=name)
         self.func.linkage = "internal"
         allocas = self.func.append_basic_block("allocas")
         self.entry = ir.IRBuilder(allocas)
@@ -75,8 +81,8 @@ class KernelLowering:
         params = list(self.func.args)
         for arg, param in zip(fn.args, params):
             self.values[arg] = param
-        self.grid = params[len(fn.args):-1]
-        self.status = params[-1]
+        self.grid = params[len(fn.args):len(fn.args) + 6]
+        self.status = params[len(fn.args) + 6]
         self.assert_sites: list[AssertSite] = []
         self.iteration: dict[tuple[Value, int], ir.Value] = {}  # (value, id(index)): elements computed so far
         self.unmasked: set[Value] = set()  # masks known to be all true in the loop being emitted
@@ -91,6 +97,7 @@ class KernelLowering:
         for user in fn.walk():
             for operand in user.operands:
                 self.users.setdefault(operand, []).append(user)
+        self.checks = BoundsChecks(self, params[-1]) if checked else None
 
     def lower(self) -> ir.Function:
         try:
@@ -102,9 +109,9 @@ class KernelLowering:
 
     # values ----------------------------------------------------------------
     def buffer(self, t: BlockType) -> Buffer:
-        self.stack_bytes += t.numel * (8 if isinstance(t.elem, PointerType) else t.elem.bytes) + 32
+        self.stack_bytes += t.numel * (8 if isinstance(t.elem, PointerType) else t.elem.bytes) + BUFFER_ALIGN
         ptr = self.entry.alloca(mem_type(t.elem), size=t.numel)
-        ptr.align = 32
+        ptr.align = BUFFER_ALIGN
         return Buffer(ptr, t)
 
     def slot(self, t) -> ir.Value | Buffer:
@@ -169,6 +176,7 @@ class KernelLowering:
         (`emit_run`); a closing whole-block reduction accumulates in a slot as the loop goes."""
         first = run[0]
         numel = run_size(first)
+        self.check_accesses(run, set(run))
         if numel is None:
             self.define_element(first, ir.Constant(I64, 0))
             return
@@ -176,6 +184,13 @@ class KernelLowering:
         self.emit_run(run, sums, numel)
         for op, acc in sums.items():
             self.define(op, self.b.load(acc))
+
+    def check_accesses(self, ops: list[Operation], within: set[Operation] | None) -> None:
+        """Where accesses are checked, check those among `ops` (see `BoundsChecks.check`)."""
+        if self.checks is not None:
+            for op in ops:
+                if op.name in ACCESSES:
+                    self.checks.check(op, within)
 
     def emit_run(self, run: list[Operation], sums: dict[Operation, ir.Value], numel: int) -> None:
         """The loop (or loops) of one run. Where the masks of its loads and stores can be computed

@@ -92,6 +92,7 @@ def rmw(b: ir.IRBuilder, kind: str, address: ir.Value, value: ir.Value, elem: Sc
 
 
 def _per_element(lowering: "KernelLowering", op: Operation, one: Callable[[ir.Value], ir.Value]) -> None:
+    lowering.check_accesses([op], None)
     t = op.result.type
     lowering.define(op, lowering.fill(t, one, op.name) if isinstance(t, BlockType) else one(ir.Constant(I64, 0)))
 

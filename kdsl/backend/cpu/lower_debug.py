@@ -1,13 +1,14 @@
 """The CPU lowering of `print` and `assert`.
 
 `print` calls back into Python (`debug_runtime`). `assert` needs no callback:
-the kernel takes a pointer to the launch's status (five i64: failed site + 1,
-program id x, y, z, linear element index); the first false element claims it
-(an atomic compare-exchange on the first slot, so that programs running on
+the kernel takes a pointer to the launch's status (six i64: the failure's code,
+program id x, y, z, linear element index, address); the first false element claims it
+(`report`: an atomic compare-exchange on the first slot, so that programs running on
 several threads report one failure whole), fills it and returns from the
-program, and the launcher runs no further programs. The
-runtime then raises `DeviceAssertionError` from the site table
-(`kdsl.runtime.device_assert.AssertSite`, shared with the GPU targets).
+program, and the launcher runs no further programs. A failed assertion's code is
+its site's number + 1; the runtime raises `DeviceAssertionError` from the site table
+(`kdsl.runtime.device_assert.AssertSite`, shared with the GPU targets). Checked
+accesses (`lower_bounds`) report the same way, with negative codes.
 """
 from __future__ import annotations
 
@@ -25,7 +26,7 @@ from kdsl.runtime.device_assert import AssertSite
 if TYPE_CHECKING:
     from kdsl.backend.cpu.lower import KernelLowering
 
-STATUS_SLOTS = 5
+STATUS_SLOTS = 6
 
 
 def _function(module: ir.Module, name: str, args: list[ir.Type]) -> ir.Function:
@@ -61,14 +62,21 @@ def lower_assert(lowering: "KernelLowering", op: Operation) -> None:
 
     def check(index: ir.Value) -> None:
         with b.if_then(b.not_(lowering.element(cond, index)), likely=False):
-            claim = b.cmpxchg(lowering.status, ir.Constant(I64, 0), site, "monotonic", "monotonic")
-            with b.if_then(b.extract_value(claim, 1)):
-                fields = [*(b.zext(p, I64) for p in lowering.grid[:3]), index]
-                for slot, value in enumerate(fields, 1):
-                    b.store(value, b.gep(lowering.status, [ir.Constant(I64, slot)], inbounds=True, source_etype=I64))
-            b.ret_void()
+            report(lowering, site, index, ir.Constant(I64, 0))
     if isinstance(cond.type, BlockType):
         with element_loop(b, cond.type.numel, "assert") as i:
             check(i)
     else:
         check(ir.Constant(I64, 0))
+
+
+def report(lowering: "KernelLowering", code: ir.Value, index: ir.Value, address: ir.Value) -> None:
+    """Claim the launch's status for failure `code` at element `index` (and `address`) of this
+    program, unless another failure has, and return from the program."""
+    b = lowering.b
+    claim = b.cmpxchg(lowering.status, ir.Constant(I64, 0), code, "monotonic", "monotonic")
+    with b.if_then(b.extract_value(claim, 1)):
+        fields = [*(b.zext(p, I64) for p in lowering.grid[:3]), index, address]
+        for slot, value in enumerate(fields, 1):
+            b.store(value, b.gep(lowering.status, [ir.Constant(I64, slot)], inbounds=True, source_etype=I64))
+    b.ret_void()

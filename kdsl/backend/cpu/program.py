@@ -11,9 +11,10 @@ from kdsl.backend.cpu.launcher import LAUNCH_NAME
 from kdsl.backend.cpu.llvm_types import scalar_bits
 from kdsl.backend.cpu.lower_debug import STATUS_SLOTS
 from kdsl.backend.cpu.threads import LAUNCH_TYPE, get_num_threads, run_programs
-from kdsl.errors import CompilationError, LaunchError
+from kdsl.errors import CompilationError, KdslError, LaunchError
 from kdsl.ir.core import Module
 from kdsl.ir.types import PointerType, ScalarType
+from kdsl.runtime.bounds import AccessSite, Span, array_span
 from kdsl.runtime.device_assert import AssertSite
 
 if TYPE_CHECKING:
@@ -41,8 +42,10 @@ class CpuBinary:
     llvm_optimized: str
     object: bytes
     arg_types: list[ScalarType | PointerType]
+    arg_names: list[str]
     stack_bytes: int = 0
     assert_sites: list[AssertSite] = field(default_factory=list)
+    access_sites: list[AccessSite] | None = None  # None: accesses are not checked
 
 
 class CpuProgram:
@@ -58,8 +61,10 @@ class CpuProgram:
         self._direct = LAUNCH_TYPE(self._entry)
         self._packers = [_packer(t) for t in binary.arg_types]
 
-    def launch(self, values: Sequence[object], grid: Sequence[int]) -> None:
-        """Run the kernel over `grid` (gx, gy, gz) on `get_num_threads()` threads; `values`: one per argument."""
+    def launch(self, values: Sequence[object], grid: Sequence[int], objects: Sequence[object]) -> None:
+        """Run the kernel over `grid` (gx, gy, gz) on `get_num_threads()` threads; `values`: one per
+        argument; `objects`: what was passed for each (where accesses are checked, an array
+        argument's accesses are kept in the bytes it spans, `bounds.array_span`)."""
         if len(values) != len(self._packers):
             raise LaunchError(f"kernel '{self.name}' takes {len(self._packers)} arguments, got {len(values)}")
         gx, gy, gz = (int(g) for g in grid)
@@ -68,14 +73,27 @@ class CpuProgram:
         total = gx * gy * gz
         if total == 0:
             return
-        argv = (ctypes.c_uint64 * max(1, len(values)))(*(pack(v) for pack, v in zip(self._packers, values)))
+        slots = [pack(v) for pack, v in zip(self._packers, values)]
+        spans = [array_span(obj, value, t.elem.bytes) if isinstance(t, PointerType) else (0, 0)  # type: ignore[arg-type]
+                 for obj, value, t in zip(objects, values, self.binary.arg_types)]
+        if self.binary.access_sites is not None:
+            slots += [bound for span in spans for bound in span]
+        argv = (ctypes.c_uint64 * max(1, len(slots)))(*slots)
         status = (ctypes.c_int64 * STATUS_SLOTS)()
         run_programs(self._entry, self._direct, ctypes.addressof(argv), total, (gx, gy, gz), ctypes.addressof(status),
                      min(get_num_threads(), total), self.stack_bytes + (1 << 20),
                      caller_may_run=self.stack_bytes <= CALLER_STACK_BUDGET)
         if status[0]:
-            site, x, y, z, index = status
-            raise self.assert_sites[site - 1].error(self.name, (x, y, z), index)
+            raise self._failure(list(status), values, spans)
+
+    def _failure(self, status: list[int], values: Sequence[object], spans: Sequence[tuple[int, int]]) -> KdslError:
+        """The error a failed launch's status describes (see `lower_debug`)."""
+        code, x, y, z, index, address = status
+        if code > 0:
+            return self.assert_sites[code - 1].error(self.name, (x, y, z), index)
+        arrays = [Span(lo, hi, name, int(value), t.elem.bytes) if isinstance(t, PointerType) else None  # type: ignore[arg-type]
+                  for (lo, hi), name, value, t in zip(spans, self.binary.arg_names, values, self.binary.arg_types)]
+        return self.binary.access_sites[-code - 1].error(self.name, (x, y, z), index, address % 2**64, arrays)
 
 
 def load_code(data: bytes) -> elf_loader.LoadedCode | Jitted:
@@ -89,8 +107,9 @@ def load_code(data: bytes) -> elf_loader.LoadedCode | Jitted:
         return load_object(data)
 
 
-def compile_cpu(module: Module) -> CpuProgram:
-    """Lower the (verified, inlined) kernel of `module` to native code for this host."""
+def compile_cpu(module: Module, checked: bool = True) -> CpuProgram:
+    """Lower the (verified, inlined) kernel of `module` to native code for this host, its memory
+    accesses checked (`lower_bounds`) where `checked`."""
     from llvmlite import ir
 
     from kdsl.backend.cpu.jit import compile_object, host_triple
@@ -104,11 +123,12 @@ def compile_cpu(module: Module) -> CpuProgram:
                                    op.loc, fn.name)
     llmod = ir.Module(name=fn.name)
     llmod.triple = host_triple()
-    lowering = KernelLowering(llmod, fn, f"kdsl.{fn.name}")
+    lowering = KernelLowering(llmod, fn, f"kdsl.{fn.name}", checked)
     kernel = lowering.lower()
-    emit_launcher(llmod, fn, kernel)
+    emit_launcher(llmod, fn, kernel, checked)
     text = str(llmod)
     optimized, obj = compile_object(text)
     binary = CpuBinary(fn.name, text, optimized, obj, [arg.type for arg in fn.args],  # type: ignore[misc]
-                       lowering.stack_bytes, lowering.assert_sites)
+                       [arg.hint or f"argument {i}" for i, arg in enumerate(fn.args)], lowering.stack_bytes,
+                       lowering.assert_sites, lowering.checks.sites if lowering.checks is not None else None)
     return CpuProgram(binary)

@@ -53,6 +53,7 @@ from kdsl.backend.cuda import lower_mma, mma_pipeline
 from kdsl.backend.cuda import lower_debug
 from kdsl.backend.cuda.debug_buffer import DebugSite
 from kdsl.backend.cuda.layouts import LinearLayout
+from kdsl.backend.cuda.line_info import LineInfo
 from kdsl.backend.cuda.lower_layout import Regs, convert, thread_coordinates
 from kdsl.backend.cuda.lower_math import GPU_ELEMENTWISE
 from kdsl.backend.cuda.nvvm import GLOBAL_PTR, SharedMemory, special_register
@@ -140,6 +141,7 @@ class KernelLowering:
         for param, arg in zip(self.func.args, fn.args):
             param.name = arg.hint or ""
         self.b = ir.IRBuilder(self.func.append_basic_block("entry"))
+        self.lines = LineInfo(module, self.func, fn)
         self.shared = SharedMemory(module)
         self.values: dict[Value, Lowered] = dict(zip(fn.args, self.func.args))
         self.axis = AxisAnalysis(fn)
@@ -243,6 +245,15 @@ class KernelLowering:
         return lower_ops(region, self.op, self.b)
 
     def op(self, op: Operation) -> None:
+        """Lower `op`, its instructions at its source line (`line_info`)."""
+        enclosing = self.b.debug_metadata
+        self.b.debug_metadata = self.lines.at(op.loc) or enclosing
+        try:
+            self.lower_op(op)
+        finally:
+            self.b.debug_metadata = enclosing
+
+    def lower_op(self, op: Operation) -> None:
         if len(op.results) == 1 and self.rematerialized(op.result):
             return
         if has_trait(op, ELEMENTWISE_TRAIT):

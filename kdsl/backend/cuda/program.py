@@ -16,13 +16,15 @@ from kdsl.backend.cuda.debug_buffer import DebugSite, run_with_debug_buffer
 from kdsl.backend.cuda.device import Device, Dims, sim_device
 from kdsl.backend.cuda.ptx import llvm_to_ptx
 from kdsl.backend.cuda.staging import host_address, staged
-from kdsl.errors import LaunchError
+from kdsl.errors import LaunchError, Loc, MemoryAccessError
 from kdsl.ir.types import PointerType, ScalarType, Type
 from kdsl.runtime.arrays import host_view
 from kdsl.runtime.binding import BoundLaunch
+from kdsl.runtime.bounds import Span, array_span, out_of_bounds
 
 WARP_SIZE = 32
 POINTER_BYTES = 8
+_ACCESS_NAMES = {"ld": "load", "st": "store", "atom": "atomic", "red": "atomic", "cp": "copy"}
 
 
 class LoweredKernel(Protocol):
@@ -65,6 +67,7 @@ class GpuProgram:
     num_warps: int
     shared_bytes: int
     debug_sites: tuple[DebugSite, ...] = ()
+    accesses: dict[Loc, frozenset[int]] = field(default_factory=dict)  # `Provenance.accesses`
     _modules: dict[int, Any] = field(default_factory=dict)
 
     @property
@@ -81,10 +84,46 @@ class GpuProgram:
             module = self._module(device)
             with staged(device, host) as pointers:
                 args = pack_args(self.params, [pointers.get(i, v) for i, v in enumerate(bound.values)])
-                debug = run_with_debug_buffer(device, self.debug_sites, lambda extra: device.launch(
-                    module, self.entry, grid, self.block, self.shared_bytes, args + extra, stream))
+                try:
+                    debug = run_with_debug_buffer(device, self.debug_sites, lambda extra: device.launch(
+                        module, self.entry, grid, self.block, self.shared_bytes, args + extra, stream))
+                except MemoryAccessError as fault:
+                    if "block" not in fault.details:  # not the simulator's fault of a kernel's access
+                        raise
+                    raise self._out_of_bounds(fault, bound, pointers) from None
         if debug is not None:
             debug.report(self.name, host_address(host, pointers))
+
+    def _out_of_bounds(self, fault: MemoryAccessError, bound: BoundLaunch,
+                       pointers: dict[int, int]) -> MemoryAccessError:
+        """The simulator's fault in the user's terms, as the CPU reports a failed check
+        (`bounds.out_of_bounds`): the kernel, the block, the source line of the faulting
+        instruction (its `.loc`), and the address and element offset in the host array whose
+        device copy is nearest to the faulting address (the one the pointer derives from, most
+        likely: the simulator cannot tell)."""
+        file, line, column = fault.details.get("source") or ("<unknown>", 0, 1)
+        loc = Loc(file, line, column - 1)
+        words = fault.details["instruction"].split()
+        opcode = (words[1] if words[0].startswith("@") else words[0]).split(".")[0]  # past a guard
+        address = fault.details["address"]
+        may_access = next((args for place, args in self.accesses.items()
+                           if (place.file, place.line, place.col) == (loc.file, loc.line, loc.col)), pointers)
+        nearest: tuple[int, Span] | None = None
+        for index, device in pointers.items():
+            if index not in may_access:
+                continue
+            (name, t), host = bound.runtime[index], int(bound.values[index])
+            lo, hi = array_span(bound.arrays[index], host, t.elem.bytes)  # type: ignore[union-attr]
+            shift = device - host
+            distance = 0 if lo + shift <= address < hi + shift else min(abs(address - lo - shift),
+                                                                        abs(address - hi - shift))
+            if nearest is None or distance < nearest[0]:
+                nearest = distance, Span(lo, hi, name, host, t.elem.bytes)
+                host_address = address - shift
+        if nearest is None:
+            return fault
+        return out_of_bounds(self.name, fault.details["block"], loc, _ACCESS_NAMES.get(opcode, opcode),
+                             host_address, [nearest[1]], fault.details["why"])
 
     def _device(self, bound: BoundLaunch) -> tuple[Device, int]:
         if self.target == "sim":
@@ -116,16 +155,17 @@ def toolchain_identity(cubin: bool) -> str:
     return f"nvptx llvm {version}" + (f" ptxas {ptxas.available()}" if cubin else "")
 
 
-def compile_gpu(kernel: LoweredKernel, name: str, target: str, arch: str,
-                cubin: bool = False) -> tuple[GpuProgram, dict[str, Any]]:
+def compile_gpu(kernel: LoweredKernel, name: str, target: str, arch: str, cubin: bool = False,
+                accesses: dict[Loc, frozenset[int]] | None = None) -> tuple[GpuProgram, dict[str, Any]]:
     """PTX for `arch` from the lowered kernel; returns the program and its `asm` entries
     ("llvm", "llvm_optimized", "ptx", and with `cubin` where ptxas is installed "cubin" and
-    ptxas's resource report "ptxas")."""
+    ptxas's resource report "ptxas"). `accesses`: the arguments each access's source place may
+    touch, by which the simulator's faults are reported."""
     optimized, ptx = llvm_to_ptx(kernel.llvm_ir, arch)
     asm: dict[str, Any] = {"llvm": kernel.llvm_ir, "llvm_optimized": optimized, "ptx": ptx}
     if cubin and ptxas.available():
         assembled = ptxas.assemble(ptx, arch)
         asm["cubin"], asm["ptxas"] = assembled.cubin, assembled.report
     program = GpuProgram(name, target, arch, kernel.entry, ptx, list(kernel.params), kernel.num_warps,
-                         kernel.shared_bytes, tuple(kernel.debug_sites))
+                         kernel.shared_bytes, tuple(kernel.debug_sites), accesses or {})
     return program, asm

@@ -6,7 +6,9 @@ A pointer argument points into itself; pointer arithmetic (`addptr`), the shape 
 pointer operands on. A pointer any other op made (none does today: the IR has no pointers to
 pointers or integer-to-pointer casts) would have an unknown provenance (None) and name no
 argument. This is an analysis: the IR stays as it is.
-The launch uses it to refuse read-only arrays that a kernel stores through (`stores`).
+The launch uses it to refuse read-only arrays that a kernel stores through (`stores`); the CPU
+checks each access against the arguments it may access, and the simulator's faults are reported
+against them (`accesses`).
 """
 from __future__ import annotations
 
@@ -19,6 +21,7 @@ _PASSING = {"addptr": (0,), "splat": (0,), "broadcast": (0,), "expand_dims": (0,
             "permute": (0,), "join": (0, 1), "split": (0,), "select": (1, 2), "bitcast": (0,),
             "multiple_of": (0,), "max_contiguous": (0,)}
 WRITES = ("store", "atomic_rmw", "atomic_cas")
+ACCESSES = ("load",) + WRITES
 
 
 def _is_pointer(v: Value) -> bool:
@@ -54,6 +57,17 @@ class Provenance:
                 for index in sorted(self[op.operands[0]] or ()):
                     written.setdefault(index, op.loc)
         return written
+
+    def accesses(self) -> dict[Loc, Arguments]:
+        """The arguments the loads, stores and atomics at each source place may access (the
+        union where several share a place; all pointer arguments where one's provenance is
+        unknown)."""
+        pointers = Arguments(i for i, arg in enumerate(self.fn.args) if _is_pointer(arg))
+        places: dict[Loc, Arguments] = {}
+        for op in self.fn.walk():
+            if op.name in ACCESSES:
+                places[op.loc] = places.get(op.loc, Arguments()) | (self[op.operands[0]] or pointers)
+        return places
 
     def _region(self, region: Region) -> list[Arguments | None]:
         for op in region.ops:

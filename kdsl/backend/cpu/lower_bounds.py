@@ -1,0 +1,135 @@
+"""Checked accesses on the CPU: every active address of a load, store or atomic lies in an
+argument its pointer derives from (`kdsl.ir.passes.provenance`), or the program reports the first
+element that does not and stops before the access.
+
+A checked kernel takes one more parameter: the byte span [lo, hi) of each argument (two i64 per
+argument, after the argument slots of `launcher`), read once at its entry. The checks come before
+the loops of a run (`KernelLowering.element_ops`), so those loops stay as they are and vectorise
+as before; they recompute the addresses and masks the run computes (a gather's index loads
+included: an earlier access of the run, checked first). Where the pointer block's rows are
+consecutive addresses (axis analysis), a row is inside a span when its two ends are, and only the
+rows' ends are tested; where that fails (a masked tail past the end of an array, say) or cannot be
+told, every active element is, in a loop that vectorises; only when one is outside does a scalar
+loop find the first, which is reported through the launch's status (`lower_debug.report`) with the
+negated number of its `AccessSite`.
+"""
+from __future__ import annotations
+
+from math import prod
+from typing import TYPE_CHECKING
+
+from llvmlite import ir
+
+from kdsl.backend.cpu.llvm_types import I1, I64, elem_of
+from kdsl.backend.cpu.loops import element_loop
+from kdsl.backend.cpu.lower_debug import report
+from kdsl.ir.core import Operation, Value
+from kdsl.ir.passes.provenance import Provenance
+from kdsl.ir.types import BlockType, PointerType
+from kdsl.runtime.bounds import AccessSite
+
+if TYPE_CHECKING:
+    from kdsl.backend.cpu.lower import KernelLowering
+
+_MASK_OPERAND = {"load": 1, "store": 2, "atomic_rmw": 2}
+
+
+def access_mask(op: Operation) -> Value | None:
+    k = _MASK_OPERAND.get(op.name)
+    return op.operands[k] if k is not None and len(op.operands) > k else None
+
+
+class BoundsChecks:
+    """The checks of one kernel's accesses; `sites` describes them for the runtime."""
+
+    def __init__(self, lowering: "KernelLowering", spans: ir.Value):
+        self.lowering = lowering
+        self.provenance = Provenance(lowering.fn)
+        self.sites: list[AccessSite] = []
+        entry = lowering.entry
+        self.spans: dict[int, tuple[ir.Value, ir.Value]] = {}
+        for index, arg in enumerate(lowering.fn.args):
+            if isinstance(arg.type, PointerType):
+                lo, hi = (entry.load(entry.gep(spans, [ir.Constant(I64, 2 * index + k)], inbounds=True,
+                                               source_etype=I64), typ=I64) for k in (0, 1))
+                self.spans[index] = (lo, hi)
+
+    def check(self, op: Operation, within: set[Operation] | None) -> None:
+        """Check `op`'s active addresses before it runs; `within`: the ops of the run it is in,
+        which the check computes again (None: its operands are in buffers or `recomputable`)."""
+        low = self.lowering
+        ptr, mask = op.operands[0], access_mask(op)
+        arguments = tuple(sorted(self.provenance[ptr] or self.spans))
+        size = elem_of(ptr.type).elem.bytes
+        shape = ptr.type.shape if isinstance(ptr.type, BlockType) else ()
+        self.sites.append(AccessSite(op.loc, op.name.replace("_", " "), shape, arguments))
+        code = ir.Constant(I64, -len(self.sites))
+        b = low.b
+
+        def outside(i: ir.Value | None) -> tuple[ir.Value, ir.Value]:
+            """(address of element i, whether it is active and outside every span); i is None
+            for a scalar access."""
+            address = b.ptrtoint(low.values[ptr] if i is None else low.recomputed(ptr, i, within), I64)
+            active = (ir.Constant(I1, 1) if mask is None else low.values[mask] if i is None
+                      else low.recomputed(mask, i, within))
+            return address, b.and_(active, b.not_(self.inside(arguments, address, size)))
+        if not shape:
+            address, bad = outside(None)
+            with b.if_then(bad, likely=False):
+                report(low, code, ir.Constant(I64, 0), address)
+            return
+        dims = ptr.type.dims
+        if low.axis[ptr].contiguity[-1] >= dims[-1]:
+            with b.if_then(b.not_(self.rows_inside(ptr, within, arguments, size)), likely=False):
+                self.every_element(dims, outside, code)
+        else:
+            self.every_element(dims, outside, code)
+
+    def every_element(self, dims: tuple[int, ...], outside, code: ir.Value) -> None:
+        """Test every element; where one is outside, report the first."""
+        low, b = self.lowering, self.lowering.b
+        any_bad = low.entry.alloca(I1)
+        b.store(ir.Constant(I1, 0), any_bad)
+        with low.fused_loop(dims, "bounds") as i:
+            b.store(b.or_(b.load(any_bad), outside(i)[1]), any_bad)
+        with b.if_then(b.load(any_bad), likely=False):
+            with element_loop(b, prod(dims), "bounds.first") as i:
+                with low.at_element(i):
+                    address, bad = outside(i)
+                with b.if_then(bad):
+                    report(low, code, i, address)
+
+    def rows_inside(self, ptr: Value, within: set[Operation] | None, arguments: tuple[int, ...],
+                    size: int) -> ir.Value:
+        """Whether both ends of every row of the pointer block (rows of consecutive addresses)
+        lie in one span, whatever the mask."""
+        low, b = self.lowering, self.lowering.b
+        dims = ptr.type.dims
+        row = dims[-1]
+        ok = low.entry.alloca(I1)
+        b.store(ir.Constant(I1, 1), ok)
+        with element_loop(b, prod(dims[:-1]), "bounds.rows") as r:
+            i = b.mul(r, ir.Constant(I64, row), flags=["nuw", "nsw"])
+            with low.at_element(i):
+                first = b.ptrtoint(low.recomputed(ptr, i, within), I64)
+            last = b.add(first, ir.Constant(I64, (row - 1) * size))
+            both = [b.and_(self.inside((k,), first, size), self.inside((k,), last, size)) for k in arguments]
+            b.store(b.and_(b.load(ok), _any(b, both)), ok)
+        return b.load(ok)
+
+    def inside(self, arguments: tuple[int, ...], address: ir.Value, size: int) -> ir.Value:
+        """Whether the `size` bytes at `address` lie in the span of one of `arguments`."""
+        b = self.lowering.b
+        tests = []
+        for k in arguments:
+            lo, hi = self.spans[k]
+            tests.append(b.and_(b.icmp_unsigned("<=", lo, address),
+                                b.icmp_unsigned("<=", address, b.sub(hi, ir.Constant(I64, size)))))
+        return _any(b, tests)
+
+
+def _any(b: ir.IRBuilder, tests: list[ir.Value]) -> ir.Value:
+    result = tests[0]
+    for test in tests[1:]:
+        result = b.or_(result, test)
+    return result
