@@ -50,7 +50,7 @@ def _like(x: Any, what: str) -> Tensor:
 
 def _cdiv(b: Builder, x: Any, div: Any) -> Any:
     if not isinstance(x, Tensor) and not isinstance(div, Tensor):
-        return (x + div - 1) // div
+        return sem.python_value(lambda: (x + div - 1) // div)
     return sem.binary(b, "floordiv", sem.binary(b, "sub", sem.binary(b, "add", x, div), 1), div)
 
 

@@ -35,8 +35,8 @@ _COMPARE = {
     ast.Lt: ("lt", operator.lt), ast.LtE: ("le", operator.le), ast.Gt: ("gt", operator.gt),
     ast.GtE: ("ge", operator.ge), ast.Eq: ("eq", operator.eq), ast.NotEq: ("ne", operator.ne),
 }
-_CONSTEXPR_ONLY_COMPARE = {ast.Is: operator.is_, ast.IsNot: operator.is_not,
-                           ast.In: lambda a, b: a in b, ast.NotIn: lambda a, b: a not in b}
+_CONSTEXPR_ONLY_COMPARE = {ast.Is: ("is", operator.is_), ast.IsNot: ("is not", operator.is_not),
+                           ast.In: ("in", lambda a, b: a in b), ast.NotIn: ("not in", lambda a, b: a not in b)}
 
 _PY_BUILTINS: dict[str, Callable] = {
     "min": builtins.min, "max": builtins.max, "abs": builtins.abs, "len": builtins.len,
@@ -277,26 +277,19 @@ class CodeGenerator(ast.NodeVisitor, ControlFlow):
             raise CompilationError(_UNSUPPORTED.get(type(op), f"operator {type(op).__name__} is not supported"))
         name, py = _BINARY[type(op)]
         if not isinstance(left, Tensor) and not isinstance(right, Tensor):
-            return self.python_op(py, left, right)
+            return sem.python_value(py, left, right)
         return sem.binary(self.builder, name, left, right)
 
     def power(self, base: Any, exponent: Any) -> Any:
         if not isinstance(base, Tensor) and not isinstance(exponent, Tensor):
-            return self.python_op(operator.pow, base, exponent)
+            return sem.python_value(operator.pow, base, exponent)
         return sem.power(self.builder, base, exponent)
-
-    @staticmethod
-    def python_op(fn: Callable, *args: Any) -> Any:
-        try:
-            return fn(*args)
-        except Exception as e:
-            raise CompilationError(f"compile-time evaluation failed: {type(e).__name__}: {e}") from None
 
     def visit_UnaryOp(self, node: ast.UnaryOp) -> Any:
         x = self.visit(node.operand)
         if not isinstance(x, Tensor):
             py = {ast.USub: operator.neg, ast.UAdd: operator.pos, ast.Invert: operator.invert, ast.Not: operator.not_}
-            return self.python_op(py[type(node.op)], x)
+            return sem.python_value(py[type(node.op)], x)
         if isinstance(node.op, ast.USub):
             return sem.negate(self.builder, x)
         if isinstance(node.op, ast.UAdd):
@@ -311,12 +304,13 @@ class CodeGenerator(ast.NodeVisitor, ControlFlow):
         op = node.ops[0]
         left, right = self.visit(node.left), self.visit(node.comparators[0])
         if type(op) in _CONSTEXPR_ONLY_COMPARE:
+            spelling, py = _CONSTEXPR_ONLY_COMPARE[type(op)]
             if isinstance(left, Tensor) or isinstance(right, Tensor):
-                raise CompilationError(f"'{type(op).__name__}' only compares compile-time values; use == for blocks")
-            return self.python_op(_CONSTEXPR_ONLY_COMPARE[type(op)], left, right)
+                raise CompilationError(f"'{spelling}' only compares compile-time values; use == for blocks")
+            return sem.python_value(py, left, right)
         pred, py = _COMPARE[type(op)]
         if not isinstance(left, Tensor) and not isinstance(right, Tensor):
-            return self.python_op(py, left, right)
+            return sem.python_value(py, left, right)
         return sem.compare(self.builder, pred, left, right)
 
     def visit_BoolOp(self, node: ast.BoolOp) -> Any:
@@ -369,7 +363,7 @@ class CodeGenerator(ast.NodeVisitor, ControlFlow):
             if any(isinstance(a, Tensor) for a in (*args, *kwargs.values())):
                 raise CompilationError(f"{getattr(fn, '__name__', fn)}() only works on compile-time values here; "
                                        "on blocks use x.shape for sizes, kl.minimum/kl.maximum/kl.abs, or .to()")
-            return self.python_op(lambda: fn(*args, **kwargs))
+            return sem.python_value(lambda: fn(*args, **kwargs))
         raise CompilationError(f"cannot call {getattr(fn, '__name__', sem.type_name(fn))} in a kernel: "
                                "only kl builtins and @kdsl.kernel functions can be called")
 

@@ -182,7 +182,7 @@ class ControlFlow:
     def _static_for(self, node: ast.For, start: Any, end: Any, step: Any) -> None:
         if any(isinstance(v, Tensor) or not isinstance(v, int) for v in (start, end, step)):
             raise CompilationError("kl.static_range needs compile-time integer bounds")
-        for i in range(start, end, step):
+        for i in sem.python_value(range, start, end, step):
             self.scope[node.target.id] = i
             self.visit_body(node.body)
 

@@ -26,8 +26,9 @@ def normalize_prefix(prefix: str, has_values: bool) -> str:
 
 def _message(value: object, what: str, name: str) -> str:
     if not isinstance(value, str) or any(ch not in string.printable for ch in value):
+        got = f"a runtime {value.type}" if isinstance(value, sem.Tensor) else repr(value)
         raise CompilationError(f"{what}'s {name} must be a string constant of printable ASCII characters, "
-                               f"got {value!r}; pass runtime values as further arguments")
+                               f"got {got}; pass runtime values as further arguments")
     return value
 
 

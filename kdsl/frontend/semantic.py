@@ -8,6 +8,8 @@ the location of the expression being compiled.
 """
 from __future__ import annotations
 
+from typing import Any, Callable
+
 from kdsl.errors import CompilationError
 from kdsl.ir import types as t
 from kdsl.ir.builder import Builder
@@ -20,6 +22,10 @@ MAX_NUMEL = 1 << 20  # as Triton: larger blocks are almost always a mistake and 
 
 ARITHMETIC = ("add", "sub", "mul", "truediv", "floordiv", "mod", "min", "max")
 BITWISE = ("and", "or", "xor", "shl", "shr")
+# how a user writes each operation, for error messages (others are the builtin of that name)
+_SPELLING = {"add": "+", "sub": "-", "mul": "*", "truediv": "/", "floordiv": "//", "mod": "%", "and": "&", "or": "|",
+             "xor": "^", "shl": "<<", "shr": ">>", "min": "kl.minimum", "max": "kl.maximum",
+             "lt": "<", "le": "<=", "gt": ">", "ge": ">=", "eq": "==", "ne": "!="}
 
 
 class Tensor:
@@ -53,7 +59,22 @@ def fail(reason: str) -> CompilationError:
 def type_name(x: object) -> str:
     if isinstance(x, Tensor):
         return str(x.type)
+    if isinstance(x, ScalarType):
+        return "dtype"  # kl.dtype, as the user knows the class
     return type(x).__name__
+
+
+def spelled(op: str) -> str:
+    """`op` ("add", "lt", "where") as the user wrote it: "+", "<", "kl.where"."""
+    return _SPELLING.get(op, f"kl.{op}")
+
+
+def python_value(fn: Callable[..., Any], *args: Any) -> Any:
+    """`fn(*args)` on compile-time values, run in Python; what Python raises is the user's mistake."""
+    try:
+        return fn(*args)
+    except Exception as e:
+        raise fail(f"compile-time evaluation failed: {type(e).__name__}: {e}") from None
 
 
 # numbers ---------------------------------------------------------------------
@@ -164,7 +185,7 @@ def int_promote(a: ScalarType, b: ScalarType) -> ScalarType:
 def compute_type(a: ScalarType, b: ScalarType, op: str) -> ScalarType:
     if op in BITWISE:
         if not (a.is_int and b.is_int):
-            raise fail(f"'{op}' needs integer operands, got {a} and {b}")
+            raise fail(f"'{spelled(op)}' needs integer operands, got {a} and {b}")
         return int_promote(a, b)
     if op == "truediv":
         if a.is_int and b.is_int:
@@ -274,7 +295,7 @@ def _numeric_pair(b: Builder, x: object, y: object, op: str) -> tuple[Tensor, Te
         y = _weak(b, y, x)
     for v in (x, y):
         if isinstance(v.dtype, PointerType):
-            raise fail(f"'{op}' is not defined on pointers ({v.type})")
+            raise fail(f"'{spelled(op)}' is not defined on pointers ({v.type})")
     dtype = compute_type(x.dtype, y.dtype, op)  # type: ignore[arg-type]
     x, y = broadcast_all(b, cast(b, x, dtype), cast(b, y, dtype))
     return x, y
@@ -312,7 +333,7 @@ def pointer_offset(b: Builder, ptr: Tensor, offset: object, op: str) -> Tensor:
 
 
 def compare(b: Builder, pred: str, x: object, y: object) -> Tensor:
-    x, y = _numeric_pair(b, x, y, "cmp")
+    x, y = _numeric_pair(b, x, y, pred)
     return Tensor(b.value("cmp", [x.handle, y.handle], x.type.with_scalar(t.i1), pred=pred))
 
 

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import ast
 import inspect
+import re
 import textwrap
 from dataclasses import dataclass
 from typing import Any, Callable, Sequence
@@ -78,6 +79,10 @@ def read_source(fn: Callable) -> KernelSource:
     except (OSError, TypeError) as e:
         raise CompilationError(f"cannot read the source of '{name}' ({e}); kernels must be defined in a file",
                                kernel=name) from None
+    if fn.__code__.co_name == "<lambda>":
+        raise CompilationError("a kernel must be a `def` function, not a lambda; write `def name(...):` and "
+                               "decorate it with @kdsl.kernel", Loc(file, first_line, _lambda_column(lines[0])),
+                               name)
     text = "".join(lines)
     dedented = textwrap.dedent(text)
     first = next((ln for ln in lines if ln.strip()), "")
@@ -106,6 +111,12 @@ def read_source(fn: Callable) -> KernelSource:
     closure = {n: c.cell_contents for n, c in zip(code.co_freevars, fn.__closure__ or ()) if _cell_filled(c)}
     return KernelSource(name, file, first_line - 1, indent, tree, fn.__globals__, closure, params,
                         frozenset(constexprs), defaults)
+
+
+def _lambda_column(line: str) -> int:
+    """Where the keyword `lambda` starts in a line of source (0 when it is not there)."""
+    found = re.search(r"\blambda\b", line)
+    return found.start() if found else 0
 
 
 def _cell_filled(cell: Any) -> bool:

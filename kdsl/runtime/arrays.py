@@ -74,6 +74,11 @@ def adapt_array(obj: Any) -> ArrayArg | None:
         dtype = _TORCH.get(str(obj.dtype))
         if dtype is None:
             raise UnsupportedArray(f"torch tensors of {obj.dtype} are not supported")
+        if obj.device.type not in ("cpu", "cuda"):  # "meta" tensors, say, have no memory at all
+            raise UnsupportedArray(f"torch tensors on the '{obj.device.type}' device are not supported "
+                                   "(cpu and cuda tensors are)")
+        if str(obj.layout) != "torch.strided":
+            raise UnsupportedArray(f"torch tensors of layout {obj.layout} are not supported (strided ones are)")
         return ArrayArg(obj.data_ptr(), dtype, obj.device.type)
     if hasattr(obj, "__cuda_array_interface__"):
         iface = obj.__cuda_array_interface__

@@ -189,7 +189,7 @@ CASES = [
     (float_floordiv, "kl.store(x_ptr, x // 2.0)", r"'//' needs integer operands"),
     (fp8_plus_int, "kl.store(x_ptr, x + n)", r"fp8e4nv does not combine with i32 \(as in Triton, fp8 only"),
     (exp_of_fp8, "kl.store(x_ptr, kl.exp(x))", r"kl.exp is not defined on fp8e5 \(Triton's math functions"),
-    (float_bitwise, "kl.store(x_ptr, x & y)", r"'and' needs integer operands, got f32 and f32"),
+    (float_bitwise, "kl.store(x_ptr, x & y)", r"'&' needs integer operands, got f32 and f32"),
     (unknown_builtin, "kl.store(x_ptr, kl.frobnicate(1.0))", r"has no attribute 'frobnicate'"),
     (bad_keyword, "v = kl.load(x_ptr, maskk=True)", r"kl.load\(\): got an unexpected keyword argument 'maskk'"),
     (carried_type_change, "for i in range(0, n):", r"'acc' changes type from block<64xf32> to block<128xf32>"),
