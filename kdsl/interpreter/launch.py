@@ -16,7 +16,7 @@ from types import TracebackType
 from typing import Any, Callable, Iterator
 
 import kdsl
-from kdsl.errors import CompilationError, DeviceAssertionError, Loc
+from kdsl.errors import CompilationError, DeviceAssertionError, KdslError, Loc
 from kdsl.frontend.builtins import BuiltinCall, call_builtin, range_bounds
 from kdsl.interpreter.context import ACTIVE
 from kdsl.interpreter.evaluator import EvalValue, EvaluatingBuilder
@@ -132,10 +132,18 @@ def interpret(kernel: Any, bound: BoundLaunch, grid: tuple[int, int, int]) -> No
 
 
 def _run_program(kernel: Any, fn: Callable, args: list[Any], kwargs: dict[str, Any]) -> None:
+    """One program; what the kernel's Python raises (a NameError, a TypeError from a call with
+    the wrong arguments) is a mistake in the kernel, reported as the compiler reports one: a
+    CompilationError at the user's line."""
     try:
         result = fn(*args, **kwargs)
     except CompilationError as e:
         raise e.with_context(kernel.source.name, raising_user_line(e.__traceback__)) from None
+    except KdslError:
+        raise
+    except Exception as e:
+        raise CompilationError(f"{type(e).__name__}: {e}", raising_user_line(e.__traceback__),
+                               kernel.source.name) from e
     if result is not None:
         raise CompilationError("a kernel cannot return a value; store results through a pointer argument",
                                kernel.source.loc(kernel.source.tree), kernel.source.name)

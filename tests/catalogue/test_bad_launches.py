@@ -161,6 +161,8 @@ CASES = [
          kdsl.LaunchError, r"\['BLOCK'\] are set by the autotune configs; do not pass them at launch"),
     case("heuristic_raises", lambda out: bad_heuristic[(1,)](out, 1.0, N),
          kdsl.LaunchError, r"the heuristic for 'BLOCK' raised KeyError: 'BLOCK_SIZE'"),
+    case("unknown_gpu_arch", lambda out: fill.compile(out, 1.0, N, BLOCK=N, target="sim", arch="sm_10"),
+         kdsl.LaunchError, r"unknown GPU architecture 'sm_10'; kdsl compiles for sm_80"),
     case("checked_not_a_bool", lambda out: fill[(1,)](out, 1.0, N, BLOCK=N, checked="yes"),
          kdsl.LaunchError, r"checked must be True or False, got 'yes'"),
 ]

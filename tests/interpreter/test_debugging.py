@@ -200,3 +200,18 @@ def test_range_loop_variables_are_typed_as_the_compiler_types_them():
     interpret(typed_loop, (1,), np.array([100], np.int8), out, 4)
     np.testing.assert_array_equal(out, [0, 100, 200, 300])  # i8 * i32 is i32: no wrap at 8 bits
     assert "range" not in globals()  # the module's globals are untouched
+
+
+@kdsl.kernel
+def misspelled(out_ptr, BLOCK: kl.constexpr):
+    offs = kl.arange(0, BLOCK)
+    kl.store(out_ptr + offs, ofs * 2)
+
+
+def test_a_python_error_in_an_interpreted_kernel_is_a_compilation_error_at_its_line():
+    with pytest.raises(kdsl.CompilationError) as info:
+        interpret(misspelled, (1,), np.zeros(4, np.float32), BLOCK=4)
+    e = info.value
+    assert e.kernel == "misspelled" and e.loc.line == misspelled.fn.__code__.co_firstlineno + 3
+    assert "NameError: name 'ofs' is not defined" in str(e) and "kl.store(out_ptr + offs, ofs * 2)" in str(e)
+    assert isinstance(e.__cause__, NameError)

@@ -6,7 +6,7 @@ from functools import lru_cache
 
 import llvmlite.binding as llvm
 
-from kdsl.errors import KdslError
+from kdsl.errors import LaunchError
 
 TRIPLE = "nvptx64-nvidia-cuda"
 # The PTX ISA version asked of LLVM per architecture; ptxas 13.0 accepts up to 9.0. sm_89 and newer
@@ -17,7 +17,7 @@ _emit_lock = threading.Lock()
 
 def check_arch(arch: str) -> str:
     if arch not in ARCHES:
-        raise KdslError(f"unknown GPU architecture {arch!r}; kdsl compiles for {', '.join(ARCHES)}")
+        raise LaunchError(f"unknown GPU architecture {arch!r}; kdsl compiles for {', '.join(ARCHES)}")
     return arch
 
 
