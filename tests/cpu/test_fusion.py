@@ -98,3 +98,21 @@ def test_tiles_updated_in_place(n_cols):
     expected = x.astype(np.float64) * 2 - x.astype(np.float64).sum(axis=1, keepdims=True)
     rows_in_place[(4,)](x, n_cols, BLOCK_M=4, BLOCK_N=32)
     np.testing.assert_allclose(x, expected, rtol=1e-5, atol=1e-5)
+
+
+@kdsl.kernel
+def extreme_of_quotients(x_ptr, out_ptr, BLOCK: kl.constexpr):
+    x = kl.load(x_ptr + kl.arange(0, BLOCK))
+    q = kl.exp(x) / kl.sum(x)
+    kl.store(out_ptr, kl.min(q))
+    kl.store(out_ptr + 1, kl.max(q))
+
+
+def test_min_and_max_of_quotients_by_a_reduction_compile_and_are_right():
+    """A min or max over a division by a block's sum: the loop LLVM 22's vectoriser once aborted the
+    process on (found by tests/fuzz)."""
+    x = np.random.default_rng(3).uniform(1.0, 2.0, 64).astype(np.float32)
+    out = np.full(2, np.nan, np.float32)
+    extreme_of_quotients[(1,)](x, out, BLOCK=64)
+    q = np.exp(x.astype(np.float64)) / x.astype(np.float64).sum()
+    np.testing.assert_allclose(out, [q.min(), q.max()], rtol=4e-7)

@@ -93,6 +93,7 @@ class KernelLowering:
         self.reloads = True  # whether loads of `reloadable` are loaded again (not after a staged store)
         self.recompute_off: set[Value] = set()  # values read from their buffers even where recomputable
         self.reloadable: set[Value] = set()  # loads loaded again where used, not kept in buffers
+        self.exact_uniform_division = True  # see `element_loop`
         self.users: dict[Value, list[Operation]] = {}
         for user in fn.walk():
             for operand in user.operands:
@@ -274,6 +275,10 @@ class KernelLowering:
         for op in run:
             if op in sums:
                 self.b.store(self.reduction_start(op, run), sums[op])
+        # LLVM 22's vectoriser aborts the process (an assertion: its two cost models disagree) on a
+        # loop whose min or max reduction takes `divide_by_uniform`'s f64 products: such a loop
+        # divides with a plain `fdiv`
+        self.exact_uniform_division = not any(op.attrs["kind"] in ("min", "max") for op in sums)
         with self.fused_loop(_loop_dims(run[0]), run[0].name) as i:
             for op in run:
                 if op in sums:
@@ -286,6 +291,7 @@ class KernelLowering:
                         self.out_buffer(op).store(self.b, i, value)
             if then is not None:
                 then(i)
+        self.exact_uniform_division = True
 
     @contextmanager
     def fused_loop(self, dims: tuple[int, ...], name: str) -> Iterator[ir.Value]:
@@ -400,7 +406,7 @@ class KernelLowering:
 
     def elementwise(self, op: Operation, i: ir.Value) -> ir.Value:
         args = [self.element(v, i) for v in op.operands]
-        if op.name == "div" and _is_block_of(op.result, f32) and _uniform(op.operands[1]):
+        if op.name == "div" and _is_block_of(op.result, f32) and _uniform(op.operands[1]) and self.exact_uniform_division:
             return divide_by_uniform(self.b, *args)
         return bind(op)(self.b, args)
 
