@@ -18,6 +18,9 @@ SHARED_WINDOW = 0x7F00_0000_0000
 LOCAL_WINDOW = 0x7E00_0000_0000
 WINDOW_SIZE = 1 << 32
 _ALIGN = 256
+# unallocated bytes between allocations, so that an access running past one array's end (or
+# before its start) faults rather than landing in the next array (as AddressSanitizer's red zones)
+RED_ZONE = 1 << 16
 
 
 def _align_up(x: int, a: int) -> int:
@@ -28,7 +31,7 @@ class DeviceMemory:
     """Global memory: a bump allocator over one growable byte buffer.
 
     Addresses start at `GLOBAL_BASE` so that null and small integers are never
-    valid pointers. A freed range is reused only once nothing above it is live (the
+    valid pointers; allocations are `RED_ZONE` bytes apart. A freed range is reused only once nothing above it is live (the
     top of the heap comes back down, so launch after launch needs no more memory);
     until then a stale pointer faults.
     """
@@ -41,7 +44,7 @@ class DeviceMemory:
 
     def allocate(self, nbytes: int, align: int = _ALIGN) -> int:
         """Reserve `nbytes` and return their device address."""
-        off = _align_up(self.top, max(align, _ALIGN))
+        off = _align_up(self.top + (RED_ZONE if self.starts.size else 0), max(align, _ALIGN))
         need = off + max(nbytes, 1)
         if need > self.data.size:
             grown = np.zeros(_align_up(max(need * 2, self.data.size * 2), 1 << 16), np.uint8)

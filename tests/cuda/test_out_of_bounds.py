@@ -1,5 +1,5 @@
 """Out-of-bounds accesses on `target="sim"` give the error the CPU's checked accesses give: the
-simulator faults on the access (it lies outside every allocation), names the PTX instruction's
+simulator faults on the access (it lies outside every allocation: they are a red zone apart), names the PTX instruction's
 source line (the `.loc` directives the GPU lowering writes), and the runtime turns the device
 address back into the host array and element offset the kernel meant."""
 import numpy as np
@@ -22,6 +22,8 @@ CASES = {
                            {"BLOCK": 32}),
     "load before the start": (checked.shifted_load, (1,), lambda: (np.ones(16, np.float32),
                                                                    np.zeros(16, np.float32), -3), {"BLOCK": 16}),
+    "load past the end into the next array's copy": (
+        checked.shifted_load, (1,), lambda: (np.ones(50, np.float32), np.zeros(16, np.float32), 64), {"BLOCK": 16}),
     "gather": (checked.gather, (1,), lambda: (np.ones(8, np.float32), np.array([0, 1, 40, 2], np.int32),
                                               np.zeros(4, np.float32), 4), {"BLOCK": 4}),
     "scalar": (checked.scalar_access, (1,), lambda: (np.ones(4, np.float32), np.zeros(1, np.float32), 9), {}),
