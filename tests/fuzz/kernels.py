@@ -874,7 +874,7 @@ class Generator:
         m = max(abs(a.lo), abs(a.hi), 1.0)
         big = 2.0 ** math.ceil(math.log2(m + 1))
         fill = {"sum": 0, "rmax": -big, "rmin": big}[fn]
-        fill = float(fill) if a.dtype in FLOATS else int(fill)
+        fill = float(fill) if a.dtype in FLOATS else min(max(int(fill), INT_MIN), INT_MAX)  # an int32 literal
         mask = self.pick(lambda n: n.op == "maskleaf" and n.kind == "RC", recent=False)
         if mask is None:
             return None
