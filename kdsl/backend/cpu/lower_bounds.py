@@ -8,10 +8,11 @@ the loops of a run (`KernelLowering.element_ops`), so those loops stay as they a
 as before; they recompute the addresses and masks the run computes (a gather's index loads
 included: an earlier access of the run, checked first). Where the pointer block's rows are
 consecutive addresses (axis analysis), a row is inside a span when its two ends are, and only the
-rows' ends are tested; where that fails (a masked tail past the end of an array, say) or cannot be
-told, every active element is, in a loop that vectorises; only when one is outside does a scalar
-loop find the first, which is reported through the launch's status (`lower_debug.report`) with the
-negated number of its `AccessSite`.
+rows' ends are tested, and only where that fails (a masked tail past the end of an array, say) does
+a scalar loop test the elements until it finds one outside; where the addresses are not known to be
+consecutive, every active element is tested, in a loop that vectorises, and only when one is outside
+does the scalar loop find the first. It is reported through the launch's status
+(`lower_debug.report`) with the negated number of its `AccessSite`.
 """
 from __future__ import annotations
 
@@ -81,23 +82,24 @@ class BoundsChecks:
         dims = ptr.type.dims
         if low.axis[ptr].contiguity[-1] >= dims[-1]:
             with b.if_then(b.not_(self.rows_inside(ptr, within, arguments, size)), likely=False):
-                self.every_element(dims, outside, code)
-        else:
-            self.every_element(dims, outside, code)
-
-    def every_element(self, dims: tuple[int, ...], outside, code: ir.Value) -> None:
-        """Test every element; where one is outside, report the first."""
-        low, b = self.lowering, self.lowering.b
+                self.report_first(dims, outside, code)
+            return
         any_bad = low.entry.alloca(I1)
         b.store(ir.Constant(I1, 0), any_bad)
         with low.fused_loop(dims, "bounds") as i:
             b.store(b.or_(b.load(any_bad), outside(i)[1]), any_bad)
         with b.if_then(b.load(any_bad), likely=False):
-            with element_loop(b, prod(dims), "bounds.first") as i:
-                with low.at_element(i):
-                    address, bad = outside(i)
-                with b.if_then(bad):
-                    report(low, code, i, address)
+            self.report_first(dims, outside, code)
+
+    def report_first(self, dims: tuple[int, ...], outside, code: ir.Value) -> None:
+        """Report the first element that is outside, if one is: a scalar loop, which returns from
+        the program there (a loop LLVM does not vectorise, so it costs little to compile)."""
+        low, b = self.lowering, self.lowering.b
+        with element_loop(b, prod(dims), "bounds.first") as i:
+            with low.at_element(i):
+                address, bad = outside(i)
+            with b.if_then(bad):
+                report(low, code, i, address)
 
     def rows_inside(self, ptr: Value, within: set[Operation] | None, arguments: tuple[int, ...],
                     size: int) -> ir.Value:
