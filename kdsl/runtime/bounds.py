@@ -61,7 +61,8 @@ def _layout(obj: Any, itemsize: int) -> tuple[tuple[int, ...], tuple[int, ...]]:
     return shape, tuple(strides)
 
 
-def _nearest(spans: list[Span], address: int) -> Span | None:
+def nearest(spans: list[Span], address: int) -> Span | None:
+    """The span holding `address`, else the one closest to it; None if there are none."""
     if not spans:
         return None
     return min(spans, key=lambda s: 0 if s.lo <= address < s.hi else min(abs(address - s.lo), abs(address - s.hi)))
@@ -71,7 +72,7 @@ def out_of_bounds(kernel: str, pid: tuple[int, int, int], loc: Loc | None, what:
                   spans: list[Span], problem: str, index: tuple[int, ...] | None = None) -> MemoryAccessError:
     """The error for a `what` ("load", "store", ...) at `address` that `problem` describes; the
     offset is counted in elements from the first element of the nearest of `spans`."""
-    span = _nearest(spans, address)
+    span = nearest(spans, address)
     if span is not None:
         offset: int | None = (address - span.base) // span.itemsize
         place = f"'{span.name}' + {offset} elements (address {address:#x})"

@@ -74,9 +74,10 @@ class CpuProgram:
         if total == 0:
             return
         slots = [pack(v) for pack, v in zip(self._packers, values)]
-        spans = [array_span(obj, value, t.elem.bytes) if isinstance(t, PointerType) else (0, 0)  # type: ignore[arg-type]
-                 for obj, value, t in zip(objects, values, self.binary.arg_types)]
-        if self.binary.access_sites is not None:
+        spans: list[tuple[int, int]] = []
+        if self.binary.access_sites is not None:  # only checked code reads the spans
+            spans = [array_span(obj, value, t.elem.bytes) if isinstance(t, PointerType) else (0, 0)  # type: ignore[arg-type]
+                     for obj, value, t in zip(objects, values, self.binary.arg_types)]
             slots += [bound for span in spans for bound in span]
         argv = (ctypes.c_uint64 * max(1, len(slots)))(*slots)
         status = (ctypes.c_int64 * STATUS_SLOTS)()

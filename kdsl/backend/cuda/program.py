@@ -20,7 +20,7 @@ from kdsl.errors import LaunchError, Loc, MemoryAccessError
 from kdsl.ir.types import PointerType, ScalarType, Type
 from kdsl.runtime.arrays import host_view
 from kdsl.runtime.binding import BoundLaunch
-from kdsl.runtime.bounds import Span, array_span, out_of_bounds
+from kdsl.runtime.bounds import Span, array_span, nearest, out_of_bounds
 
 WARP_SIZE = 32
 POINTER_BYTES = 8
@@ -108,22 +108,19 @@ class GpuProgram:
         address = fault.details["address"]
         may_access = next((args for place, args in self.accesses.items()
                            if (place.file, place.line, place.col) == (loc.file, loc.line, loc.col)), pointers)
-        nearest: tuple[int, Span] | None = None
+        copies = []  # (the device copy's span, device address - host address)
         for index, device in pointers.items():
-            if index not in may_access:
-                continue
-            (name, t), host = bound.runtime[index], int(bound.values[index])
-            lo, hi = array_span(bound.arrays[index], host, t.elem.bytes)  # type: ignore[union-attr]
-            shift = device - host
-            distance = 0 if lo + shift <= address < hi + shift else min(abs(address - lo - shift),
-                                                                        abs(address - hi - shift))
-            if nearest is None or distance < nearest[0]:
-                nearest = distance, Span(lo, hi, name, host, t.elem.bytes)
-                host_address = address - shift
-        if nearest is None:
+            if index in may_access:
+                (name, t), host = bound.runtime[index], int(bound.values[index])
+                lo, hi = array_span(bound.arrays[index], host, t.elem.bytes)  # type: ignore[union-attr]
+                copies.append((Span(lo + device - host, hi + device - host, name, device, t.elem.bytes), device - host))
+        copy = nearest([span for span, _ in copies], address)
+        if copy is None:
             return fault
+        shift = next(shift for span, shift in copies if span is copy)
+        on_host = Span(copy.lo - shift, copy.hi - shift, copy.name, copy.base - shift, copy.itemsize)
         return out_of_bounds(self.name, fault.details["block"], loc, _ACCESS_NAMES.get(opcode, opcode),
-                             host_address, [nearest[1]], fault.details["why"])
+                             address - shift, [on_host], fault.details["why"])
 
     def _device(self, bound: BoundLaunch) -> tuple[Device, int]:
         if self.target == "sim":
