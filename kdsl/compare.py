@@ -47,10 +47,12 @@ class Comparison:
 
     @property
     def ok(self) -> bool:
+        """Whether every target agrees with the first on every array."""
         return not self.differences
 
     @property
     def first(self) -> Difference | None:
+        """The first difference found, or None."""
         return self.differences[0] if self.differences else None
 
     def __str__(self) -> str:
@@ -63,8 +65,14 @@ class Comparison:
 
 def compare_targets(kernel: Any, grid: Any, *args: Any, targets: Sequence[str] = ("interpret", "cpu", "sim"),
                     **meta: Any) -> Comparison:
-    """Launch `kernel[grid](*args, **meta)` on each of `targets` (on copies of the arrays) and
-    compare the arrays after it with the first target's; see the module's docstring."""
+    """Launch `kernel[grid](*args, **meta)` on each of `targets` and compare the results.
+
+    Each target runs on its own copies of the array arguments, which keep their strides. Every
+    array is then compared with the first target's, element by element, within a tolerance
+    set by its dtype (integers and bools exactly; NaN matches NaN). The `Comparison` returned
+    gives, per array, the first element that differs, each target's value there and the source
+    line of the store that wrote it in an interpreted run of the same launch.
+    """
     from kdsl.interpreter.launch import recording_writes
 
     targets = tuple(targets)

@@ -43,7 +43,10 @@ class CompileOptions:
 
 @dataclass
 class CompiledKernel:
-    """A kernel compiled for one specialization: `asm` holds every intermediate form."""
+    """A kernel compiled for one specialization (what `Kernel.compile` returns): `asm` holds every
+    intermediate form: "ir" (kdsl IR after the passes, as text), "llvm" and "llvm_optimized" (the
+    LLVM IR before and after LLVM's optimiser), on the GPU targets "ptx", and on request
+    "ir_stages", "cubin" and "ptxas" (see `Kernel.compile`)."""
 
     name: str
     target: str

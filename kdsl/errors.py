@@ -44,7 +44,9 @@ class KdslError(Exception):
 
 
 class CompilationError(KdslError):
-    """A kernel that cannot be compiled, pointing at the line that is wrong."""
+    """A kernel that cannot be compiled. The message names the kernel, quotes the offending line
+    with carets under the expression and says what is wrong; `reason`, `loc` (a `Loc`) and
+    `kernel` are attributes."""
 
     def __init__(self, reason: str, loc: Loc | None = None, kernel: str | None = None):
         self.reason = reason
@@ -66,16 +68,18 @@ class CompilationError(KdslError):
 
 
 class LaunchError(KdslError):
-    """A launch rejected before anything ran: bad arguments, grid or target."""
+    """A launch rejected before anything ran: wrong or missing arguments (a constexpr among them),
+    a bad grid, arrays on mixed devices, an unknown or unavailable target, or a read-only array
+    passed for an argument the kernel stores through."""
 
 
 class DeviceAssertionError(KdslError):
     """A `kl.device_assert` (or `assert`) in a kernel that failed at run time.
 
-    Raised after the failing program stops (the launch runs no further
-    programs); names the kernel, the assertion's line with a caret, the program
-    id, the first failing element's index (None for a scalar condition) and the
-    message, each also an attribute.
+    Raised after the launch, once the failing program has stopped (programs starting after it
+    do nothing; programs already running on other threads, or SMs, may finish). Names the
+    kernel, the assertion's line with a caret, the program id, the first failing element's
+    index (None for a scalar condition) and the message, each also an attribute.
     """
 
     def __init__(self, kernel: str, loc: Loc | None, pid: tuple[int, int, int],
@@ -89,7 +93,8 @@ class DeviceAssertionError(KdslError):
 
 
 class MemoryAccessError(KdslError):
-    """An out-of-bounds or misaligned memory access detected at run time.
+    """An out-of-bounds or misaligned memory access detected at run time, by a checked `cpu`
+    launch, the simulator (`sim`) or the interpreter, before the access touches memory.
 
     `details` holds what the detector knows (kernel, source line, program or
     thread ids, address or element offset); each is also an attribute.

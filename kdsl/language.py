@@ -32,7 +32,7 @@ float8e5 = _t.fp8e5
 
 
 class constexpr:
-    """Annotation for kernel parameters that are compile-time constants.
+    """Annotation for kernel parameters that are compile-time constants (also `kdsl.constexpr`).
 
     `def k(x_ptr, BLOCK: kl.constexpr)`: each distinct value of BLOCK is its own
     specialization of the kernel.
@@ -82,12 +82,13 @@ def arange(start, end):
 
 @_builtin
 def zeros(shape, dtype):
-    """A block of `shape` filled with zeros of `dtype`."""
+    """A block of `shape` (compile-time ints: a tuple, or one int) filled with zeros of `dtype`."""
 
 
 @_builtin
 def full(shape, value, dtype):
-    """A block of `shape` filled with `value` converted to `dtype`."""
+    """A block of `shape` filled with `value` (a number, or a runtime value broadcast to `shape`)
+    converted to `dtype`."""
 
 
 @_builtin
@@ -102,12 +103,18 @@ def full_like(input, value):
 
 @_builtin
 def load(pointer, mask=None, other=None):
-    """Read the elements `pointer` points to; where `mask` is false, give `other` and read nothing."""
+    """Read the elements `pointer` (a pointer, or a block of pointers) points to.
+
+    `mask` (a boolean scalar or block) and `pointer` are broadcast to one shape; where `mask` is
+    false nothing is read and the element is `other`, converted to the pointee type (undefined
+    when `other` is None). `other` needs a `mask`.
+    """
 
 
 @_builtin
 def store(pointer, value, mask=None):
-    """Write `value` (converted to the pointee type) where `mask` is true."""
+    """Write `value`, converted to the pointee type and broadcast to `pointer`'s shape, where `mask`
+    (broadcast likewise) is true; masked-off elements write nothing."""
 
 
 @_builtin
@@ -127,22 +134,22 @@ def maximum(x, y):
 
 @_builtin
 def exp(x):
-    """Elementwise e**x."""
+    """Elementwise `e**x` of a floating-point `x` (not fp8)."""
 
 
 @_builtin
 def log(x):
-    """Elementwise natural logarithm."""
+    """Elementwise natural logarithm of a floating-point `x` (not fp8)."""
 
 
 @_builtin
 def sqrt(x):
-    """Elementwise square root."""
+    """Elementwise square root of a floating-point `x` (not fp8)."""
 
 
 @_builtin
 def abs(x):
-    """Elementwise absolute value."""
+    """Elementwise absolute value of a signed integer or float; unsigned integers are returned as they are."""
 
 
 @_builtin
@@ -166,19 +173,22 @@ def min(input, axis=None, keep_dims=False):
 
 @_builtin
 def cdiv(x, div):
-    """Ceiling division: (x + div - 1) // div."""
+    """Ceiling division of integers, `(x + div - 1) // div`; computed at compile time when both are
+    compile-time values."""
 
 
 @_builtin
 def static_range(*args):
-    """Like `range` with compile-time bounds; the loop is unrolled."""
+    """The iterable of a `for` loop with compile-time integer bounds, as `range` takes them: the loop
+    is unrolled, its body compiled once per iteration with the loop variable a compile-time int."""
 
 
 @_builtin
 def range(arg1, arg2=None, step=None, num_stages=None, loop_unroll_factor=None, disallow_acc_multi_buffer=False,
           flatten=False, warp_specialize=False, disable_licm=False):
-    """A runtime loop like `range`, with Triton's scheduling hints: compile-time values, which
-    only the GPU pipeline may use."""
+    """The iterable of a runtime `for` loop, as `range(arg1, arg2, step)` is. Triton's scheduling
+    hints are accepted for compatibility and must be compile-time values; no target reads them
+    (the GPU targets pipeline K loops by the launch option `num_stages`)."""
 
 
 @_builtin
@@ -188,17 +198,19 @@ def clamp(x, min, max):
 
 @_builtin
 def sigmoid(x):
-    """Elementwise 1 / (1 + exp(-x))."""
+    """Elementwise `1 / (1 + exp(-x))` of a floating-point `x`."""
 
 
 @_builtin
 def fdiv(x, y, ieee_rounding=False):
-    """Floating-point division (the CPU always rounds as IEEE does)."""
+    """`x / y` on floating-point values. Every target rounds it as IEEE division
+    does, so `ieee_rounding` changes nothing."""
 
 
 @_builtin
 def softmax(x, dim=None, keep_dims=False, ieee_rounding=False):
-    """exp(x - max) / sum(exp(x - max)) along `dim` (0 when None), as Triton's softmax."""
+    """`exp(x - max) / sum(exp(x - max))` of a floating-point `x` along `dim` (0 when None), as
+    Triton's softmax; `ieee_rounding` changes nothing (see `fdiv`)."""
 
 
 @_builtin
@@ -245,52 +257,56 @@ def device_assert(cond, msg="", mask=None):
 
 @_builtin
 def multiple_of(input, values):
-    """A promise that `input` is a multiple of `values`; returns `input` (a hint for analyses)."""
+    """`input` (an integer scalar or block), with the promise that along each dimension the first
+    element of each run is a multiple of `values` (one int, or one per dimension). The GPU's axis
+    analysis takes the promise as a fact, unchecked."""
 
 
 @_builtin
 def max_contiguous(input, values):
-    """A promise that the first `values` elements of `input` are contiguous; returns `input`."""
+    """`input` (an integer scalar or block), with the promise that along each dimension its values
+    come in runs of `values` consecutive integers (one int, or one per dimension). The GPU's axis
+    analysis takes the promise as a fact, unchecked."""
 
 
 @_builtin
 def exp2(x):
-    """Elementwise 2**x."""
+    """Elementwise `2**x` of a floating-point `x` (not fp8)."""
 
 
 @_builtin
 def log2(x):
-    """Elementwise base-2 logarithm."""
+    """Elementwise base-2 logarithm of a floating-point `x` (not fp8)."""
 
 
 @_builtin
 def rsqrt(x):
-    """Elementwise 1 / sqrt(x)."""
+    """Elementwise `1 / sqrt(x)` of a floating-point `x` (not fp8)."""
 
 
 @_builtin
 def sin(x):
-    """Elementwise sine (radians)."""
+    """Elementwise sine of a floating-point `x` (not fp8), in radians."""
 
 
 @_builtin
 def cos(x):
-    """Elementwise cosine (radians)."""
+    """Elementwise cosine of a floating-point `x` (not fp8), in radians."""
 
 
 @_builtin
 def erf(x):
-    """Elementwise error function."""
+    """Elementwise error function of a floating-point `x` (not fp8)."""
 
 
 @_builtin
 def floor(x):
-    """Elementwise largest integral value not greater than x (a float)."""
+    """Elementwise largest integral value not greater than `x`, as a float of `x`'s type (not fp8)."""
 
 
 @_builtin
 def ceil(x):
-    """Elementwise smallest integral value not less than x (a float)."""
+    """Elementwise smallest integral value not less than `x`, as a float of `x`'s type (not fp8)."""
 
 
 @_builtin
@@ -308,10 +324,11 @@ def dot(a, b, acc=None, input_precision=None, out_dtype=float32):
     """The matrix product of the 2D blocks `a` (M, K) and `b` (K, N), plus `acc` (M, N) when given;
     with 3D blocks `a` (B, M, K), `b` (B, K, N) and `acc` (B, M, N), one product per batch index.
 
-    Operands are fp16, bf16, fp32, fp64 or int8 (fp16 with fp32 promotes to fp32).
-    The result type: int32 for int8 operands, fp64 for fp64, fp32 for fp32 and
-    bf16, and `out_dtype` (fp32 or fp16) for fp16; when `acc` is given its dtype
-    is the result dtype. Products accumulate in the result type.
+    Operands are float8e4nv, float8e5, fp16, bf16, fp32, fp64 or int8; two float types promote
+    to one (fp16 with fp32 gives fp32, the two fp8 formats give fp16), and int8 multiplies only
+    int8. The result type: int32 for int8 operands, fp64 for fp64, fp32 for fp32 and bf16, and
+    `out_dtype` (fp32 or fp16) for fp16 and fp8; when `acc` is given its dtype is the result
+    dtype. Products accumulate in the result type.
     `input_precision` is None, "tf32", "tf32x3" or "ieee": the GPU's choice for
     fp32 operands; the CPU and the interpreter compute exact fp32 whatever is asked.
     Unlike Triton (which needs every dimension >= 16), the CPU and the interpreter

@@ -266,6 +266,10 @@ def call_builtin(ctx: BuiltinCall, name: str, args: list[Any], kwargs: dict[str,
 
 
 def _to(b: Builder, x: Tensor, dtype: Any, bitcast: bool = False) -> Tensor:
+    """`x.to(dtype)`: `x` converted to `dtype` by value. Floats become integers by truncation toward
+    zero, out-of-range values saturating and NaN giving 0; conversions to a narrower float, fp8
+    included, round to nearest even (to fp8, finite overflow saturates); to `int1` means `!= 0`.
+    With `bitcast=True` the bits are reinterpreted instead, between types of one width."""
     if not isinstance(bitcast, bool):
         raise CompilationError("bitcast must be a compile-time True or False")
     return sem.cast(b, x, dtype, bitcast)

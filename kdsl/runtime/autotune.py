@@ -29,7 +29,9 @@ from kdsl.testing import do_bench, wall_time_ms
 
 
 class Config:
-    """One point of the tuning space: constexpr values plus launch options."""
+    """One point of the tuning space: `kwargs` gives constexpr values, `num_warps` and `num_stages`
+    the launch options, and `pre_hook`, when given, is called with every argument by name (this
+    config's values included) before each launch of this config."""
 
     def __init__(self, kwargs: dict[str, Any], num_warps: int = 4, num_stages: int = 3,
                  pre_hook: Callable[[dict[str, Any]], None] | None = None):
@@ -39,6 +41,7 @@ class Config:
         self.pre_hook = pre_hook
 
     def all_kwargs(self) -> dict[str, Any]:
+        """The constexpr values and the launch options, as one dict of launch keywords."""
         return {**self.kwargs, "num_warps": self.num_warps, "num_stages": self.num_stages}
 
     def __repr__(self) -> str:
@@ -235,10 +238,24 @@ class Autotuner:
 def autotune(configs: list[Config], key: list[str], prune_configs_by: dict[str, Callable] | None = None,
              reset_to_zero: Iterable[str] = (), restore_value: Iterable[str] = (), warmup: float = 25,
              rep: float = 100) -> Callable[[Any], Autotuner]:
-    """Decorator: tune `configs` per value of the `key` arguments (see Triton's `triton.autotune`)."""
+    """Decorator, as Triton's `triton.autotune`: on the first launch with a new value of the `key`
+    arguments (and of the argument dtypes and the target), time every config and launch the
+    fastest from then on. A config's constexprs must not also be passed at launch.
+
+    `prune_configs_by` may hold "early_config_prune" (a function of the configs and the arguments
+    by name, returning the configs to time) and "perf_model" with "top_k" (only the `top_k`
+    configs the model, called with the arguments and a config's values by keyword, ranks
+    fastest are timed; a float of at most 1 is a fraction). The arrays named in `reset_to_zero`
+    are zeroed before each timed run and before the real launch; those in `restore_value` get
+    their contents back after tuning. Each config runs for about `warmup` ms untimed, then
+    `rep` ms timed (`kdsl.testing.do_bench`). The choice is kept in memory (the returned
+    object's `best_config`) and in the on-disk cache, so another process does not tune again.
+    """
     return lambda fn: Autotuner(fn, configs, key, prune_configs_by, reset_to_zero, restore_value, warmup, rep)
 
 
 def heuristics(values: dict[str, Callable[[dict[str, Any]], Any]]) -> Callable[[Any], Heuristics]:
-    """Decorator: compute constexpr arguments from the others (see Triton's `triton.heuristics`)."""
+    """Decorator, as Triton's `triton.heuristics`: before each launch, compute each constexpr
+    argument named in `values` by its function of a dict of every argument by name; a function
+    that raises is a `LaunchError`."""
     return lambda fn: Heuristics(fn, values)

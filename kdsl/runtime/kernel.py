@@ -15,7 +15,13 @@ LAUNCH_OPTIONS = ("target", "num_warps", "num_stages", "checked")
 
 
 class Kernel:
-    """A Python function compiled on first launch, once per specialization."""
+    """A `@kdsl.kernel` function: compiled on its first launch, once per specialization.
+
+    A specialization is what the compiled code depends on: the types of the runtime arguments,
+    which pointers and ints are divisible by 16, which ints are 1 and which are 0, positive or
+    negative, the values of the `kl.constexpr` parameters, the target and the launch options.
+    Called from inside another kernel, a kernel is a device function, inlined into its caller.
+    """
 
     def __init__(self, fn: Callable):
         if not callable(fn) or not hasattr(fn, "__code__"):
@@ -48,8 +54,30 @@ class Kernel:
         return functools.partial(self.run, grid=grid)
 
     def run(self, *args: Any, grid: Any, **kwargs: Any) -> None:
-        """Launch over `grid` (see API.md); launch options travel in `kwargs`. A CPU launch like
-        an earlier one (`quick_key`) skips the binding and goes straight to its program."""
+        """Launch the kernel over `grid`: `kernel[grid](*args, **kwargs)` is this call.
+
+        `grid` is an int, a tuple of 1 to 3 ints, or a callable that takes a dict of every
+        argument by name (runtime and constexpr alike) and returns one of those; a grid with a
+        zero dimension launches nothing. Arguments bind to the parameters as in a Python call.
+        Arrays (numpy, torch, `__array_interface__`, `__cuda_array_interface__`, DLPack on the
+        CPU) become pointers to their first element, never copies; Python ints become `i32`
+        (`i64`, then `u64`, when they do not fit), floats `fp32`, bools `i1`, numpy scalars
+        their own type. `kl.constexpr` parameters take compile-time values (numbers, strings,
+        tuples, dtypes, None). The launch options travel in `kwargs` too (a kernel with a
+        parameter of the same name also receives the value):
+
+        - `target`: "cpu", "cuda", "sim" (the GPU code path on the PTX simulator) or
+          "interpret" (the Python function run on numpy); by default "cuda" when the arrays are
+          on a CUDA device, else "cpu".
+        - `num_warps`, `num_stages`: positive ints for the GPU targets (4 and 3 by default):
+          the warps of a program, and the shared-memory slots of a pipelined K loop.
+        - `checked`: with True (the default) every load, store and atomic of a `cpu` launch is
+          checked against the arrays its pointer derives from (a `MemoryAccessError` before
+          the access); False compiles the checks out. `sim` and `interpret` always check.
+
+        Bad arguments, grids or targets raise `LaunchError` before anything runs. A CPU launch
+        like an earlier one (`quick_key`) skips the binding and goes straight to its program.
+        """
         quick = self.quick_key(args, kwargs)
         if quick is not None:
             compiled = self._quick.get(quick[0])
@@ -96,7 +124,8 @@ class Kernel:
 
     def compile(self, *args: Any, target: str = "cpu", arch: str | None = None, stages: bool = False,
                 cubin: bool = False, **kwargs: Any) -> CompiledKernel:
-        """Compile for example arguments without launching; `.asm` holds the IR and the LLVM.
+        """Compile for example arguments without launching, as a launch with these arguments and
+        the options `num_warps`, `num_stages` and `checked` would; `.asm` holds the IR and the LLVM.
 
         With `stages=True`, `.asm["ir_stages"]` maps each pipeline stage to the IR after it.
         GPU targets ("sim", "cuda": no GPU needed with `arch=`) add "ptx", and with `cubin=True`
@@ -149,5 +178,5 @@ def _plain_grid(grid: Any) -> tuple[int, int, int] | None:
 
 
 def kernel(fn: Callable) -> Kernel:
-    """Decorator: turn a Python function into a kdsl kernel (see API.md)."""
+    """Decorator: turn a Python function into a `Kernel`, launched with `kernel[grid](*args)`."""
     return Kernel(fn)

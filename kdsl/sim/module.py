@@ -192,6 +192,8 @@ def _dims(d) -> tuple[int, int, int]:
 
 
 def load_module(ptx: str, memory: DeviceMemory | None = None) -> Module:
+    """Parse `ptx` once, for many launches, with its globals in `memory` (a new `DeviceMemory`
+    when None)."""
     return Module(ptx, memory)
 
 
