@@ -36,8 +36,9 @@ class Buffer:
 
 @contextmanager
 def counted_loop(b: ir.IRBuilder, start: ir.Value, stop: ir.Value, step: ir.Value,
-                 signed: bool = True, name: str = "loop") -> Iterator[ir.Value]:
-    """`for (iv = start; iv < stop; iv += step)`; the body is emitted inside the `with`."""
+                 signed: bool = True, name: str = "loop", optimise: bool = True) -> Iterator[ir.Value]:
+    """`for (iv = start; iv < stop; iv += step)`; the body is emitted inside the `with`.
+    `optimise=False` asks LLVM neither to vectorise nor to unroll it (see `_plain_loop`)."""
     pre = b.block
     header = b.append_basic_block(f"{name}.head")
     body = b.append_basic_block(f"{name}.body")
@@ -51,14 +52,30 @@ def counted_loop(b: ir.IRBuilder, start: ir.Value, stop: ir.Value, step: ir.Valu
     b.position_at_end(body)
     yield iv
     iv.add_incoming(b.add(iv, step), b.block)
-    b.branch(header)
+    back_edge = b.branch(header)
+    if not optimise:
+        back_edge.set_metadata("llvm.loop", _plain_loop(b.module))
     b.position_at_end(done)
 
 
+def _plain_loop(module: ir.Module) -> ir.values.MDValue:
+    """Loop metadata that turns off vectorising and unrolling, for code that is rarely run, such
+    as the search for the access that failed a check: LLVM vectorises even such early-exit loops,
+    and compiling that code cost as much as the kernel's own loops. A loop's ID must be a node of
+    its own that refers to itself, which `Module.add_metadata` (it shares equal nodes) cannot
+    build, hence the node made directly."""
+    properties = [module.add_metadata([ir.MetaDataString(module, "llvm.loop.vectorize.enable"), ir.Constant(I1, 0)]),
+                  module.add_metadata([ir.MetaDataString(module, "llvm.loop.unroll.disable")])]
+    loop = ir.values.MDValue(module, [], name=str(len(module.metadata)))
+    loop.operands = (loop, *properties)
+    return loop
+
+
 @contextmanager
-def element_loop(b: ir.IRBuilder, count: int, name: str = "elem") -> Iterator[ir.Value]:
+def element_loop(b: ir.IRBuilder, count: int, name: str = "elem", optimise: bool = True) -> Iterator[ir.Value]:
     """Loop over the `count` elements of a block: yields an i64 linear index."""
-    with counted_loop(b, ir.Constant(I64, 0), ir.Constant(I64, count), ir.Constant(I64, 1), name=name) as i:
+    with counted_loop(b, ir.Constant(I64, 0), ir.Constant(I64, count), ir.Constant(I64, 1), name=name,
+                      optimise=optimise) as i:
         yield i
 
 

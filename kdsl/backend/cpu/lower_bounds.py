@@ -48,12 +48,17 @@ class BoundsChecks:
         self.provenance = Provenance(lowering.fn)
         self.sites: list[AccessSite] = []
         entry = lowering.entry
+        # The spans do not change during a launch; saying so lets LLVM load them once per run
+        # of programs, not once per program (the kernel's stores could otherwise alias them).
+        invariant = entry.module.add_metadata([])
         self.spans: dict[int, tuple[ir.Value, ir.Value]] = {}
         for index, arg in enumerate(lowering.fn.args):
             if isinstance(arg.type, PointerType):
-                lo, hi = (entry.load(entry.gep(spans, [ir.Constant(I64, 2 * index + k)], inbounds=True,
-                                               source_etype=I64), typ=I64) for k in (0, 1))
-                self.spans[index] = (lo, hi)
+                ends = [entry.load(entry.gep(spans, [ir.Constant(I64, 2 * index + k)], inbounds=True,
+                                             source_etype=I64), typ=I64) for k in (0, 1)]
+                for end in ends:
+                    end.set_metadata("invariant.load", invariant)
+                self.spans[index] = (ends[0], ends[1])
 
     def check(self, op: Operation, within: set[Operation] | None) -> None:
         """Check `op`'s active addresses before it runs; `within`: the ops of the run it is in,
@@ -93,9 +98,9 @@ class BoundsChecks:
 
     def report_first(self, dims: tuple[int, ...], outside, code: ir.Value) -> None:
         """Report the first element that is outside, if one is: a scalar loop, which returns from
-        the program there (a loop LLVM does not vectorise, so it costs little to compile)."""
+        the program there (one LLVM is told not to vectorise or unroll, so it costs little to compile)."""
         low, b = self.lowering, self.lowering.b
-        with element_loop(b, prod(dims), "bounds.first") as i:
+        with element_loop(b, prod(dims), "bounds.first", optimise=False) as i:
             with low.at_element(i):
                 address, bad = outside(i)
             with b.if_then(bad):
