@@ -123,11 +123,11 @@ class KernelLowering:
         arithmetic (and cheap float ops) is computed again and a `reloadable` load loaded again
         rather than read back from a buffer: a few instructions, where the buffer would cost a
         store and a load per element and hide from LLVM that addresses are consecutive."""
+        if v in self.unmasked:
+            return ir.Constant(ir.IntType(1), 1)
         known = self.iteration.get((v, id(index)))
         if known is not None:
             return known
-        if v in self.unmasked:
-            return ir.Constant(ir.IntType(1), 1)
         if id(index) in self.recompute_at and v not in self.recompute_off:
             if v in self.reloadable and self.reloads:
                 return self.reloaded(v, index)
@@ -499,7 +499,7 @@ class KernelLowering:
         """Element `i` of `v`, recomputed from the ops of `within` that made it or, without
         `within`, from what is `recomputable`; other operands are read from their buffers."""
         key = (v, id(i))
-        if key not in self.iteration and isinstance(v, OpResult) and (
+        if key not in self.iteration and v not in self.unmasked and isinstance(v, OpResult) and (
                 v.op in within if within is not None else self.recomputable(v)):
             if v.op.name in VIEWS:
                 self.iteration[key] = self.recomputed(v.op.operands[0], i, within)
