@@ -4,7 +4,8 @@ Each notebook runs top to bottom in a fresh "python3" kernel of the interpreter 
 its ipykernel, through a kernelspec written into a temporary directory, so that a "python3"
 kernelspec installed for another Python (in ~/.local/share/jupyter, say) cannot take its place.
 The kernel starts in the tutorials folder, with KDSL_TUTORIAL_PLOTS pointing at a fresh temporary
-directory, where the notebook must save at least one PNG. A notebook asserts its own results, so
+directory, where the notebook must save at least one PNG (with KDSL_TUTORIAL_PLOTS set for pytest,
+a folder per notebook under it instead, where the plots stay). A notebook asserts its own results, so
 a wrong result fails here as an error in the cell that checks it.
 
 A notebook that cannot run without an optional module declares it in its notebook metadata,
@@ -58,7 +59,10 @@ def test_notebook_runs(path, tmp_path, kernel_specs):
     missing = [name for name in required_modules(nb) if importlib.util.find_spec(name) is None]
     if missing:
         pytest.skip(f"{path.name} needs {', '.join(missing)}, which cannot be imported here")
-    plots = tmp_path / "plots"
+    kept = os.environ.get("KDSL_TUTORIAL_PLOTS")
+    plots = Path(kept) / path.stem if kept else tmp_path / "plots"
+    for stale in plots.glob("*.png"):
+        stale.unlink()
     kernel = AsyncKernelManager(kernel_name="python3", kernel_spec_manager=kernel_specs)
     client = NotebookClient(nb, km=kernel, timeout=CELL_TIMEOUT_S, resources={"metadata": {"path": str(TUTORIALS)}},
                             extra_arguments=["--InteractiveShell.colors=nocolor"])  # plain tracebacks in logs
