@@ -126,7 +126,7 @@ def test_float_max_min_order_negative_values_and_signed_zeros(target, dtype):
 SEMS = [None, "relaxed", "acquire", "release", "acq_rel", "relaxed", "acq_rel"]
 
 
-@pytest.mark.parametrize("dtype, sem", zip(INTS + FLOATS, SEMS))
+@pytest.mark.parametrize("dtype, sem", list(zip(INTS + FLOATS, SEMS)))
 def test_xchg_returns_old_values_and_masked_lanes_touch_nothing(target, dtype, sem):
     rng = np.random.default_rng(4)
     idx = rng.permutation(100).astype(np.int32)
