@@ -246,9 +246,16 @@ class KernelLowering:
     def staged_store(self, run: list[Operation], sums: dict[Operation, ir.Value], numel: int) -> None:
         """A run closed by a store, in two loops: the rest of the run, which also puts the
         elements of the store's operands in buffers of their own, then the store from those,
-        after every load."""
+        after every load. Operands that are index arithmetic (its pointers and mask, as a rule)
+        are computed again in the store's loop instead, so that LLVM sees the addresses are
+        consecutive there (from a buffer of pointers it stores with a scatter)."""
         store = run[-1]
-        staged = {o: self.buffer(o.type) for o in store.operands if isinstance(o.type, BlockType)}
+        self.reloads = False
+        try:
+            staged = {o: self.buffer(o.type) for o in store.operands
+                      if isinstance(o.type, BlockType) and not self.recomputable(o)}
+        finally:
+            self.reloads = True
 
         def stage(i: ir.Value) -> None:
             for operand, buffer in staged.items():
