@@ -6,7 +6,7 @@ import inspect
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 import kdsl
@@ -127,6 +127,44 @@ def test_gathers_fail_exactly_when_an_active_index_is_outside(n, size, data):
     with pytest.raises(kdsl.MemoryAccessError) as info:
         gather[(1,)](x, idx, out, n, BLOCK=64)
     assert (info.value.argument, info.value.index, info.value.offset) == ("x_ptr", (bad[0],), idx[bad[0]])
+    assert np.isnan(out).all()
+
+
+@kdsl.kernel
+def window(x_ptr, out_ptr, start, stride, lo, hi, ROWS: kl.constexpr, COLS: kl.constexpr):
+    r = kl.arange(0, ROWS)[:, None]
+    c = kl.arange(0, COLS)[None, :]
+    v = kl.load(x_ptr + start + r * stride + c, mask=(c >= lo) & (c < hi), other=0.0)
+    kl.store(out_ptr + r * COLS + c, v)
+
+
+@settings(max_examples=60, deadline=None)
+@example(rows=1, size=20, start=0, stride=0, lo=0, hi=21)  # only the element just past the end
+@example(rows=1, size=20, start=-1, stride=0, lo=0, hi=5)  # only the element just before the start
+@example(rows=4, size=80, start=0, stride=20, lo=0, hi=21)  # the last row's element just past the end
+@given(rows=st.sampled_from([1, 4]), size=st.integers(0, 80), start=st.integers(-40, 90),
+       stride=st.integers(0, 40), lo=st.integers(-2, 34), hi=st.integers(-2, 34))
+def test_rows_of_consecutive_addresses_fail_exactly_when_an_active_element_is_outside(rows, size, start,
+                                                                                      stride, lo, hi):
+    """Rows whose ends are not both inside (a masked tail, a window past either end) test only the
+    elements beyond the part inside: the first active element outside, in element order, is the
+    one reported, and masked-off elements outside are not."""
+    memory = np.arange(size + 100, dtype=np.float32) + 0.5
+    x = memory[50:50 + size]  # elements outside the view are real memory of no argument
+    out = poisoned(rows * 32, np.float32)
+    offsets = start + stride * np.arange(rows)[:, None] + np.arange(32)[None, :]
+    active = (np.arange(32) >= lo) & (np.arange(32) < hi)
+    bad = [(r, c) for r in range(rows) for c in range(32) if active[c] and not 0 <= offsets[r, c] < size]
+    launch = window[(1,)]
+    if not bad:
+        launch(x, out, start, stride, lo, hi, ROWS=rows, COLS=32)
+        expected = np.where(active, memory[50 + np.clip(offsets, -50, size + 49)], 0.0)
+        np.testing.assert_array_equal(out.reshape(rows, 32), expected)
+        return
+    with pytest.raises(kdsl.MemoryAccessError) as info:
+        launch(x, out, start, stride, lo, hi, ROWS=rows, COLS=32)
+    r, c = bad[0]
+    assert (info.value.argument, info.value.index, info.value.offset) == ("x_ptr", (r, c), offsets[r, c])
     assert np.isnan(out).all()
 
 

@@ -35,10 +35,10 @@ class Buffer:
 
 
 @contextmanager
-def counted_loop(b: ir.IRBuilder, start: ir.Value, stop: ir.Value, step: ir.Value,
-                 signed: bool = True, name: str = "loop", optimise: bool = True) -> Iterator[ir.Value]:
+def counted_loop(b: ir.IRBuilder, start: ir.Value, stop: ir.Value, step: ir.Value, signed: bool = True,
+                 name: str = "loop", vectorise: bool = True, unroll: bool = True) -> Iterator[ir.Value]:
     """`for (iv = start; iv < stop; iv += step)`; the body is emitted inside the `with`.
-    `optimise=False` asks LLVM neither to vectorise nor to unroll it (see `_plain_loop`)."""
+    `vectorise=False`, `unroll=False` ask LLVM not to (see `_loop_hints`)."""
     pre = b.block
     header = b.append_basic_block(f"{name}.head")
     body = b.append_basic_block(f"{name}.body")
@@ -53,29 +53,34 @@ def counted_loop(b: ir.IRBuilder, start: ir.Value, stop: ir.Value, step: ir.Valu
     yield iv
     iv.add_incoming(b.add(iv, step), b.block)
     back_edge = b.branch(header)
-    if not optimise:
-        back_edge.set_metadata("llvm.loop", _plain_loop(b.module))
+    if not (vectorise and unroll):
+        back_edge.set_metadata("llvm.loop", _loop_hints(b.module, vectorise, unroll))
     b.position_at_end(done)
 
 
-def _plain_loop(module: ir.Module) -> ir.values.MDValue:
-    """Loop metadata that turns off vectorising and unrolling, for code that is rarely run, such
-    as the search for the access that failed a check: LLVM vectorises even such early-exit loops,
-    and compiling that code cost as much as the kernel's own loops. A loop's ID must be a node of
-    its own that refers to itself, which `Module.add_metadata` (it shares equal nodes) cannot
-    build, hence the node made directly."""
-    properties = [module.add_metadata([ir.MetaDataString(module, "llvm.loop.vectorize.enable"), ir.Constant(I1, 0)]),
-                  module.add_metadata([ir.MetaDataString(module, "llvm.loop.unroll.disable")])]
+def _loop_hints(module: ir.Module, vectorise: bool, unroll: bool) -> ir.values.MDValue:
+    """Loop metadata that turns off vectorising, or unrolling and interleaving, for code that is
+    rarely run or runs few iterations, such as the checks of a masked tail or the search for the
+    access that failed a check: LLVM vectorises even such early-exit loops, and compiling that code
+    cost as much as the kernel's own loops. A loop's ID must be a node of its own that refers to
+    itself, which `Module.add_metadata` (it shares equal nodes) cannot build, hence the node made
+    directly."""
+    def hint(name: str, *value: ir.Constant) -> ir.values.MDValue:
+        return module.add_metadata([ir.MetaDataString(module, name), *value])
+    hints = [] if vectorise else [hint("llvm.loop.vectorize.enable", ir.Constant(I1, 0))]
+    if not unroll:
+        hints += [hint("llvm.loop.unroll.disable"), hint("llvm.loop.interleave.count", ir.Constant(ir.IntType(32), 1))]
     loop = ir.values.MDValue(module, [], name=str(len(module.metadata)))
-    loop.operands = (loop, *properties)
+    loop.operands = (loop, *hints)
     return loop
 
 
 @contextmanager
-def element_loop(b: ir.IRBuilder, count: int, name: str = "elem", optimise: bool = True) -> Iterator[ir.Value]:
+def element_loop(b: ir.IRBuilder, count: int, name: str = "elem", vectorise: bool = True,
+                 unroll: bool = True) -> Iterator[ir.Value]:
     """Loop over the `count` elements of a block: yields an i64 linear index."""
     with counted_loop(b, ir.Constant(I64, 0), ir.Constant(I64, count), ir.Constant(I64, 1), name=name,
-                      optimise=optimise) as i:
+                      vectorise=vectorise, unroll=unroll) as i:
         yield i
 
 

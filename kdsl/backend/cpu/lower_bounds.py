@@ -8,10 +8,11 @@ the loops of a run (`KernelLowering.element_ops`), so those loops stay as they a
 as before; they recompute the addresses and masks the run computes (a gather's index loads
 included: an earlier access of the run, checked first). Where the pointer block's rows are
 consecutive addresses (axis analysis), a row is inside a span when its two ends are, and only the
-rows' ends are tested, and only where that fails (a masked tail past the end of an array, say) does
-a scalar loop test the elements until it finds one outside; where the addresses are not known to be
-consecutive, every active element is tested, in a loop that vectorises, and only when one is outside
-does the scalar loop find the first. It is reported through the launch's status
+rows' ends are tested; where that fails (a masked tail past the end of an array, say), only the
+elements of each row beyond the part inside the array are tested (`check_row_ends`). Where the
+addresses are not known to be consecutive, or may lie in one of several arrays, every active
+element is tested, in a loop that vectorises. Only when one is outside does a scalar loop find the
+first. It is reported through the launch's status
 (`lower_debug.report`) with the negated number of its `AccessSite`.
 """
 from __future__ import annotations
@@ -22,7 +23,7 @@ from typing import TYPE_CHECKING
 from llvmlite import ir
 
 from kdsl.backend.cpu.llvm_types import I1, I64, elem_of
-from kdsl.backend.cpu.loops import element_loop
+from kdsl.backend.cpu.loops import counted_loop, element_loop
 from kdsl.backend.cpu.lower_debug import report
 from kdsl.ir.core import Operation, Value
 from kdsl.ir.passes.provenance import Provenance
@@ -72,13 +73,15 @@ class BoundsChecks:
         code = ir.Constant(I64, -len(self.sites))
         b = low.b
 
+        def active(i: ir.Value | None) -> ir.Value:
+            """Whether element i is masked in; i is None for a scalar access."""
+            return (ir.Constant(I1, 1) if mask is None else low.values[mask] if i is None
+                    else low.recomputed(mask, i, within))
+
         def outside(i: ir.Value | None) -> tuple[ir.Value, ir.Value]:
-            """(address of element i, whether it is active and outside every span); i is None
-            for a scalar access."""
+            """(address of element i, whether it is active and outside every span)."""
             address = b.ptrtoint(low.values[ptr] if i is None else low.recomputed(ptr, i, within), I64)
-            active = (ir.Constant(I1, 1) if mask is None else low.values[mask] if i is None
-                      else low.recomputed(mask, i, within))
-            return address, b.and_(active, b.not_(self.inside(arguments, address, size)))
+            return address, b.and_(active(i), b.not_(self.inside(arguments, address, size)))
         if not shape:
             address, bad = outside(None)
             with b.if_then(bad, likely=False):
@@ -87,8 +90,53 @@ class BoundsChecks:
         dims = ptr.type.dims
         if low.axis[ptr].contiguity[-1] >= dims[-1]:
             with b.if_then(b.not_(self.rows_inside(ptr, within, arguments, size)), likely=False):
-                self.report_first(dims, outside, code)
+                if len(arguments) == 1:
+                    self.check_row_ends(ptr, within, arguments[0], size, active, outside, code)
+                else:
+                    self.check_elements(dims, outside, code)
             return
+        self.check_elements(dims, outside, code)
+
+    def check_row_ends(self, ptr: Value, within: set[Operation] | None, argument: int, size: int,
+                       active, outside, code: ir.Value) -> None:
+        """Rows of consecutive addresses into one array: element j of a row that starts at address
+        `a` lies in the array's span [lo, hi) exactly when ceil((lo - a) / size) <= j <=
+        floor((hi - size - a) / size), so only the elements before and after that range, all
+        outside, have their masks tested (a masked tail's, not the whole row's; in scalar loops,
+        which cost little to compile); where one of them is active, `report_first` finds the
+        first."""
+        low, b = self.lowering, self.lowering.b
+        dims = ptr.type.dims
+        width = ir.Constant(I64, dims[-1])
+        zero, one = ir.Constant(I64, 0), ir.Constant(I64, 1)
+        shift = ir.Constant(I64, size.bit_length() - 1)
+        lo, hi = self.spans[argument]
+
+        def clamped(v: ir.Value) -> ir.Value:
+            v = b.select(b.icmp_signed("<", v, zero), zero, v)
+            return b.select(b.icmp_signed(">", v, width), width, v)
+        any_bad = low.entry.alloca(I1)
+        b.store(ir.Constant(I1, 0), any_bad)
+        with element_loop(b, prod(dims[:-1]), "bounds.ends", vectorise=False, unroll=False) as r:
+            start = b.mul(r, width, flags=["nuw", "nsw"])
+            with low.at_element(start):
+                first = b.ptrtoint(low.recomputed(ptr, start, within), I64)
+            begin = clamped(b.neg(b.ashr(b.sub(first, lo), shift)))
+            end = clamped(b.add(b.ashr(b.sub(b.sub(hi, ir.Constant(I64, size)), first), shift), one))
+            end = b.select(b.icmp_signed("<", end, begin), begin, end)
+            for part_start, part_stop in ((zero, begin), (end, width)):
+                with counted_loop(b, part_start, part_stop, one, name="bounds.end", vectorise=False,
+                                  unroll=False) as j:
+                    i = b.add(start, j, flags=["nuw", "nsw"])
+                    with low.at_element(i):
+                        b.store(b.or_(b.load(any_bad), active(i)), any_bad)
+        with b.if_then(b.load(any_bad), likely=False):
+            self.report_first(dims, outside, code)
+
+    def check_elements(self, dims: tuple[int, ...], outside, code: ir.Value) -> None:
+        """Test every active element, in a loop that vectorises (a masked tail past an array's end
+        takes it at every run); only where one is outside does `report_first` look for it."""
+        low, b = self.lowering, self.lowering.b
         any_bad = low.entry.alloca(I1)
         b.store(ir.Constant(I1, 0), any_bad)
         with low.fused_loop(dims, "bounds") as i:
@@ -100,7 +148,7 @@ class BoundsChecks:
         """Report the first element that is outside, if one is: a scalar loop, which returns from
         the program there (one LLVM is told not to vectorise or unroll, so it costs little to compile)."""
         low, b = self.lowering, self.lowering.b
-        with element_loop(b, prod(dims), "bounds.first", optimise=False) as i:
+        with element_loop(b, prod(dims), "bounds.first", vectorise=False, unroll=False) as i:
             with low.at_element(i):
                 address, bad = outside(i)
             with b.if_then(bad):
