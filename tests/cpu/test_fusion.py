@@ -116,3 +116,28 @@ def test_min_and_max_of_quotients_by_a_reduction_compile_and_are_right():
     extreme_of_quotients[(1,)](x, out, BLOCK=64)
     q = np.exp(x.astype(np.float64)) / x.astype(np.float64).sum()
     np.testing.assert_allclose(out, [q.min(), q.max()], rtol=4e-7)
+
+
+@kdsl.kernel
+def scaled_rows(x_ptr, w_ptr, y_ptr, n, BLOCK: kl.constexpr):
+    offs = kl.arange(0, BLOCK)
+    mask = offs < n
+    row = kl.program_id(0) * n
+    x = kl.load(x_ptr + row + offs, mask=mask, other=0.0)
+    w = kl.load(w_ptr + offs, mask=mask, other=0.0)
+    kl.store(y_ptr + row + offs, x * w / kl.sum(x, axis=0), mask=mask)
+
+
+def test_masked_rows_prefetch_the_next_programs_row_and_stay_right():
+    """The masked loop's loads whose rows move with the program id prefetch the next program's
+    row (one prefetch loop per such load: x, not w, whose row is the same in every program), and
+    the prefetch past the last program changes nothing."""
+    rows, n = 5, 100
+    rng = np.random.default_rng(4)
+    x, w = rng.random((rows, n), dtype=np.float32) + 0.5, rng.random(n, dtype=np.float32)
+    y = np.full((rows, n), np.nan, np.float32)
+    llvm = scaled_rows.compile(x, w, y, n, BLOCK=128).asm["llvm"]
+    assert llvm.count('call void @"llvm.prefetch.p0"') == 1
+    scaled_rows[(rows,)](x, w, y, n, BLOCK=128)
+    expected = x.astype(np.float64) * w / x.astype(np.float64).sum(axis=1, keepdims=True)
+    np.testing.assert_allclose(y, expected, rtol=1e-5)

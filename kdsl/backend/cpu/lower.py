@@ -21,7 +21,7 @@ from llvmlite import ir
 from kdsl.backend.cpu import lower_combine, lower_shape
 from kdsl.backend.cpu.fusion import (VIEWS, block_size, precomputable_masks, recomputable_op, reloadable_loads,
                                      run_size, schedule, whole_reduction)
-from kdsl.backend.cpu.elementwise import ELEMENTWISE, bind, divide_by_uniform
+from kdsl.backend.cpu.elementwise import ELEMENTWISE, bind, declare, divide_by_uniform
 from kdsl.backend.cpu.llvm_types import I32, I64, PTR, constant, elem_of, from_memory, mem_type, reg_type, to_memory
 from kdsl.backend.cpu.loops import Buffer, counted_loop, element_loop, memcpy, strides
 from kdsl.backend.cpu.lower_shape import coordinate
@@ -232,9 +232,37 @@ class KernelLowering:
                 with unmasked:
                     self.unmasked_loop(run, sums, numel, masks)
                 with masked:
+                    self.prefetch_next_program(run)
                     self.element_loop(run, sums, numel)
         else:
             self.element_loop(run, sums, numel)
+
+    def prefetch_next_program(self, run: list[Operation]) -> None:
+        """Prefetch the rows the next program (program id + 1 along axis 0) will load, for the
+        loads of a masked run whose pointer blocks are consecutive addresses computed from the
+        program id. From memory beyond the caches a masked loop ran 4-6x slower than an all-true
+        one here (too few of its loads in flight, it seems), and starting the next row's misses a
+        program early wins most of that back. A prefetch never faults, so the last program's,
+        past the grid, is harmless."""
+        b = self.b
+        for op in run:
+            if op.name != "load" or len(op.operands) < 2 or not self.consecutive(op.operands[0]):
+                continue
+            ptr = op.operands[0]
+            pids = [v for v in _ancestors(ptr) if v.op.name == "program_id" and v.op.attrs["axis"] == 0]
+            if not pids or not self.recomputable(ptr):
+                continue
+            zero = ir.Constant(I64, 0)
+            with self.at_element(zero):
+                for pid in pids:
+                    self.iteration[(pid, id(zero))] = b.add(self.values[pid], ir.Constant(I32, 1))
+                first = b.ptrtoint(self.recomputed(ptr, zero), I64)
+            nbytes = ptr.type.numel * elem_of(ptr.type).elem.bytes
+            prefetch = declare(b.module, "llvm.prefetch.p0", ir.VoidType(), [PTR, I32, I32, I32])
+            with counted_loop(b, zero, ir.Constant(I64, nbytes), ir.Constant(I64, 64), name="prefetch",
+                              vectorise=False, unroll=False) as offset:
+                address = b.inttoptr(b.add(first, offset), PTR)
+                b.call(prefetch, [address, ir.Constant(I32, 0), ir.Constant(I32, 3), ir.Constant(I32, 1)])
 
     def unmasked_loop(self, run: list[Operation], sums: dict[Operation, ir.Value], numel: int,
                       masks: set[Value]) -> None:
@@ -671,6 +699,18 @@ def _is_view(v: Value) -> bool:
 def _loop_dims(op: Operation) -> tuple[int, ...]:
     """The shape of the block an element loop starting with `op` runs over."""
     return (op.operands[1] if op.name == "store" else op.operands[0] if whole_reduction(op) else op.result).type.dims
+
+
+def _ancestors(v: Value) -> list[OpResult]:
+    """The op results `v` is computed from, itself included."""
+    seen: dict[Value, None] = {}
+    stack = [v]
+    while stack:
+        w = stack.pop()
+        if isinstance(w, OpResult) and w not in seen:
+            seen[w] = None
+            stack.extend(w.op.operands)
+    return list(seen)
 
 
 def _made_in_loop(v: Value) -> bool:
