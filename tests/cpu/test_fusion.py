@@ -129,15 +129,16 @@ def scaled_rows(x_ptr, w_ptr, y_ptr, n, BLOCK: kl.constexpr):
 
 
 def test_masked_rows_prefetch_the_next_programs_row_and_stay_right():
-    """The masked loop's loads whose rows move with the program id prefetch the next program's
-    row (one prefetch loop per such load: x, not w, whose row is the same in every program), and
-    the prefetch past the last program changes nothing."""
+    """A run with masks prefetches the rows that move with the program id for the next program:
+    x's for reading, y's for writing, not w's (the same in every program); the prefetches past
+    the last program change nothing."""
     rows, n = 5, 100
     rng = np.random.default_rng(4)
     x, w = rng.random((rows, n), dtype=np.float32) + 0.5, rng.random(n, dtype=np.float32)
     y = np.full((rows, n), np.nan, np.float32)
     llvm = scaled_rows.compile(x, w, y, n, BLOCK=128).asm["llvm"]
-    assert llvm.count('call void @"llvm.prefetch.p0"') == 1
+    prefetches = [line for line in llvm.splitlines() if 'call void @"llvm.prefetch.p0"' in line]
+    assert [line.split(",")[1].strip() for line in prefetches] == ["i32 0", "i32 1"]  # read x, write y
     scaled_rows[(rows,)](x, w, y, n, BLOCK=128)
     expected = x.astype(np.float64) * w / x.astype(np.float64).sum(axis=1, keepdims=True)
     np.testing.assert_allclose(y, expected, rtol=1e-5)

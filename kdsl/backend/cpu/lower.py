@@ -208,6 +208,8 @@ class KernelLowering:
                                              and self.recomputable(op.operands[0])}
         hazards = [(load, run[-1]) for load in again + [op for op in run if op.name == "load"]
                    if run[-1].name == "store"]
+        if masks:
+            self.prefetch_next_program(run)
         if hazards:
             checks = self.overlap_free(run, hazards, numel)
             if checks is None:
@@ -232,21 +234,21 @@ class KernelLowering:
                 with unmasked:
                     self.unmasked_loop(run, sums, numel, masks)
                 with masked:
-                    self.prefetch_next_program(run)
                     self.element_loop(run, sums, numel)
         else:
             self.element_loop(run, sums, numel)
 
     def prefetch_next_program(self, run: list[Operation]) -> None:
-        """Prefetch the rows the next program (program id + 1 along axis 0) will load, for the
-        loads of a masked run whose pointer blocks are consecutive addresses computed from the
-        program id. From memory beyond the caches a masked loop ran 4-6x slower than an all-true
-        one here (too few of its loads in flight, it seems), and starting the next row's misses a
-        program early wins most of that back. A prefetch never faults, so the last program's,
-        past the grid, is harmless."""
+        """Prefetch the rows the next program (program id + 1 along axis 0) will load or store, for
+        the accesses of a run with masks whose pointer blocks are consecutive addresses computed
+        from the program id. From memory beyond the caches a masked loop ran 4-6x slower than an
+        all-true one here (too few of its loads in flight, it seems), and starting the next row's
+        misses a program early wins that back, and some of the all-true loop's time too (layer
+        norm 4096x1024, one thread: 1.4-1.6 -> 1.16 ms). A prefetch never faults, so the last
+        program's, past the grid, is harmless."""
         b = self.b
         for op in run:
-            if op.name != "load" or len(op.operands) < 2 or not self.consecutive(op.operands[0]):
+            if op.name not in ("load", "store") or not self.consecutive(op.operands[0]):
                 continue
             ptr = op.operands[0]
             pids = [v for v in _ancestors(ptr) if v.op.name == "program_id" and v.op.attrs["axis"] == 0]
@@ -262,7 +264,8 @@ class KernelLowering:
             with counted_loop(b, zero, ir.Constant(I64, nbytes), ir.Constant(I64, 64), name="prefetch",
                               vectorise=False, unroll=False) as offset:
                 address = b.inttoptr(b.add(first, offset), PTR)
-                b.call(prefetch, [address, ir.Constant(I32, 0), ir.Constant(I32, 3), ir.Constant(I32, 1)])
+                b.call(prefetch, [address, ir.Constant(I32, int(op.name == "store")), ir.Constant(I32, 3),
+                                  ir.Constant(I32, 1)])
 
     def unmasked_loop(self, run: list[Operation], sums: dict[Operation, ir.Value], numel: int,
                       masks: set[Value]) -> None:
