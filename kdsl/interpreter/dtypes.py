@@ -144,7 +144,7 @@ def finish(ty: Type, x: object) -> np.ndarray:
     exact = not isinstance(x, np.ndarray) and (isinstance(elem, PointerType) or elem.is_int)
     arr = np.asarray(x, payload_dtype(elem) if exact else None)
     if elem == t.bf16:
-        return round_bf16(arr if arr.dtype == np.float64 else arr.astype(np.float32))
+        return round_bf16(arr.astype(np.float64))  # exact for every float and 32-bit int: one rounding
     if isinstance(elem, ScalarType) and elem.is_fp8:
         return round_fp8(arr, elem)
     if isinstance(elem, ScalarType) and elem.is_bool:

@@ -70,6 +70,30 @@ def test_conversion(target, src, dst, n, seed):
         np.testing.assert_array_equal(out, expected)
 
 
+def nearest_bf16(values):
+    """The bf16 nearest to each value, ties to even, from the exact value (no float32 on the way)."""
+    out = []
+    for v in map(float, values):
+        ulp = 2.0 ** (math.floor(math.log2(abs(v))) - 7)
+        out.append(math.copysign(round(abs(v) / ulp) * ulp, v))  # round() on a float is exact, ties to even
+    return np.array(out)
+
+
+@settings(max_examples=3, deadline=None)
+@given(seed=st.integers(0, 2**32 - 1))
+def test_float64_and_int32_round_once_to_bf16(target, seed):
+    """Values just past a bf16 halfway point that float32 cannot tell from it (f64 -> f32 -> bf16
+    by nearest even twice gave -0.25 for -0.25097657463), then random ones."""
+    ml_dtypes = pytest.importorskip("ml_dtypes")
+    rng = np.random.default_rng(seed)
+    tricky = np.array([-0.25097657463315143, 1.0 + 2**-8 + 2**-30, -(3.0 + 2**-6 + 2**-40)])
+    for x in (np.concatenate([tricky, np.exp2(rng.uniform(-100, 100, 61)) * rng.choice([-1.0, 1.0], 61)]),
+              np.array([2**24 + 2**16 + 1, -(2**25 + 2**17 + 3)] + list(rng.integers(-2**31, 2**31, 62)), np.int32)):
+        out = np.full(x.size, np.nan, ml_dtypes.bfloat16)  # poisoned
+        convert[(1,)](x, out, x.size, DTYPE=kl.bfloat16, BITCAST=False, BLOCK=64, target=target)
+        np.testing.assert_array_equal(out.astype(np.float64), nearest_bf16(x))
+
+
 @pytest.mark.parametrize("src", [np.float16, np.float32, np.float64])
 @pytest.mark.parametrize("dst", INTS)
 def test_nan_converts_to_zero_in_whole_blocks(target, src, dst):

@@ -189,7 +189,10 @@ def cast(b: ir.IRBuilder, x: ir.Value, src: ScalarType, dst: ScalarType) -> ir.V
     if dst.is_fp8:
         return fp8.from_f64(b, x if src == _F64_T else cast(b, x, src, _F64_T), dst)
     if BF16 in (src, dst):
-        wide = to_f32(b, x, src) if src == BF16 else cast(b, x, src, _F32_T)
+        if src == BF16:
+            wide = to_f32(b, x, src)
+        else:
+            wide = _f32_rounded_to_odd(b, x if src == _F64_T else cast(b, x, src, _F64_T))
         return from_f32(b, wide, dst) if dst == BF16 else cast(b, wide, _F32_T, dst)
     if dst.is_bool:
         if src.is_float:
@@ -211,6 +214,27 @@ def cast(b: ir.IRBuilder, x: ir.Value, src: ScalarType, dst: ScalarType) -> ir.V
         fn = declare(b.module, f"llvm.{name}.sat.i{dst.bits}.{_suffix(x.type)}", to, [x.type])
         return b.call(fn, [x])
     return b.fpext(x, to) if dst.bits > src.bits else b.fptrunc(x, to)
+
+
+def _f32_rounded_to_odd(b: ir.IRBuilder, x: ir.Value) -> ir.Value:
+    """The f64 `x` as an f32 rounded to odd: truncated toward zero, with the last bit set where
+    that dropped anything. Rounding that to nearest even as bf16 (8 bits) gives the nearest bf16
+    to `x` itself, where f64 -> f32 -> bf16 by nearest even twice is wrong for values just past a
+    bf16 halfway point (-0.25097657463 became -0.25, not -0.251953125). f32 infinities stand for
+    values past its largest finite one, which round to bf16 infinity either way."""
+    near = b.fptrunc(x, F32)
+    bits = b.bitcast(near, I32)
+    widened = b.fpext(near, x.type)
+    inexact = b.fcmp_unordered("!=", widened, x)
+    away = b.fcmp_ordered(">", _magnitude(b, widened), _magnitude(b, x))  # nearest even rounded up in size
+    toward_zero = b.select(away, b.sub(bits, ir.Constant(I32, 1)), bits)
+    odd = b.select(inexact, b.or_(toward_zero, ir.Constant(I32, 1)), bits)
+    return b.bitcast(odd, F32)
+
+
+def _magnitude(b: ir.IRBuilder, x: ir.Value) -> ir.Value:
+    fabs = declare(b.module, f"llvm.fabs.{_suffix(x.type)}", x.type, [x.type])
+    return b.call(fabs, [x])
 
 
 def _bitcast(b: ir.IRBuilder, x: ir.Value, dst: ScalarType) -> ir.Value:
