@@ -226,15 +226,12 @@ def _f32_rounded_to_odd(b: ir.IRBuilder, x: ir.Value) -> ir.Value:
     bits = b.bitcast(near, I32)
     widened = b.fpext(near, x.type)
     inexact = b.fcmp_unordered("!=", widened, x)
-    away = b.fcmp_ordered(">", _magnitude(b, widened), _magnitude(b, x))  # nearest even rounded up in size
+    magnitude = float_intrinsic("fabs")
+    away = b.fcmp_ordered(">", magnitude(b, [widened], _F64_T, _F64_T, {}),
+                          magnitude(b, [x], _F64_T, _F64_T, {}))  # nearest even rounded up in size
     toward_zero = b.select(away, b.sub(bits, ir.Constant(I32, 1)), bits)
     odd = b.select(inexact, b.or_(toward_zero, ir.Constant(I32, 1)), bits)
     return b.bitcast(odd, F32)
-
-
-def _magnitude(b: ir.IRBuilder, x: ir.Value) -> ir.Value:
-    fabs = declare(b.module, f"llvm.fabs.{_suffix(x.type)}", x.type, [x.type])
-    return b.call(fabs, [x])
 
 
 def _bitcast(b: ir.IRBuilder, x: ir.Value, dst: ScalarType) -> ir.Value:

@@ -12,8 +12,8 @@ rows' ends are tested; where that fails (a masked tail past the end of an array,
 elements of each row beyond the part inside the array are tested (`check_row_ends`). Where the
 addresses are not known to be consecutive, or may lie in one of several arrays, every active
 element is tested, in a loop that vectorises. Only when one is outside does a scalar loop find the
-first. It is reported through the launch's status
-(`lower_debug.report`) with the negated number of its `AccessSite`.
+first, which is reported through the launch's status (`lower_debug.report`) with the negated
+number of its `AccessSite`.
 """
 from __future__ import annotations
 
