@@ -142,3 +142,23 @@ def test_masked_rows_prefetch_the_next_programs_row_and_stay_right():
     scaled_rows[(rows,)](x, w, y, n, BLOCK=128)
     expected = x.astype(np.float64) * w / x.astype(np.float64).sum(axis=1, keepdims=True)
     np.testing.assert_allclose(y, expected, rtol=1e-5)
+
+
+@kdsl.kernel
+def rows_from_offsets(x_ptr, starts_ptr, y_ptr, n, BLOCK: kl.constexpr):
+    offs = kl.arange(0, BLOCK)
+    start = kl.load(starts_ptr + kl.program_id(0))
+    kl.store(y_ptr + kl.program_id(0) * BLOCK + offs, kl.load(x_ptr + start + offs, mask=offs < n, other=0.0))
+
+
+def test_rows_whose_pointers_are_loaded_are_not_prefetched():
+    """Recomputing a pointer at the next program id would load there (past the last program, out
+    of bounds): only y's row, index arithmetic of the program id, is prefetched."""
+    x, starts = np.arange(64, dtype=np.float32), np.array([3, 40], np.int32)
+    y = np.full((2, 16), np.nan, np.float32)
+    llvm = rows_from_offsets.compile(x, starts, y, 10, BLOCK=16).asm["llvm"]
+    prefetches = [line for line in llvm.splitlines() if 'call void @"llvm.prefetch.p0"' in line]
+    assert [line.split(",")[1].strip() for line in prefetches] == ["i32 1"]  # write y only
+    rows_from_offsets[(2,)](x, starts, y, 10, BLOCK=16)
+    expected = np.where(np.arange(16) < 10, x[starts[:, None] + np.arange(16)], 0.0)
+    np.testing.assert_array_equal(y, expected)

@@ -245,14 +245,16 @@ class KernelLowering:
         all-true one here (too few of its loads in flight, it seems), and starting the next row's
         misses a program early wins that back, and some of the all-true loop's time too (layer
         norm 4096x1024, one thread: 1.4-1.6 -> 1.16 ms). A prefetch never faults, so the last
-        program's, past the grid, is harmless."""
+        program's, past the grid, is harmless; pointers computed from loaded values are left
+        alone, since recomputing them would load at the next program's addresses."""
         b = self.b
         for op in run:
             if op.name not in ("load", "store") or not self.consecutive(op.operands[0]):
                 continue
             ptr = op.operands[0]
-            pids = [v for v in _ancestors(ptr) if v.op.name == "program_id" and v.op.attrs["axis"] == 0]
-            if not pids or not self.recomputable(ptr):
+            ancestors = _ancestors(ptr)
+            pids = [v for v in ancestors if v.op.name == "program_id" and v.op.attrs["axis"] == 0]
+            if not pids or any(v.op.name in ACCESSES for v in ancestors) or not self.recomputable(ptr):
                 continue
             zero = ir.Constant(I64, 0)
             with self.at_element(zero):
