@@ -1,6 +1,8 @@
 """Fused element loops keep the block semantics of a program: every load of a block happens
 before the stores that follow it, however the input and output overlap, and loads that the
 lowering loads again (instead of keeping them in buffers) see memory as it was."""
+import re
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -128,17 +130,38 @@ def scaled_rows(x_ptr, w_ptr, y_ptr, n, BLOCK: kl.constexpr):
     kl.store(y_ptr + row + offs, x * w / kl.sum(x, axis=0), mask=mask)
 
 
+def _program_ids_reaching(llvm: str, value: str, pid: str) -> set[str]:
+    """How the kernel's program id `pid` (an argument's name) enters `value` in the LLVM text:
+    "pid + 1" where through an `add i32 pid, 1`, "pid" where otherwise."""
+    definitions = dict(re.findall(r'^\s*(%"[^"]+") = (.*)$', llvm, re.MULTILINE))
+    found, seen, stack = set(), set(), [value]
+    while stack:
+        v = stack.pop()
+        if v == pid:
+            found.add("pid")
+        elif v in definitions and v not in seen:
+            seen.add(v)
+            if definitions[v] == f"add i32 {pid}, 1":
+                found.add("pid + 1")
+            else:
+                stack.extend(re.findall(r'%"[^"]+"', definitions[v]))
+    return found
+
+
 def test_masked_rows_prefetch_the_next_programs_row_and_stay_right():
-    """A run with masks prefetches the rows that move with the program id for the next program:
-    x's for reading, y's for writing, not w's (the same in every program); the prefetches past
-    the last program change nothing."""
+    """A run with masks prefetches the rows that move with the program id for the next program
+    (at program id + 1, never the current one): x's for reading, y's for writing, not w's (the
+    same in every program); the prefetches past the last program change nothing."""
     rows, n = 5, 100
     rng = np.random.default_rng(4)
     x, w = rng.random((rows, n), dtype=np.float32) + 0.5, rng.random(n, dtype=np.float32)
     y = np.full((rows, n), np.nan, np.float32)
     llvm = scaled_rows.compile(x, w, y, n, BLOCK=128).asm["llvm"]
-    prefetches = [line for line in llvm.splitlines() if 'call void @"llvm.prefetch.p0"' in line]
-    assert [line.split(",")[1].strip() for line in prefetches] == ["i32 0", "i32 1"]  # read x, write y
+    kernel = next(line for line in llvm.splitlines() if line.startswith('define internal void @"kdsl.'))
+    pid = re.findall(r'i32 (%"[^"]+")', kernel)[1]  # after n: program ids x, y, z, then the grid
+    prefetches = re.findall(r'call void @"llvm.prefetch.p0"\(ptr (%"[^"]+"), i32 (\d)', llvm)
+    assert [rw for _, rw in prefetches] == ["0", "1"]  # read x, write y
+    assert [_program_ids_reaching(llvm, address, pid) for address, _ in prefetches] == [{"pid + 1"}] * 2
     scaled_rows[(rows,)](x, w, y, n, BLOCK=128)
     expected = x.astype(np.float64) * w / x.astype(np.float64).sum(axis=1, keepdims=True)
     np.testing.assert_allclose(y, expected, rtol=1e-5)

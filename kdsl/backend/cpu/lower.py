@@ -19,7 +19,7 @@ from typing import Callable, Iterator, NamedTuple, Union
 from llvmlite import ir
 
 from kdsl.backend.cpu import lower_combine, lower_shape
-from kdsl.backend.cpu.fusion import (VIEWS, block_size, precomputable_masks, recomputable_op, reloadable_loads,
+from kdsl.backend.cpu.fusion import (VIEWS, block_size, element_op, precomputable_masks, recomputable_op, reloadable_loads,
                                      run_size, schedule, whole_reduction)
 from kdsl.backend.cpu.elementwise import ELEMENTWISE, bind, declare, divide_by_uniform
 from kdsl.backend.cpu.llvm_types import I32, I64, PTR, constant, elem_of, from_memory, mem_type, reg_type, to_memory
@@ -243,23 +243,37 @@ class KernelLowering:
         the accesses of a run with masks whose pointer blocks are consecutive addresses computed
         from the program id. From memory beyond the caches a masked loop ran 4-6x slower than an
         all-true one here (too few of its loads in flight, it seems), and starting the next row's
-        misses a program early wins that back, and some of the all-true loop's time too (layer
-        norm 4096x1024, one thread: 1.4-1.6 -> 1.16 ms). A prefetch never faults, so the last
-        program's, past the grid, is harmless; pointers computed from loaded values are left
-        alone, since recomputing them would load at the next program's addresses."""
+        misses a program early wins that back, and some of the all-true loop's time too. The
+        scalars between the program id and the pointers (`x_ptr + row * n_cols`) are computed
+        again too: reading them as the program computed them prefetched its own row (layer norm
+        4096x1000, checked, one thread: 1.9-2.0 -> 1.45-1.5 ms once they were). A prefetch never
+        faults, so the last program's, past the grid, is harmless; pointers computed from loaded
+        values are left alone, since recomputing them would load at the next program's
+        addresses."""
         b = self.b
         for op in run:
             if op.name not in ("load", "store") or not self.consecutive(op.operands[0]):
                 continue
             ptr = op.operands[0]
             ancestors = _ancestors(ptr)
-            pids = [v for v in ancestors if v.op.name == "program_id" and v.op.attrs["axis"] == 0]
-            if not pids or any(v.op.name in ACCESSES for v in ancestors) or not self.recomputable(ptr):
+            pids = {v for v in ancestors if v.op.name == "program_id" and v.op.attrs["axis"] == 0}
+            moving = {v for v in ancestors if not isinstance(v.type, BlockType) and pids & set(_ancestors(v))} - pids
+            if (not pids or any(v.op.name in ACCESSES for v in ancestors) or not self.recomputable(ptr)
+                    or not all(element_op(v.op) for v in moving)):
                 continue
             zero = ir.Constant(I64, 0)
+
+            def at_next_program(v: Value) -> None:
+                """The scalars that move with the program id, computed for the next program."""
+                if v in moving and (v, id(zero)) not in self.iteration:
+                    for operand in v.op.operands:
+                        at_next_program(operand)
+                    self.iteration[(v, id(zero))] = self.elementwise(v.op, zero)
             with self.at_element(zero):
                 for pid in pids:
                     self.iteration[(pid, id(zero))] = b.add(self.values[pid], ir.Constant(I32, 1))
+                for scalar in moving:
+                    at_next_program(scalar)
                 first = b.ptrtoint(self.recomputed(ptr, zero), I64)
             nbytes = ptr.type.numel * elem_of(ptr.type).elem.bytes
             prefetch = declare(b.module, "llvm.prefetch.p0", ir.VoidType(), [PTR, I32, I32, I32])
@@ -471,7 +485,7 @@ class KernelLowering:
         return self.b.add(self.b.trunc(i, I32), ir.Constant(I32, op.attrs["start"]))
 
     def splat(self, op: Operation, i: ir.Value) -> ir.Value:
-        return self.values[op.operands[0]]
+        return self.element(op.operands[0], i)
 
     def broadcast(self, op: Operation, i: ir.Value) -> ir.Value:
         """The source's element at the coordinates of element i, those of its size-1 dimensions 0."""
