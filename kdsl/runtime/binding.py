@@ -5,6 +5,7 @@ argument is a `LaunchError` naming the parameter, never a crash.
 """
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -16,7 +17,7 @@ from kdsl.frontend.semantic import int_range
 from kdsl.frontend.source import KernelSource
 from kdsl.ir import types as t
 from kdsl.ir.types import PointerType, ScalarType, Type
-from kdsl.runtime.arrays import UnsupportedArray, adapt_array, scalar_dtype
+from kdsl.runtime.arrays import UnsupportedArray, adapt_array, numpy_address, scalar_dtype
 
 DIVISIBILITY = 16
 _TRITON_TYPE_NAMES = {"fp16": t.f16, "fp32": t.f32, "fp64": t.f64}
@@ -135,27 +136,62 @@ def int_attrs(raw: int) -> dict[str, int]:
 
 
 def quick_signature(args: tuple) -> tuple[tuple, list[int | float]] | None:
-    """For a launch whose arguments are all numpy arrays, Python floats and ints that fit in
-    i32: what `_runtime` would specialise them on (dtype and alignment; `int_attrs`) and
-    whether arrays are writable (`CompiledKernel.check_writable`), and their raw values,
-    without building a `BoundLaunch`; None for any other argument. The launch fast path
-    (`Kernel.run`) keys its compiled kernels on this."""
-    signature, values = [], []
+    """For a launch whose arguments are all numpy arrays, torch tensors on the CPU, Python
+    numbers and numpy scalars: what `_runtime` would specialise them on (element type, alignment,
+    `int_attrs`, the width an int takes) and whether arrays are writable
+    (`CompiledKernel.check_writable`), and their raw values, without building a `BoundLaunch`;
+    None for any other argument. The launch fast path (`Kernel.run`) keys its compiled kernels
+    on this; a key of arguments the full path refuses is never stored, so it needs no checks."""
+    signature: list[tuple] = []
+    values: list[int | float] = []
     for value in args:
         kind = type(value)
         if kind is np.ndarray:
-            address = value.__array_interface__["data"][0]
+            address = numpy_address(value)
             signature.append((value.dtype, address % DIVISIBILITY == 0, value.flags.writeable))
             values.append(address)
-        elif kind is int and -2**31 <= value < 2**31:
-            signature.append((int, *int_attrs(value).items()))
+        elif kind is int or kind is bool:
+            signature.append((kind, _int_type(value), *int_attrs(value).items()) if kind is int else (bool,))
             values.append(value)
         elif kind is float:
-            signature.append(float)
+            signature.append((float,))
             values.append(value)
+        elif _is_cpu_tensor(value):
+            address = value.data_ptr()
+            signature.append((value.dtype, address % DIVISIBILITY == 0))
+            values.append(address)
+        elif isinstance(value, np.generic):
+            raw = value.item()
+            signature.append((value.dtype, *int_attrs(raw).items()) if type(raw) is int else (value.dtype,))
+            values.append(raw)
         else:
             return None
     return tuple(signature), values
+
+
+_INT_TYPES = [(ty, *int_range(ty)) for ty in (t.i32, t.i64, t.u64)]
+
+
+def _int_type(value: int) -> ScalarType | None:
+    """The type a Python int argument takes: i32, else i64, else u64 (None where none holds it)."""
+    for ty, lo, hi in _INT_TYPES:
+        if lo <= value <= hi:
+            return ty
+    return None
+
+
+_TENSOR_TYPES: dict[type, Any] = {}  # the argument types met: torch.strided for torch's tensors, else None
+
+
+def _is_cpu_tensor(value: Any) -> bool:
+    """Whether `value` is a strided torch tensor on the CPU (torch's objects with a `data_ptr`
+    are tensors to `adapt_array` too), without importing torch."""
+    kind = type(value)
+    if kind not in _TENSOR_TYPES:
+        tensor = kind.__module__.startswith("torch") and hasattr(kind, "data_ptr")
+        _TENSOR_TYPES[kind] = sys.modules["torch"].strided if tensor else None
+    strided = _TENSOR_TYPES[kind]
+    return strided is not None and getattr(value, "is_cpu", False) is True and getattr(value, "layout", None) is strided
 
 
 def _scalar(kernel: str, param: str, value: Any) -> tuple[ScalarType, int | float | bool]:
@@ -167,10 +203,9 @@ def _scalar(kernel: str, param: str, value: Any) -> tuple[ScalarType, int | floa
     if isinstance(value, bool):
         return t.i1, value
     if isinstance(value, int):
-        for ty in (t.i32, t.i64, t.u64):
-            lo, hi = int_range(ty)
-            if lo <= value <= hi:
-                return ty, value
+        ty = _int_type(value)
+        if ty is not None:
+            return ty, value
         raise LaunchError(f"'{kernel}': argument '{param}' = {value} does not fit in int64 or uint64")
     if isinstance(value, float):
         return t.f32, value

@@ -34,6 +34,8 @@ def array_span(obj: Any, address: int, itemsize: int) -> tuple[int, int]:
     cover; empty (address, address) when it has no elements."""
     if isinstance(obj, np.ndarray) and obj.flags.c_contiguous:
         return address, address + obj.nbytes
+    if type(obj).__module__.startswith("torch") and hasattr(obj, "is_contiguous") and obj.is_contiguous():
+        return address, address + obj.nbytes
     if isinstance(obj, int):  # a bare address, as tests of compiled IR pass: no elements of its own
         return address, address
     shape, strides = _layout(obj, itemsize)

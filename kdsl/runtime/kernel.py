@@ -81,8 +81,9 @@ class Kernel:
         quick = self.quick_key(args, kwargs)
         if quick is not None:
             compiled = self._quick.get(quick[0])
-            dims = _plain_grid(grid)
-            if compiled is not None and dims is not None:
+            if compiled is not None:
+                dims = _plain_grid(grid) or resolve_grid(
+                    self.source.name, grid, self.source.bind(args, kwargs, LaunchError) if callable(grid) else {})
                 if 0 not in dims:
                     compiled.program.launch(quick[1], dims, args)
                 return

@@ -174,13 +174,16 @@ QUICK_LAUNCHES = [
     (np.float32, 0, 100, 2.0, 1), (np.float32, 1, 100, 2.0, 1), (np.float32, 0, 96, 2.0, 1),
     (np.float32, 0, 1, 2.0, 1), (np.float32, 0, 0, 2.0, 1), (np.float64, 0, 100, 2.0, 1),
     (np.float32, 0, 100, 2.0, 1.0), (np.float32, 0, 100, 2.0, True), (np.float32, 0, 100, 2.0, 3),
+    (np.float32, 0, np.int64(100), 2.0, 1), (np.float32, 0, np.int16(100), 2.0, 1), (np.float32, 0, 2**40, 2.0, 1),
+    (np.float32, 0, 2**63, 2.0, 1), (np.float32, 0, 100, np.float64(2.0), 1), (np.float32, 0, 100, np.float16(2.0), 1),
 ]
 
 
 def test_repeated_launches_take_the_kernel_the_full_binding_takes():
     """A CPU launch like an earlier one skips the binding (`Kernel.quick_key`); every argument
     that changes the specialization (dtype, alignment, divisibility, ints equal to 1, 0 or
-    positive, the constants' types and values) still picks the kernel the full path picks."""
+    positive, the width an int takes, numpy scalars' types, the constants' types and values)
+    still picks the kernel the full path picks."""
     rng = np.random.default_rng(5)
     for dtype, shift, n, factor, scale in QUICK_LAUNCHES * 2:
         memory = rng.standard_normal(160).astype(dtype)
@@ -195,13 +198,43 @@ def test_repeated_launches_take_the_kernel_the_full_binding_takes():
     assert len(scaled_copy._quick) == len(QUICK_LAUNCHES) == len(scaled_copy._cache)
 
 
-def test_launches_the_fast_path_does_not_take_still_work():
+def test_launches_the_fast_path_takes_and_does_not_take_work():
+    """Grid functions and int grids take the fast path once seen, launch options never do."""
     out = np.full(64, np.nan, np.float32)
-    fill[(1,)](out, 2.0, 64, BLOCK=64, num_warps=2)  # a launch option
-    fill[lambda meta: (1,)](out, 3.0, 64, BLOCK=64)  # a grid function
-    fill[(1,)](out, 4.0, np.int64(64), BLOCK=64)  # a numpy scalar
-    fill[(1,)](out, 5.0, 2**40, BLOCK=64)  # an int beyond i32
-    np.testing.assert_array_equal(out, 5.0)
+    for value in (1.0, 2.0):
+        fill[(1,)](out, value, 64, BLOCK=64, num_warps=2)  # a launch option
+        np.testing.assert_array_equal(out, value)
+    for value in (3.0, 4.0):
+        fill[lambda meta: (meta["n"] // meta["BLOCK"],)](out, value, 64, BLOCK=32)
+        np.testing.assert_array_equal(out, value)
+    for value in (5.0, 6.0):
+        fill[2](out, value, 64, BLOCK=32)
+        np.testing.assert_array_equal(out, value)
+    with pytest.raises(kdsl.LaunchError, match="the grid function raised ZeroDivisionError"):
+        fill[lambda meta: (1 // 0,)](out, 7.0, 64, BLOCK=32)  # a seen launch, by the fast path
+    assert fill.quick_key((out, 1.0, 64), {"BLOCK": 64, "num_warps": 2}) is None
+    assert fill.quick_key((out, 1.0, 64), {"BLOCK": 32})[0] in fill._quick
+
+
+def test_torch_tensors_take_the_fast_path_and_the_kernel_the_full_binding_takes():
+    torch = pytest.importorskip("torch")
+    x = torch.arange(160, dtype=torch.float32)
+    for shift, n, dtype in ((0, 100, torch.float32), (1, 100, torch.float32), (0, 100, torch.float64)) * 2:
+        src = x.to(dtype)[shift:shift + 128]
+        out = torch.full((128,), float("nan"), dtype=dtype)
+        scaled_copy[(4,)](src, out, n, 2.0, BLOCK=32, SCALE=1)
+        torch.testing.assert_close(out[:n], src[:n] * 2.0)
+        assert out[n:].isnan().all()
+        key, _ = scaled_copy.quick_key((src, out, n, 2.0), {"BLOCK": 32, "SCALE": 1})
+        bound = bind(scaled_copy.source, (src, out, n, 2.0), {"BLOCK": 32, "SCALE": 1})
+        assert scaled_copy._quick[key] is scaled_copy._compiled(bound, scaled_copy._options(bound))
+    strided = x[::2][:64]  # its span, from its strides, ends after x[126]
+    out = torch.zeros(128)
+    for _ in range(2):  # the kernel reads consecutive elements: within the span up to x[126]
+        scaled_copy[(4,)](strided, out, 127, 2.0, BLOCK=32, SCALE=1)
+        torch.testing.assert_close(out[:127], x[:127] * 2.0)
+    with pytest.raises(kdsl.MemoryAccessError):
+        scaled_copy[(4,)](strided, out, 128, 2.0, BLOCK=32, SCALE=1)
 
 
 @kdsl.kernel

@@ -20,6 +20,7 @@ futex words are the low halves of their slots.
 from __future__ import annotations
 
 import platform
+from functools import lru_cache
 
 from llvmlite import ir
 
@@ -35,6 +36,7 @@ FUTEX_WAIT_PRIVATE, FUTEX_WAKE_PRIVATE = 128, 129
 LAUNCH_TYPE = ir.FunctionType(ir.VoidType(), [PTR, I64, I64, I32, I32, I32, PTR])
 
 
+@lru_cache(maxsize=None)
 def supported() -> bool:
     """Whether this host has the futexes the pool waits on."""
     return platform.system() == "Linux" and platform.machine() in FUTEX_SYSCALL

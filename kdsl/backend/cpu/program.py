@@ -1,14 +1,14 @@
 """`compile_cpu` and `CpuProgram`: the CPU backend's interface to the runtime."""
 from __future__ import annotations
 
-import ctypes
+import array
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Callable, Sequence
 
 from kdsl.backend.cpu import elf_loader
 from kdsl.backend.cpu.debug_runtime import symbols
 from kdsl.backend.cpu.launcher import LAUNCH_NAME
-from kdsl.backend.cpu.llvm_types import scalar_bits
+from kdsl.backend.cpu.llvm_types import float_bits
 from kdsl.backend.cpu.lower_debug import STATUS_SLOTS
 from kdsl.backend.cpu.threads import LAUNCH_TYPE, get_num_threads, run_programs
 from kdsl.errors import CompilationError, KdslError, LaunchError
@@ -28,8 +28,12 @@ CALLER_STACK_BUDGET = 256 * 1024
 
 
 def _packer(t: ScalarType | PointerType) -> Packer:
-    """Turns a launch value into the bits of its argument slot."""
-    return lambda value: scalar_bits(value, t)  # type: ignore[arg-type]
+    """Turns a launch value into the bits of its argument slot (`scalar_bits`, its type's case
+    picked once)."""
+    if isinstance(t, ScalarType) and t.is_float:
+        return lambda value: float_bits(float(value), t)  # type: ignore[arg-type]
+    mask = (1 << (64 if isinstance(t, PointerType) else t.bits)) - 1
+    return lambda value: int(value) & mask
 
 
 @dataclass
@@ -60,6 +64,7 @@ class CpuProgram:
         self._entry = self._code.address(LAUNCH_NAME)
         self._direct = LAUNCH_TYPE(self._entry)
         self._packers = [_packer(t) for t in binary.arg_types]
+        self._itemsizes = [t.elem.bytes if isinstance(t, PointerType) else None for t in binary.arg_types]
 
     def launch(self, values: Sequence[object], grid: Sequence[int], objects: Sequence[object]) -> None:
         """Run the kernel over `grid` (gx, gy, gz) on `get_num_threads()` threads; `values`: one per
@@ -76,12 +81,12 @@ class CpuProgram:
         slots = [pack(v) for pack, v in zip(self._packers, values)]
         spans: list[tuple[int, int]] = []
         if self.binary.access_sites is not None:  # only checked code reads the spans
-            spans = [array_span(obj, value, t.elem.bytes) if isinstance(t, PointerType) else (0, 0)  # type: ignore[arg-type]
-                     for obj, value, t in zip(objects, values, self.binary.arg_types)]
+            spans = [array_span(obj, value, size) if size is not None else (0, 0)  # type: ignore[arg-type]
+                     for obj, value, size in zip(objects, values, self._itemsizes)]
             slots += [bound for span in spans for bound in span]
-        argv = (ctypes.c_uint64 * max(1, len(slots)))(*slots)
-        status = (ctypes.c_int64 * STATUS_SLOTS)()
-        run_programs(self._entry, self._direct, ctypes.addressof(argv), total, (gx, gy, gz), ctypes.addressof(status),
+        argv = array.array("Q", slots or [0])  # array.array: a third of the time ctypes arrays take to fill
+        status = array.array("q", bytes(8 * STATUS_SLOTS))
+        run_programs(self._entry, self._direct, argv.buffer_info()[0], total, (gx, gy, gz), status.buffer_info()[0],
                      min(get_num_threads(), total), self.stack_bytes + (1 << 20),
                      caller_may_run=self.stack_bytes <= CALLER_STACK_BUDGET)
         if status[0]:
