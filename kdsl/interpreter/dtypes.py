@@ -55,14 +55,20 @@ def bf16_value(bits: np.ndarray) -> np.ndarray:
 
 
 def round_bf16(x: np.ndarray) -> np.ndarray:
-    return bf16_value(bf16_bits(_to_float32_round_to_odd(np.asarray(x))))
+    return bf16_value(nearest_bf16_bits(x))
+
+
+def nearest_bf16_bits(x: np.ndarray) -> np.ndarray:
+    """The bit patterns of the bf16 nearest to each value (ties to even), rounded once."""
+    return bf16_bits(_to_float32_round_to_odd(np.asarray(x)))
 
 
 def _to_float32_round_to_odd(x: np.ndarray) -> np.ndarray:
     """float64 → float32 rounding to odd, so that rounding on to bf16 is not a double rounding."""
     if x.dtype != np.float64:
         return x.astype(np.float32)
-    narrow = x.astype(np.float32)
+    with np.errstate(over="ignore"):  # beyond float32, and so bf16: infinity
+        narrow = x.astype(np.float32)
     inexact = np.isfinite(narrow) & (narrow.astype(np.float64) != x)
     u = narrow.view(np.uint32)
     too_far = inexact & (np.abs(narrow.astype(np.float64)) > np.abs(x))

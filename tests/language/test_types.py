@@ -94,6 +94,22 @@ def test_float64_and_int32_round_once_to_bf16(target, seed):
         np.testing.assert_array_equal(out.astype(np.float64), nearest_bf16(x))
 
 
+@kdsl.kernel
+def bf16_constant(out_ptr, VALUE: kl.constexpr, BLOCK: kl.constexpr):
+    kl.store(out_ptr + kl.arange(0, BLOCK), kl.full((BLOCK,), VALUE, kl.bfloat16))
+
+
+@pytest.mark.parametrize("value", [1.0 + 2**-8 + 2**-30, -0.25097657463315143, 1e39])
+def test_bf16_constants_round_once(target, value):
+    """A constant of the kernel's source becomes the bf16 nearest to it, not the one nearest
+    its float32 rounding (a halfway point for the first two: 1.0 and -0.25 were compiled)."""
+    ml_dtypes = pytest.importorskip("ml_dtypes")
+    out = np.full(16, np.nan, ml_dtypes.bfloat16)
+    bf16_constant[(1,)](out, VALUE=value, BLOCK=16, target=target)
+    expected = nearest_bf16([value])[0] if value < 1e38 else np.inf
+    np.testing.assert_array_equal(out.astype(np.float64), expected)
+
+
 @pytest.mark.parametrize("src", [np.float16, np.float32, np.float64])
 @pytest.mark.parametrize("dst", INTS)
 def test_nan_converts_to_zero_in_whole_blocks(target, src, dst):

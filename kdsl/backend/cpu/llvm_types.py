@@ -16,7 +16,7 @@ import numpy as np
 from llvmlite import ir
 
 from kdsl.errors import CompilationError
-from kdsl.interpreter.dtypes import fp8_bits, round_fp8
+from kdsl.interpreter.dtypes import fp8_bits, nearest_bf16_bits, round_fp8
 from kdsl.ir.types import BlockType, PointerType, ScalarType, Type
 
 
@@ -71,10 +71,7 @@ def float_bits(value: float, t: ScalarType) -> int:
     if t.is_fp8:
         return int(fp8_bits(round_fp8(np.float64(value), t), t))
     if t.name == "bf16":
-        (b32,) = struct.unpack("<I", struct.pack("<f", value))
-        if (b32 & 0x7F800000) == 0x7F800000 and b32 & 0x7FFFFF:
-            return (b32 >> 16) | 0x40
-        return ((b32 + 0x7FFF + ((b32 >> 16) & 1)) >> 16) & 0xFFFF
+        return int(nearest_bf16_bits(np.float64(value)))
     fmt = {16: "e", 32: "f", 64: "d"}[t.bits]
     try:
         packed = struct.pack("<" + fmt, value)
