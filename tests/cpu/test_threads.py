@@ -229,6 +229,25 @@ def _launch_in_child(x):
     return out
 
 
+POOL_BEFORE_ANY_CODE = """
+import weakref
+from kdsl.backend.cpu import threads
+assert not weakref.finalize._registered_with_atexit  # nothing to unmap yet: the pool's code is the first
+threads._workers(2, 1 << 20)
+"""
+
+
+def test_a_pool_started_before_any_kernel_code_stops_before_its_code_is_unmapped():
+    """At exit the workers are stopped through the pool's code, so that must still be mapped:
+    with the pool's code the first a process loads (a kernel loaded by LLVM's linker leaves no
+    finalizer before it), the process once ended in a segmentation fault."""
+    import subprocess
+    import sys
+
+    result = subprocess.run([sys.executable, "-c", POOL_BEFORE_ANY_CODE], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+
+
 def test_without_futexes_launches_run_on_one_thread(num_threads, monkeypatch):
     """Where the pool cannot wait (no Linux futexes), a launch runs on the calling thread, or on
     a thread of its own where its blocks need more stack than the caller may give (both give

@@ -157,11 +157,12 @@ def _workers(count: int, stack: int) -> _Pool:
     """A pool of at least `count` workers with stacks of at least `stack` bytes."""
     global _pool
     if _pool is None or _pool.size < count or _pool.stack < stack:
-        if _pool is not None:
+        first = _pool is None
+        if not first:
             _pool.retire()
-        else:
-            atexit.register(_retire)
         _pool = _Pool(count, max(stack, MIN_WORKER_STACK))
+        if first:  # after the pool's code is loaded: exit handlers run last-registered first, and
+            atexit.register(_retire)  # the one that unmaps code (weakref.finalize's) may be the code's
     return _pool
 
 
