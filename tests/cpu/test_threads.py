@@ -252,9 +252,7 @@ def test_without_futexes_launches_run_on_one_thread(num_threads, monkeypatch):
     """Where the pool cannot wait (no Linux futexes), a launch runs on the calling thread, or on
     a thread of its own where its blocks need more stack than the caller may give (both give
     the right results here; the main thread's stack would hold these blocks too)."""
-    from kdsl.backend.cpu import pool_code
-
-    monkeypatch.setattr(pool_code, "supported", lambda: False)
+    monkeypatch.setattr(threads, "pool_supported", lambda: False)
     num_threads(2)
     test_programs_with_blocks_beyond_the_caller_stack_run_on_threads(num_threads)
     x = np.arange(1000, dtype=np.float32)

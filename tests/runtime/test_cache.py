@@ -121,17 +121,18 @@ FRESH_SCRIPT = textwrap.dedent('''
     x = np.linspace(-2, 2, 300, dtype=np.float32)
     halve[(3,)](x, x.size, BLOCK=128)
     assert np.allclose(x, np.exp(np.linspace(-2, 2, 300, dtype=np.float32)) * 0.5), "wrong result"
-    print("llvmlite.binding imported:", "llvmlite.binding" in sys.modules)
+    print("LLVM imported:", any(m in sys.modules for m in ("llvmlite.binding", "llvmlite.ir")))
 ''')
 
 
 def test_a_fresh_process_with_a_warm_cache_runs_without_importing_llvm(tmp_path):
     """Its code is loaded by `elf_loader` and its host identity remembered by the cache: the
-    process never imports llvmlite's binding (where the loader runs: x86-64 Linux)."""
+    process never imports llvmlite's binding, nor its IR builder (where the loader runs: x86-64
+    Linux)."""
     cache_dir = tmp_path / "cache"
-    assert finished(run_kernel_script(tmp_path, cache_dir, text=FRESH_SCRIPT)) == "llvmlite.binding imported: True"
+    assert finished(run_kernel_script(tmp_path, cache_dir, text=FRESH_SCRIPT)) == "LLVM imported: True"
     warm = finished(run_kernel_script(tmp_path, cache_dir, text=FRESH_SCRIPT))
-    assert warm == f"llvmlite.binding imported: {not LOADER_RUNS}"
+    assert warm == f"LLVM imported: {not LOADER_RUNS}"
 
 
 def test_second_process_loads_compiled_code_without_llvm(tmp_path):
@@ -239,3 +240,25 @@ def test_pickled_payload_round_trips_kdsl_types(tmp_path, monkeypatch):
     value = [parse_type("*f32"), parse_type("i64")]
     cache.store(cache.key("types"), value)
     assert cache.load(cache.key("types")) == value
+
+
+def test_the_source_digest_changes_with_any_python_file_and_only_then(tmp_path):
+    """kdsl's code enters every key (`code_version`) by its files' paths, sizes and times."""
+    (tmp_path / "sub").mkdir()
+    module, other = tmp_path / "a.py", tmp_path / "sub" / "b.py"
+    module.write_text("x = 1\n")
+    other.write_text("y = 2\n")
+    (tmp_path / "notes.txt").write_text("not code")
+    first = cache.source_digest(str(tmp_path))
+    assert cache.source_digest(str(tmp_path)) == first
+    (tmp_path / "notes.txt").write_text("still not code")
+    assert cache.source_digest(str(tmp_path)) == first
+    digests = {first}
+    other.write_text("y = 20\n")  # a new size
+    digests.add(cache.source_digest(str(tmp_path)))
+    stat = module.stat()
+    os.utime(module, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1))  # a new time, the same size
+    digests.add(cache.source_digest(str(tmp_path)))
+    (tmp_path / "sub" / "c.py").write_text("")
+    digests.add(cache.source_digest(str(tmp_path)))
+    assert len(digests) == 4

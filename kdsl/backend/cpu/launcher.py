@@ -11,11 +11,11 @@ from __future__ import annotations
 
 from llvmlite import ir
 
+from kdsl.backend.cpu.abi import LAUNCH_NAME
 from kdsl.backend.cpu.llvm_types import I32, I64, I8, PTR, from_memory, mem_type
 from kdsl.backend.cpu.loops import counted_loop
 from kdsl.ir.core import Function
 
-LAUNCH_NAME = "launch"
 SLOT_BYTES = 8
 
 

@@ -10,14 +10,12 @@ their `i8` bit patterns likewise (see `fp8`).
 """
 from __future__ import annotations
 
-import struct
-
 import numpy as np
 from llvmlite import ir
 
 from kdsl.errors import CompilationError
-from kdsl.interpreter.dtypes import fp8_bits, nearest_bf16_bits, round_fp8
 from kdsl.ir.types import BlockType, PointerType, ScalarType, Type
+from kdsl.runtime.scalar_bits import float_bits, scalar_bits
 
 
 I1 = ir.IntType(1)
@@ -64,29 +62,6 @@ def to_memory(b: ir.IRBuilder, v: ir.Value, t: ScalarType | PointerType) -> ir.V
 
 def from_memory(b: ir.IRBuilder, v: ir.Value, t: ScalarType | PointerType) -> ir.Value:
     return b.trunc(v, I1) if isinstance(t, ScalarType) and t.is_bool else v
-
-
-def float_bits(value: float, t: ScalarType) -> int:
-    """The bit pattern of `value` rounded to the float type `t` (round to nearest even)."""
-    if t.is_fp8:
-        return int(fp8_bits(round_fp8(np.float64(value), t), t))
-    if t.name == "bf16":
-        return int(nearest_bf16_bits(np.float64(value)))
-    fmt = {16: "e", 32: "f", 64: "d"}[t.bits]
-    try:
-        packed = struct.pack("<" + fmt, value)
-    except OverflowError:
-        packed = struct.pack("<" + fmt, float("inf") if value > 0 else float("-inf"))
-    return int.from_bytes(packed, "little")
-
-
-def scalar_bits(value: bool | int | float, t: ScalarType | PointerType) -> int:
-    """`value` as the unsigned bit pattern of `t` (pointers are 64-bit addresses)."""
-    if isinstance(t, PointerType):
-        return int(value) & (2**64 - 1)
-    if t.is_float:
-        return float_bits(float(value), t)
-    return int(value) & ((1 << t.bits) - 1)
 
 
 def constant(b: ir.IRBuilder, t: ScalarType, value: bool | int | float) -> ir.Value:

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 
 from llvmlite import ir
 
+from kdsl.backend.cpu.abi import STATUS_SLOTS
 from kdsl.backend.cpu.debug_runtime import PRINT_SYMBOL, site_description
 from kdsl.backend.cpu.llvm_types import I8, I32, I64, PTR, mem_type, to_memory
 from kdsl.backend.cpu.loops import Buffer, element_loop
@@ -26,7 +27,6 @@ from kdsl.runtime.device_assert import AssertSite
 if TYPE_CHECKING:
     from kdsl.backend.cpu.lower import KernelLowering
 
-STATUS_SLOTS = 6
 
 
 def _function(module: ir.Module, name: str, args: list[ir.Type]) -> ir.Function:

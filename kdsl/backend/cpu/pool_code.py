@@ -10,7 +10,7 @@ from a shared counter until none are left (or a program failed an assertion),
 and the last worker to finish wakes the launching thread, which has been
 taking chunks too where its stack allows.
 
-The state is an array of 8-byte slots that Python allocates (`SLOTS` below); the
+The state is an array of 8-byte slots that Python allocates (`abi.POOL_SLOTS`); the
 futex words are the low halves of their slots.
 
     void kdsl_pool_run(state, launch, argv, total, chunk, gx, gy, gz, status, wanted, caller_runs)
@@ -20,26 +20,15 @@ futex words are the low halves of their slots.
 from __future__ import annotations
 
 import platform
-from functools import lru_cache
 
 from llvmlite import ir
 
+from kdsl.backend.cpu.abi import FUTEX_SYSCALL, POOL_RUN, POOL_SLOT, POOL_STOP, POOL_WORKER
 from kdsl.backend.cpu.llvm_types import I32, I64, PTR
 
-SLOTS = ("generation", "launch", "argv", "total", "chunk", "next", "gx", "gy", "gz", "status",
-         "active", "stop", "wanted", "workers")
-SLOT = {name: index for index, name in enumerate(SLOTS)}
-RUN, WORKER, STOP = "kdsl_pool_run", "kdsl_pool_worker", "kdsl_pool_stop"
 SPINS = 1 << 14  # polls of a futex word before sleeping on it: about 150 us here
-FUTEX_SYSCALL = {"x86_64": 202, "aarch64": 98}
 FUTEX_WAIT_PRIVATE, FUTEX_WAKE_PRIVATE = 128, 129
 LAUNCH_TYPE = ir.FunctionType(ir.VoidType(), [PTR, I64, I64, I32, I32, I32, PTR])
-
-
-@lru_cache(maxsize=None)
-def supported() -> bool:
-    """Whether this host has the futexes the pool waits on."""
-    return platform.system() == "Linux" and platform.machine() in FUTEX_SYSCALL
 
 
 class _Emitter:
@@ -50,7 +39,7 @@ class _Emitter:
                       if platform.machine() == "x86_64" else None)
 
     def slot(self, b: ir.IRBuilder, state: ir.Value, name: str) -> ir.Value:
-        return b.gep(state, [ir.Constant(I64, SLOT[name])], inbounds=True, source_etype=I64)
+        return b.gep(state, [ir.Constant(I64, POOL_SLOT[name])], inbounds=True, source_etype=I64)
 
     def get(self, b: ir.IRBuilder, state: ir.Value, name: str) -> ir.Value:
         return b.load(self.slot(b, state, name), typ=I64)
@@ -109,7 +98,7 @@ class _Emitter:
         return fn
 
     def worker(self, chunks: ir.Function) -> None:
-        fn = ir.Function(self.module, ir.FunctionType(PTR, [PTR]), name=WORKER)
+        fn = ir.Function(self.module, ir.FunctionType(PTR, [PTR]), name=POOL_WORKER)
         arg, = fn.args
         b = ir.IRBuilder(fn.append_basic_block("entry"))
         state = b.load(arg, typ=PTR)
@@ -142,7 +131,7 @@ class _Emitter:
 
     def run(self, chunks: ir.Function) -> None:
         params = [PTR, PTR, PTR, I64, I64, I32, I32, I32, PTR, I64, I64]
-        fn = ir.Function(self.module, ir.FunctionType(ir.VoidType(), params), name=RUN)
+        fn = ir.Function(self.module, ir.FunctionType(ir.VoidType(), params), name=POOL_RUN)
         state, launch, argv, total, chunk, gx, gy, gz, status, wanted, caller_runs = fn.args
         b = ir.IRBuilder(fn.append_basic_block("entry"))
         for name, value in (("launch", launch), ("argv", argv), ("status", status)):
@@ -168,7 +157,7 @@ class _Emitter:
         b.ret_void()
 
     def stop(self) -> None:
-        fn = ir.Function(self.module, ir.FunctionType(ir.VoidType(), [PTR]), name=STOP)
+        fn = ir.Function(self.module, ir.FunctionType(ir.VoidType(), [PTR]), name=POOL_STOP)
         state, = fn.args
         b = ir.IRBuilder(fn.append_basic_block("entry"))
         b.store(ir.Constant(I64, 1), self.slot(b, state, "stop"))

@@ -7,13 +7,12 @@ from typing import TYPE_CHECKING, Callable, Sequence
 
 from kdsl.backend.cpu import elf_loader
 from kdsl.backend.cpu.debug_runtime import symbols
-from kdsl.backend.cpu.launcher import LAUNCH_NAME
-from kdsl.backend.cpu.llvm_types import float_bits
-from kdsl.backend.cpu.lower_debug import STATUS_SLOTS
-from kdsl.backend.cpu.threads import LAUNCH_TYPE, get_num_threads, run_programs
+from kdsl.backend.cpu.abi import LAUNCH_NAME, LAUNCH_TYPE, STATUS_SLOTS
+from kdsl.backend.cpu.threads import get_num_threads, run_programs
 from kdsl.errors import CompilationError, KdslError, LaunchError
 from kdsl.ir.core import Module
 from kdsl.ir.types import PointerType, ScalarType
+from kdsl.runtime.scalar_bits import float_bits
 from kdsl.runtime.bounds import AccessSite, Span, array_span
 from kdsl.runtime.device_assert import AssertSite
 

@@ -25,14 +25,13 @@ import threading
 from functools import lru_cache
 from typing import Any, Callable
 
+from kdsl.backend.cpu.abi import POOL_RUN, POOL_SLOT, POOL_SLOTS, POOL_STOP, POOL_WORKER, pool_supported
 from kdsl.errors import LaunchError
 
 THREADS_ENV = "KDSL_NUM_THREADS"
 CHUNKS_PER_THREAD = 4
 MIN_WORKER_STACK = 8 << 20
 
-LAUNCH_TYPE = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_int64, ctypes.c_int64,
-                                ctypes.c_int32, ctypes.c_int32, ctypes.c_int32, ctypes.c_void_p)
 _num_threads: int | None = None
 _pool_lock = threading.Lock()
 _pool: _Pool | None = None
@@ -68,14 +67,12 @@ class _Pool:
     """`size` native workers (`pool_code`) with stacks of `stack` bytes, waiting on `state`."""
 
     def __init__(self, size: int, stack: int):
-        from kdsl.backend.cpu import pool_code
-
         code = _pool_code()
         self.size, self.stack = size, stack
-        self.state = (ctypes.c_int64 * len(pool_code.SLOTS))()
-        self.state[pool_code.SLOT["workers"]] = size
-        self._run = _RUN_TYPE(code.address(pool_code.RUN))
-        self._stop = _STOP_TYPE(code.address(pool_code.STOP))
+        self.state = (ctypes.c_int64 * len(POOL_SLOTS))()
+        self.state[POOL_SLOT["workers"]] = size
+        self._run = _RUN_TYPE(code.address(POOL_RUN))
+        self._stop = _STOP_TYPE(code.address(POOL_STOP))
         self._worker_args = [(ctypes.c_int64 * 2)(ctypes.addressof(self.state), k) for k in range(size)]
         self._threads: list[ctypes.c_ulong] = []
         libc = _libc()
@@ -85,7 +82,7 @@ class _Pool:
         try:
             for args in self._worker_args:
                 thread = ctypes.c_ulong()
-                if libc.pthread_create(ctypes.byref(thread), attr, ctypes.c_void_p(code.address(pool_code.WORKER)),
+                if libc.pthread_create(ctypes.byref(thread), attr, ctypes.c_void_p(code.address(POOL_WORKER)),
                                        ctypes.c_void_p(ctypes.addressof(args))) != 0:
                     self.retire()
                     raise LaunchError(f"could not start a thread for CPU programs ({len(self._threads)} running)")
@@ -127,7 +124,6 @@ def _libc() -> ctypes.CDLL:
 def _pool_code() -> Any:
     """The pool's machine code: from the on-disk cache, else compiled by LLVM (and stored)."""
     from kdsl import cache
-    from kdsl.backend.cpu import pool_code
     from kdsl.backend.cpu.program import load_code
 
     entry = pool_cache_key()
@@ -135,6 +131,7 @@ def _pool_code() -> Any:
     if not isinstance(data, bytes):
         from llvmlite import ir
 
+        from kdsl.backend.cpu import pool_code
         from kdsl.backend.cpu.jit import compile_object, host_triple
 
         module = ir.Module(name="kdsl_pool")
@@ -188,9 +185,7 @@ def run_programs(entry: int, direct: Callable[..., None], argv: int, total: int,
     """Run programs 0..total of the compiled launcher at `entry` (see `launcher`; `direct` calls
     it from Python) on `threads` threads (the caller's among them when `caller_may_run`), in
     chunks of consecutive ids, until done or a program fails an assertion (`status`)."""
-    from kdsl.backend.cpu import pool_code
-
-    if not pool_code.supported():
+    if not pool_supported():
         _on_one_thread(lambda: direct(argv, 0, total, *grid, status), None if caller_may_run else stack)
         return
     workers = threads - 1 if caller_may_run else threads

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Protocol, Sequence
 
-from kdsl.backend.cpu.llvm_types import scalar_bits
+from kdsl.runtime.scalar_bits import scalar_bits
 from kdsl.backend.cuda import ptxas
 from kdsl.backend.cuda.debug_buffer import DebugSite, run_with_debug_buffer
 from kdsl.backend.cuda.device import Device, Dims, sim_device
