@@ -30,12 +30,21 @@ def emit_launcher(module: ir.Module, fn: Function, kernel: ir.Function, checked:
         args.append(from_memory(b, b.load(slot, typ=mem_type(arg.type)), arg.type))
     spans = [b.gep(argv, [ir.Constant(I64, len(fn.args) * SLOT_BYTES)], inbounds=True, source_etype=I8)] * checked
     wide_x, wide_y = b.zext(gx, I64), b.zext(gy, I64)
-    with counted_loop(b, begin, end, ir.Constant(I64, 1), name="program") as pid:
-        rest = b.udiv(pid, wide_x)
-        x, y, z = b.urem(pid, wide_x), b.urem(rest, wide_y), b.udiv(rest, wide_y)
-        b.call(kernel, args + [b.trunc(v, I32) for v in (x, y, z)] + [gx, gy, gz, status] + spans)
+    rest = b.udiv(begin, wide_x)
+    ids = [b.alloca(I32) for _ in range(3)]
+    for slot, first in zip(ids, (b.urem(begin, wide_x), b.urem(rest, wide_y), b.udiv(rest, wide_y))):
+        b.store(b.trunc(first, I32), slot)
+    with counted_loop(b, begin, end, ir.Constant(I64, 1), name="program"):
+        x, y, z = (b.load(slot) for slot in ids)
+        b.call(kernel, args + [x, y, z] + [gx, gy, gz, status] + spans)
         failed = b.load_atomic(status, "monotonic", 8, typ=I64)
         with b.if_then(b.icmp_unsigned("!=", failed, ir.Constant(I64, 0)), likely=False):
             b.ret_void()
+        carry = None  # the next program's ids, x fastest: counted on instead of divided for
+        for slot, value, size in zip(ids, (x, y, z), (gx, gy, gz)):
+            step = ir.Constant(I32, 1) if carry is None else b.zext(carry, I32)
+            bumped = b.add(value, step)
+            carry = b.icmp_unsigned("==", bumped, size)
+            b.store(b.select(carry, ir.Constant(I32, 0), bumped), slot)
     b.ret_void()
     return launch
