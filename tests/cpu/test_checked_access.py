@@ -260,7 +260,7 @@ def test_unchecked_launches_compile_the_checks_out():
     src, dst = np.arange(32, dtype=np.float32), np.zeros(32, np.float32)
     checked = copy.compile(src, dst, 32, BLOCK=16).asm["llvm"]
     unchecked = copy.compile(src, dst, 32, BLOCK=16, checked=False).asm["llvm"]
-    assert "bounds.rows" in checked and "bounds.rows" not in unchecked
+    assert "bounds.end" in checked and "bounds.end" not in unchecked
     copy[(2,)](src, dst, 32, BLOCK=16, checked=False)
     np.testing.assert_array_equal(dst, src)
     with pytest.raises(kdsl.LaunchError, match="checked must be True or False"):

@@ -78,7 +78,12 @@ def _loop_hints(module: ir.Module, vectorise: bool, unroll: bool) -> ir.values.M
 @contextmanager
 def element_loop(b: ir.IRBuilder, count: int, name: str = "elem", vectorise: bool = True,
                  unroll: bool = True) -> Iterator[ir.Value]:
-    """Loop over the `count` elements of a block: yields an i64 linear index."""
+    """Loop over the `count` elements of a block: yields an i64 linear index (no loop for one
+    element: the checks of a 1D block's one row, say, would otherwise give LLVM two loops more per
+    access to analyse)."""
+    if count == 1:
+        yield ir.Constant(I64, 0)
+        return
     with counted_loop(b, ir.Constant(I64, 0), ir.Constant(I64, count), ir.Constant(I64, 1), name=name,
                       vectorise=vectorise, unroll=unroll) as i:
         yield i

@@ -102,9 +102,9 @@ class BoundsChecks:
         """Rows of consecutive addresses into one array: element j of a row that starts at address
         `a` lies in the array's span [lo, hi) exactly when ceil((lo - a) / size) <= j <=
         floor((hi - size - a) / size), so only the elements before and after that range, all
-        outside, have their masks tested (a masked tail's, not the whole row's; in scalar loops,
-        which cost little to compile); where one of them is active, `report_first` finds the
-        first."""
+        outside, have their masks tested (a masked tail's, not the whole row's), in order, and the
+        first active one is reported: one scalar loop a row over both parts, which costs little to
+        compile."""
         low, b = self.lowering, self.lowering.b
         dims = ptr.type.dims
         width = ir.Constant(I64, dims[-1])
@@ -115,23 +115,21 @@ class BoundsChecks:
         def clamped(v: ir.Value) -> ir.Value:
             v = b.select(b.icmp_signed("<", v, zero), zero, v)
             return b.select(b.icmp_signed(">", v, width), width, v)
-        any_bad = low.entry.alloca(I1)
-        b.store(ir.Constant(I1, 0), any_bad)
         with element_loop(b, prod(dims[:-1]), "bounds.ends", vectorise=False, unroll=False) as r:
             start = b.mul(r, width, flags=["nuw", "nsw"])
             with low.at_element(start):
                 first = b.ptrtoint(low.recomputed(ptr, start, within), I64)
             begin = clamped(b.neg(b.ashr(b.sub(first, lo), shift)))
             end = clamped(b.add(b.ashr(b.sub(b.sub(hi, ir.Constant(I64, size)), first), shift), one))
-            end = b.select(b.icmp_signed("<", end, begin), begin, end)
-            for part_start, part_stop in ((zero, begin), (end, width)):
-                with counted_loop(b, part_start, part_stop, one, name="bounds.end", vectorise=False,
-                                  unroll=False) as j:
-                    i = b.add(start, j, flags=["nuw", "nsw"])
-                    with low.at_element(i):
-                        b.store(b.or_(b.load(any_bad), active(i)), any_bad)
-        with b.if_then(b.load(any_bad), likely=False):
-            self.report_first(dims, outside, code)
+            inside = b.sub(b.select(b.icmp_signed("<", end, begin), begin, end), begin)
+            with counted_loop(b, zero, b.sub(width, inside), one, name="bounds.end", vectorise=False,
+                              unroll=False) as k:
+                j = b.select(b.icmp_signed("<", k, begin), k, b.add(k, inside))  # skips [begin, end)
+                i = b.add(start, j, flags=["nuw", "nsw"])
+                with low.at_element(i):
+                    address, bad = outside(i)
+                with b.if_then(bad, likely=False):
+                    report(low, code, i, address)
 
     def check_elements(self, dims: tuple[int, ...], outside, code: ir.Value) -> None:
         """Test every active element, in a loop that vectorises (a masked tail past an array's end
