@@ -103,8 +103,7 @@ class BoundsChecks:
         `a` lies in the array's span [lo, hi) exactly when ceil((lo - a) / size) <= j <=
         floor((hi - size - a) / size), so only the elements before and after that range, all
         outside, have their masks tested (a masked tail's, not the whole row's), in order, and the
-        first active one is reported: one scalar loop a row over both parts, which costs little to
-        compile."""
+        first active one is reported: scalar loops, which cost little to compile."""
         low, b = self.lowering, self.lowering.b
         dims = ptr.type.dims
         width = ir.Constant(I64, dims[-1])
@@ -121,15 +120,17 @@ class BoundsChecks:
                 first = b.ptrtoint(low.recomputed(ptr, start, within), I64)
             begin = clamped(b.neg(b.ashr(b.sub(first, lo), shift)))
             end = clamped(b.add(b.ashr(b.sub(b.sub(hi, ir.Constant(I64, size)), first), shift), one))
-            inside = b.sub(b.select(b.icmp_signed("<", end, begin), begin, end), begin)
-            with counted_loop(b, zero, b.sub(width, inside), one, name="bounds.end", vectorise=False,
-                              unroll=False) as k:
-                j = b.select(b.icmp_signed("<", k, begin), k, b.add(k, inside))  # skips [begin, end)
-                i = b.add(start, j, flags=["nuw", "nsw"])
-                with low.at_element(i):
-                    address, bad = outside(i)
-                with b.if_then(bad, likely=False):
-                    report(low, code, i, address)
+            end = b.select(b.icmp_signed("<", end, begin), begin, end)
+            for part_start, part_stop in ((zero, begin), (end, width)):
+                with counted_loop(b, part_start, part_stop, one, name="bounds.end", vectorise=False,
+                                  unroll=False) as j:
+                    i = b.add(start, j, flags=["nuw", "nsw"])
+                    with low.at_element(i):
+                        bad = active(i)  # outside, all of them: only the mask is tested
+                    with b.if_then(bad, likely=False):
+                        with low.at_element(i):
+                            address = outside(i)[0]
+                        report(low, code, i, address)
 
     def check_elements(self, dims: tuple[int, ...], outside, code: ir.Value) -> None:
         """Test every active element, in a loop that vectorises (a masked tail past an array's end
