@@ -4,6 +4,7 @@ process launching kernels from the disk cache never imports LLVM's IR builder.""
 from __future__ import annotations
 
 import struct
+from typing import Callable
 
 import numpy as np
 
@@ -27,8 +28,13 @@ def float_bits(value: float, t: ScalarType) -> int:
 
 def scalar_bits(value: bool | int | float, t: ScalarType | PointerType) -> int:
     """`value` as the unsigned bit pattern of `t` (pointers are 64-bit addresses)."""
-    if isinstance(t, PointerType):
-        return int(value) & (2**64 - 1)
-    if t.is_float:
-        return float_bits(float(value), t)
-    return int(value) & ((1 << t.bits) - 1)
+    return bits_of(t)(value)
+
+
+def bits_of(t: ScalarType | PointerType) -> Callable[[bool | int | float], int]:
+    """`scalar_bits` for values of `t`, its type's case picked once (a CPU launch packs each
+    argument with one of these)."""
+    if isinstance(t, ScalarType) and t.is_float:
+        return lambda value: float_bits(float(value), t)
+    mask = (1 << (64 if isinstance(t, PointerType) else t.bits)) - 1
+    return lambda value: int(value) & mask

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import array
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Callable, Sequence
+from typing import TYPE_CHECKING, Sequence
 
 from kdsl.backend.cpu import elf_loader
 from kdsl.backend.cpu.debug_runtime import symbols
@@ -12,27 +12,17 @@ from kdsl.backend.cpu.threads import get_num_threads, run_programs
 from kdsl.errors import CompilationError, KdslError, LaunchError
 from kdsl.ir.core import Module
 from kdsl.ir.types import PointerType, ScalarType
-from kdsl.runtime.scalar_bits import float_bits
+from kdsl.runtime.scalar_bits import bits_of
 from kdsl.runtime.bounds import AccessSite, Span, array_span
 from kdsl.runtime.device_assert import AssertSite
 
 if TYPE_CHECKING:
     from kdsl.backend.cpu.jit import Jitted  # imports LLVM: only where the loader cannot
 
-Packer = Callable[[object], int]
 
 # Block buffers live on the stack. A kernel needing more than this runs only on
 # worker threads whose stacks are sized for it, never overflowing the caller's.
 CALLER_STACK_BUDGET = 256 * 1024
-
-
-def _packer(t: ScalarType | PointerType) -> Packer:
-    """Turns a launch value into the bits of its argument slot (`scalar_bits`, its type's case
-    picked once)."""
-    if isinstance(t, ScalarType) and t.is_float:
-        return lambda value: float_bits(float(value), t)  # type: ignore[arg-type]
-    mask = (1 << (64 if isinstance(t, PointerType) else t.bits)) - 1
-    return lambda value: int(value) & mask
 
 
 @dataclass
@@ -62,7 +52,7 @@ class CpuProgram:
         self._code = load_code(binary.object)
         self._entry = self._code.address(LAUNCH_NAME)
         self._direct = LAUNCH_TYPE(self._entry)
-        self._packers = [_packer(t) for t in binary.arg_types]
+        self._packers = [bits_of(t) for t in binary.arg_types]
         self._itemsizes = [t.elem.bytes if isinstance(t, PointerType) else None for t in binary.arg_types]
 
     def launch(self, values: Sequence[object], grid: Sequence[int], objects: Sequence[object]) -> None:
