@@ -88,6 +88,12 @@ def scalar_dtype(value: np.generic) -> ScalarType:
     return numpy_dtype(value.dtype)
 
 
+def is_torch_tensor(obj: Any) -> bool:
+    """Whether `obj` is one of torch's objects with a `data_ptr` (its tensors and their
+    subclasses), told without importing torch."""
+    return type(obj).__module__.startswith("torch") and hasattr(obj, "data_ptr")
+
+
 def adapt_array(obj: Any) -> ArrayArg | None:
     """`obj` as an ArrayArg, or None when it is not an array at all (numpy scalars are numbers)."""
     if isinstance(obj, (int, float, np.generic)):
@@ -95,7 +101,7 @@ def adapt_array(obj: Any) -> ArrayArg | None:
     if isinstance(obj, np.ndarray):
         return ArrayArg(numpy_address(obj), numpy_dtype(obj.dtype), "cpu",
                         not obj.flags.writeable)
-    if type(obj).__module__.startswith("torch") and hasattr(obj, "data_ptr"):
+    if is_torch_tensor(obj):
         dtype = _TORCH.get(str(obj.dtype))
         if dtype is None:
             raise UnsupportedArray(f"torch tensors of {obj.dtype} are not supported")
@@ -130,7 +136,7 @@ def host_view(obj: Any) -> np.ndarray:
     """
     if isinstance(obj, np.ndarray):
         return obj
-    if type(obj).__module__.startswith("torch") and hasattr(obj, "data_ptr"):
+    if is_torch_tensor(obj):
         import torch
 
         return obj.detach().view(getattr(torch, _SAME_SIZE_INT[obj.element_size()])).numpy()

@@ -17,7 +17,7 @@ from kdsl.frontend.semantic import int_range
 from kdsl.frontend.source import KernelSource
 from kdsl.ir import types as t
 from kdsl.ir.types import PointerType, ScalarType, Type
-from kdsl.runtime.arrays import UnsupportedArray, adapt_array, numpy_address, scalar_dtype
+from kdsl.runtime.arrays import UnsupportedArray, adapt_array, is_torch_tensor, numpy_address, scalar_dtype
 
 DIVISIBILITY = 16
 _TRITON_TYPE_NAMES = {"fp16": t.f16, "fp32": t.f32, "fp64": t.f64}
@@ -184,12 +184,11 @@ _TENSOR_TYPES: dict[type, Any] = {}  # the argument types met: torch.strided for
 
 
 def _is_cpu_tensor(value: Any) -> bool:
-    """Whether `value` is a strided torch tensor on the CPU (torch's objects with a `data_ptr`
-    are tensors to `adapt_array` too), without importing torch."""
+    """Whether `value` is a strided torch tensor on the CPU (`is_torch_tensor`, as `adapt_array`
+    tells them), its type's answer kept."""
     kind = type(value)
     if kind not in _TENSOR_TYPES:
-        tensor = kind.__module__.startswith("torch") and hasattr(kind, "data_ptr")
-        _TENSOR_TYPES[kind] = sys.modules["torch"].strided if tensor else None
+        _TENSOR_TYPES[kind] = sys.modules["torch"].strided if is_torch_tensor(value) else None
     strided = _TENSOR_TYPES[kind]
     return strided is not None and getattr(value, "is_cpu", False) is True and getattr(value, "layout", None) is strided
 

@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from kdsl.errors import Loc, MemoryAccessError
+from kdsl.runtime.arrays import is_torch_tensor
 
 
 @dataclass
@@ -32,9 +33,8 @@ class Span:
 def array_span(obj: Any, address: int, itemsize: int) -> tuple[int, int]:
     """The byte range [lo, hi) the elements of `obj` (whose first element is at `address`)
     cover; empty (address, address) when it has no elements."""
-    if isinstance(obj, np.ndarray) and obj.flags.c_contiguous:
-        return address, address + obj.nbytes
-    if type(obj).__module__.startswith("torch") and hasattr(obj, "is_contiguous") and obj.is_contiguous():
+    contiguous = obj.flags.c_contiguous if isinstance(obj, np.ndarray) else is_torch_tensor(obj) and obj.is_contiguous()
+    if contiguous:
         return address, address + obj.nbytes
     if isinstance(obj, int):  # a bare address, as tests of compiled IR pass: no elements of its own
         return address, address
