@@ -78,10 +78,13 @@ class BoundsChecks:
             return (ir.Constant(I1, 1) if mask is None else low.values[mask] if i is None
                     else low.recomputed(mask, i, within))
 
+        def address(i: ir.Value | None) -> ir.Value:
+            return b.ptrtoint(low.values[ptr] if i is None else low.recomputed(ptr, i, within), I64)
+
         def outside(i: ir.Value | None) -> tuple[ir.Value, ir.Value]:
             """(address of element i, whether it is active and outside every span)."""
-            address = b.ptrtoint(low.values[ptr] if i is None else low.recomputed(ptr, i, within), I64)
-            return address, b.and_(active(i), b.not_(self.inside(arguments, address, size)))
+            at = address(i)
+            return at, b.and_(active(i), b.not_(self.inside(arguments, at, size)))
         if not shape:
             address, bad = outside(None)
             with b.if_then(bad, likely=False):
@@ -91,14 +94,14 @@ class BoundsChecks:
         if low.axis[ptr].contiguity[-1] >= dims[-1]:
             with b.if_then(b.not_(self.rows_inside(ptr, within, arguments, size)), likely=False):
                 if len(arguments) == 1:
-                    self.check_row_ends(ptr, within, arguments[0], size, active, outside, code)
+                    self.check_row_ends(ptr, within, arguments[0], size, active, address, code)
                 else:
                     self.check_elements(dims, outside, code)
             return
         self.check_elements(dims, outside, code)
 
     def check_row_ends(self, ptr: Value, within: set[Operation] | None, argument: int, size: int,
-                       active, outside, code: ir.Value) -> None:
+                       active, address, code: ir.Value) -> None:
         """Rows of consecutive addresses into one array: element j of a row that starts at address
         `a` lies in the array's span [lo, hi) exactly when ceil((lo - a) / size) <= j <=
         floor((hi - size - a) / size), so only the elements before and after that range, all
@@ -117,7 +120,7 @@ class BoundsChecks:
         with element_loop(b, prod(dims[:-1]), "bounds.ends", vectorise=False, unroll=False) as r:
             start = b.mul(r, width, flags=["nuw", "nsw"])
             with low.at_element(start):
-                first = b.ptrtoint(low.recomputed(ptr, start, within), I64)
+                first = address(start)
             begin = clamped(b.neg(b.ashr(b.sub(first, lo), shift)))
             end = clamped(b.add(b.ashr(b.sub(b.sub(hi, ir.Constant(I64, size)), first), shift), one))
             end = b.select(b.icmp_signed("<", end, begin), begin, end)
@@ -126,11 +129,8 @@ class BoundsChecks:
                                   unroll=False) as j:
                     i = b.add(start, j, flags=["nuw", "nsw"])
                     with low.at_element(i):
-                        bad = active(i)  # outside, all of them: only the mask is tested
-                    with b.if_then(bad, likely=False):
-                        with low.at_element(i):
-                            address = outside(i)[0]
-                        report(low, code, i, address)
+                        with b.if_then(active(i), likely=False):  # outside, all of them: only the mask is tested
+                            report(low, code, i, address(i))
 
     def check_elements(self, dims: tuple[int, ...], outside, code: ir.Value) -> None:
         """Test every active element, in a loop that vectorises (a masked tail past an array's end
