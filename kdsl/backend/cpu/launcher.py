@@ -17,11 +17,11 @@ from kdsl.backend.cpu.loops import counted_loop
 from kdsl.ir.core import Function
 
 SLOT_BYTES = 8
+SIGNATURE = ir.FunctionType(ir.VoidType(), [PTR, I64, I64, I32, I32, I32, PTR])  # as abi.LAUNCH_TYPE
 
 
 def emit_launcher(module: ir.Module, fn: Function, kernel: ir.Function, checked: bool) -> ir.Function:
-    sig = ir.FunctionType(ir.VoidType(), [PTR, I64, I64, I32, I32, I32, PTR])
-    launch = ir.Function(module, sig, name=LAUNCH_NAME)
+    launch = ir.Function(module, SIGNATURE, name=LAUNCH_NAME)
     argv, begin, end, gx, gy, gz, status = launch.args
     b = ir.IRBuilder(launch.append_basic_block("entry"))
     args = []

@@ -23,12 +23,12 @@ import platform
 
 from llvmlite import ir
 
+from kdsl.backend.cpu import launcher
 from kdsl.backend.cpu.abi import FUTEX_SYSCALL, POOL_RUN, POOL_SLOT, POOL_STOP, POOL_WORKER
 from kdsl.backend.cpu.llvm_types import I32, I64, PTR
 
 SPINS = 1 << 14  # polls of a futex word before sleeping on it: about 150 us here
 FUTEX_WAIT_PRIVATE, FUTEX_WAKE_PRIVATE = 128, 129
-LAUNCH_TYPE = ir.FunctionType(ir.VoidType(), [PTR, I64, I64, I32, I32, I32, PTR])
 
 
 class _Emitter:
@@ -78,7 +78,7 @@ class _Emitter:
         fn.linkage = "internal"
         state, = fn.args
         b = ir.IRBuilder(fn.append_basic_block("entry"))
-        launch = b.inttoptr(self.get(b, state, "launch"), LAUNCH_TYPE.as_pointer())
+        launch = b.inttoptr(self.get(b, state, "launch"), launcher.SIGNATURE.as_pointer())
         argv, status = (b.inttoptr(self.get(b, state, name), PTR) for name in ("argv", "status"))
         total, chunk = self.get(b, state, "total"), self.get(b, state, "chunk")
         gx, gy, gz = (b.trunc(self.get(b, state, name), I32) for name in ("gx", "gy", "gz"))
